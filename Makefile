@@ -1,0 +1,45 @@
+# beatwatch: `make run` starts the daemon on ./inbox, `make test` runs the suite.
+# Both work on a fresh Debian machine with Python 3.11, pip and apt.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := ffmpeg fluidsynth fluid-soundfont-gm
+export TF_CPP_MIN_LOG_LEVEL := 3
+
+.PHONY: install system-deps run test bench bench-accuracy clean
+
+install: system-deps $(STAMP)
+
+# ffmpeg decodes every format; fluidsynth + the GM soundfont render the test and benchmark songs.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+run: install
+	mkdir -p inbox
+	$(BIN)/beatwatch run --config config.example.toml
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m bench.speed
+
+bench-accuracy: install
+	$(BIN)/python -m bench.accuracy
+
+clean:
+	rm -rf $(VENV) .bench .pytest_cache

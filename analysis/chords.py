@@ -1,0 +1,90 @@
+"""Chords: madmom's CNN chord features decoded by its CRF, with posteriors for confidence.
+
+madmom's CRF gives only the best path; running forward-backward over the same
+potentials gives each frame's label probability, so a chord's confidence is
+the mean probability the model itself puts on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from madmom.audio.signal import Signal
+from madmom.features.chords import CNNChordFeatureProcessor
+from madmom.ml.crf import ConditionalRandomField
+from madmom.models import CHORDS_CFCRF
+from scipy.special import logsumexp
+
+FPS = 10
+# madmom's class order: 12 major triads from A, 12 minor triads from A, then no-chord.
+PITCHES = ("A", "A#", "B", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#")
+LABELS = tuple(f"{p}:maj" for p in PITCHES) + tuple(f"{p}:min" for p in PITCHES) + ("N",)
+NO_CHORD = len(LABELS) - 1
+
+
+@dataclass(frozen=True)
+class ChordSegment:
+    start: float
+    end: float
+    label: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ChordFrames:
+    """Per-frame chord posteriors, shape (frames, 25), on a FPS clock, plus the decoded classes."""
+
+    posteriors: np.ndarray
+    path: np.ndarray
+    fps: int = FPS
+
+
+class ChordRecognizer:
+    """Feature CNN and CRF, both loaded once."""
+
+    def __init__(self) -> None:
+        self._features = CNNChordFeatureProcessor()
+        self._crf = ConditionalRandomField.load(CHORDS_CFCRF[0])
+
+    def frames(self, mono: np.ndarray, sample_rate: int) -> ChordFrames:
+        feats = np.asarray(self._features(Signal(mono, sample_rate=sample_rate, num_channels=1)))
+        if len(feats) == 0:
+            return ChordFrames(np.zeros((0, len(LABELS))), np.zeros(0, dtype=int))
+        return ChordFrames(posteriors=crf_posteriors(self._crf, feats), path=np.asarray(self._crf(feats), dtype=int))
+
+    def __call__(self, mono: np.ndarray, sample_rate: int) -> list[ChordSegment]:
+        return segments(self.frames(mono, sample_rate))
+
+
+def crf_posteriors(crf: ConditionalRandomField, observations: np.ndarray) -> np.ndarray:
+    """Forward-backward marginals of madmom's linear-chain CRF (same potentials as its Viterbi)."""
+    unary = crf.c + observations @ crf.W
+    n, k = unary.shape
+    alpha = np.empty((n, k))
+    prev = crf.pi
+    for i in range(n):
+        alpha[i] = logsumexp(prev[:, None] + crf.A, axis=0) + unary[i]
+        prev = alpha[i]
+    beta = np.empty((n, k))
+    beta[-1] = crf.tau
+    for i in range(n - 2, -1, -1):
+        beta[i] = logsumexp(crf.A + (unary[i + 1] + beta[i + 1])[None, :], axis=1)
+    log_post = alpha + beta
+    log_post -= logsumexp(log_post, axis=1, keepdims=True)
+    return np.exp(log_post)
+
+
+def segments(frames: ChordFrames) -> list[ChordSegment]:
+    """Runs of one decoded class become segments; confidence is the mean posterior of that class."""
+    path = frames.path
+    if len(path) == 0:
+        return []
+    bounds = np.flatnonzero(np.diff(path)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(path)]])
+    return [
+        ChordSegment(start=s / frames.fps, end=e / frames.fps, label=LABELS[path[s]],
+                     confidence=float(frames.posteriors[s:e, path[s]].mean()))
+        for s, e in zip(starts, ends)
+    ]

@@ -1,0 +1,159 @@
+"""Accuracy of one song: its ground truth against a beatwatch sidecar, both as parsed JSON.
+
+The ground truth has the sidecar's own shape (summary + timeline), so
+`score(truth, truth)` is all ones, which keeps these functions honest. The
+measures follow MIREX as mir_eval implements it; a part missing from the
+sidecar scores 0 (an analysis that says nothing is wrong), while a part
+that is present but malformed raises SidecarError naming the measure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import mir_eval
+import numpy as np
+
+BEAT_WINDOW_S = 0.07
+TEMPO_TOLERANCE = 0.04
+CURVE_STEP_S = 0.05
+KEY_CHANGE_BARS = 2
+
+
+class SidecarError(ValueError):
+    """A sidecar part that exists but cannot be read (unsorted, bad label, wrong type)."""
+
+
+def _times(items: Sequence[dict], field: str = "time") -> np.ndarray:
+    return np.sort(np.array([float(item[field]) for item in items], dtype=np.float64))
+
+
+def beat_f_measure(reference: np.ndarray, estimated: np.ndarray) -> float:
+    """mir_eval's F-measure with a 70 ms window, both lists trimmed to beats after 5 s as mir_eval does."""
+    reference = mir_eval.beat.trim_beats(np.sort(reference))
+    estimated = mir_eval.beat.trim_beats(np.sort(estimated))
+    if reference.size == 0:
+        raise ValueError("the ground truth has no beats after 5 s")
+    if estimated.size == 0:
+        return 0.0
+    return float(mir_eval.beat.f_measure(reference, estimated, f_measure_threshold=BEAT_WINDOW_S))
+
+
+def tempo_acc1(reference_bpm: float, estimated_bpm: float | None) -> float:
+    """1 when the estimate is within 4 % of the truth; half or double tempo is wrong."""
+    if estimated_bpm is None:
+        return 0.0
+    return float(abs(float(estimated_bpm) - reference_bpm) <= TEMPO_TOLERANCE * reference_bpm)
+
+
+def _curve(points: Sequence[dict], grid: np.ndarray) -> np.ndarray:
+    ordered = sorted(points, key=lambda p: float(p["time"]))
+    return np.interp(grid, [float(p["time"]) for p in ordered], [float(p["bpm"]) for p in ordered])
+
+
+def tempo_curve_accuracy(reference: Sequence[dict], estimated: Sequence[dict], start: float, end: float) -> float:
+    """Share of the music (sampled every 50 ms) where the interpolated estimated tempo is within 4 % of the truth."""
+    if not estimated:
+        return 0.0
+    grid = np.arange(start, end, CURVE_STEP_S)
+    truth = _curve(reference, grid)
+    return float(np.mean(np.abs(_curve(estimated, grid) - truth) <= TEMPO_TOLERANCE * truth))
+
+
+def _labelled(segments: Sequence[dict]) -> tuple[np.ndarray, list[str]]:
+    ordered = sorted(segments, key=lambda s: float(s["start"]))
+    intervals = np.array([[float(s["start"]), float(s["end"])] for s in ordered], dtype=np.float64)
+    return intervals.reshape(-1, 2), [str(s["label"]) for s in ordered]
+
+
+def chord_majmin(reference: Sequence[dict], estimated: Sequence[dict]) -> float:
+    """Duration-weighted majmin accuracy over the truth's span, as mir_eval.chord.evaluate computes it."""
+    ref_intervals, ref_labels = _labelled(reference)
+    if not estimated:
+        return 0.0
+    est_intervals, est_labels = _labelled(estimated)
+    est_intervals, est_labels = mir_eval.util.adjust_intervals(
+        est_intervals, est_labels, ref_intervals.min(), ref_intervals.max(),
+        mir_eval.chord.NO_CHORD, mir_eval.chord.NO_CHORD)
+    intervals, ref_labels, est_labels = mir_eval.util.merge_labeled_intervals(
+        ref_intervals, ref_labels, est_intervals, est_labels)
+    durations = mir_eval.util.intervals_to_durations(intervals)
+    return float(mir_eval.chord.weighted_accuracy(mir_eval.chord.majmin(ref_labels, est_labels), durations))
+
+
+def bar_chord_accuracy(reference_bars: Sequence[dict], reference_chords: Sequence[dict],
+                       estimated_bars: Sequence[dict]) -> float | None:
+    """Share of one-chord bars whose sidecar bar (starting within half a beat) names that chord (majmin).
+
+    Bars holding two chords have no single right answer and are skipped; None when no bar qualifies.
+    """
+    estimated_times = np.array([float(b["time"]) for b in estimated_bars])
+    hits = []
+    for bar in reference_bars:
+        start, end = float(bar["time"]), float(bar["time"]) + float(bar["duration"])
+        if sum(1 for c in reference_chords if min(end, c["end"]) - max(start, c["start"]) > 1e-6) != 1:
+            continue
+        label = mir_eval.chord.NO_CHORD
+        if estimated_times.size:
+            nearest = int(np.argmin(np.abs(estimated_times - start)))
+            if abs(estimated_times[nearest] - start) <= float(bar["duration"]) / int(bar["beats"]) / 2:
+                label = estimated_bars[nearest].get("chord") or mir_eval.chord.NO_CHORD
+        hits.append(float(mir_eval.chord.majmin([bar["chord"]], [label])[0] == 1.0))
+    return float(np.mean(hits)) if hits else None
+
+
+def key_mirex(reference: str, estimated: str | None) -> float:
+    """MIREX weighted key score: 1 same, 0.5 fifth, 0.3 relative, 0.2 parallel, else 0."""
+    if not estimated:
+        return 0.0
+    return float(mir_eval.key.weighted_score(reference, estimated))
+
+
+def key_change_recall(changes: Sequence[float], tolerances: Sequence[float], estimated_keys: Sequence[dict]) -> float:
+    """Share of true key changes with a sidecar key change (a new key label) within the tolerance."""
+    ordered = sorted(estimated_keys, key=lambda k: float(k["start"]))
+    found = np.array([float(b["start"]) for a, b in zip(ordered, ordered[1:]) if a["key"] != b["key"]])
+    hits = [found.size > 0 and bool(np.min(np.abs(found - change)) <= tol) for change, tol in zip(changes, tolerances)]
+    return float(np.mean(hits))
+
+
+def _bar_at(bars: Sequence[dict], time: float) -> dict:
+    return max((b for b in bars if float(b["time"]) <= time + 1e-6), key=lambda b: float(b["time"]))
+
+
+def score(truth: dict, sidecar: dict) -> dict[str, float]:
+    """Every measure that applies to this song, each in 0..1.
+
+    tempo_acc1 only for steady songs, tempo_curve only for ramped or stepped ones, key_change only
+    for songs that modulate, bar_chord only when some bar holds a single chord.
+    """
+    ref, est = truth["timeline"], sidecar.get("timeline") or {}
+    summary = sidecar.get("summary") or {}
+    ref_beats = ref["beats"]
+    measures = {
+        "beat_f": lambda: beat_f_measure(_times(ref_beats), _times(est.get("beats") or [])),
+        "downbeat_f": lambda: beat_f_measure(
+            _times([b for b in ref_beats if b["position"] == 1]),
+            _times([b for b in est.get("beats") or [] if b.get("position") == 1])),
+        "meter": lambda: float(summary.get("meter") == truth["summary"]["meter"]),
+        "chord_majmin": lambda: chord_majmin(ref["chords"], est.get("chords") or []),
+        "bar_chord": lambda: bar_chord_accuracy(ref["bars"], ref["chords"], est.get("bars") or []),
+        "key_mirex": lambda: key_mirex(truth["summary"]["key"], summary.get("key")),
+    }
+    if truth["tempo_kind"] == "steady":
+        measures["tempo_acc1"] = lambda: tempo_acc1(truth["summary"]["bpm"], summary.get("bpm"))
+    else:
+        measures["tempo_curve"] = lambda: tempo_curve_accuracy(
+            ref["tempo"], est.get("tempo") or [], truth["music"]["start"], truth["music"]["end"])
+    if truth["key_changes"]:
+        tolerances = [KEY_CHANGE_BARS * float(_bar_at(ref["bars"], t)["duration"]) for t in truth["key_changes"]]
+        measures["key_change"] = lambda: key_change_recall(truth["key_changes"], tolerances, est.get("keys") or [])
+    metrics = {}
+    for name, measure in measures.items():
+        try:
+            value = measure()
+        except (ValueError, KeyError, TypeError, mir_eval.chord.InvalidChordException) as error:
+            raise SidecarError(f"{name}: {error}") from error
+        if value is not None:
+            metrics[name] = value
+    return metrics

@@ -1,0 +1,1 @@
+"""The beatwatch service: configuration, command line, and (later) watcher, scheduler and workers."""

@@ -1,0 +1,181 @@
+"""The `beatwatch` command. Errors print one sentence and map to exit codes 0 ok, 1 failure, 2 usage/config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import config as config_mod
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma"}
+log = logging.getLogger("beatwatch")
+
+
+class UsageError(Exception):
+    """Bad arguments: exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="beatwatch", description="Beat-accurate timelines for a folder of music.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details and tracebacks to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon in the foreground (systemd runs this)")
+    run.add_argument("--config", type=Path, help="TOML config file (default: $BEATWATCH_CONFIG or ./beatwatch.toml)")
+
+    analyze = sub.add_parser("analyze", help="analyse files or folders once, without the daemon")
+    analyze.add_argument("paths", nargs="+", type=Path, metavar="FILE", help="audio files, or folders to search")
+    analyze.add_argument("--out", type=Path, help="write sidecars into this folder instead of next to the audio")
+    analyze.add_argument("--json", action="store_true", help="print the sidecar document(s) on stdout")
+    analyze.add_argument("--no-db", action="store_true", help="write sidecars only, no SQLite rows")
+    analyze.add_argument("--config", type=Path, help="TOML config file")
+
+    show = sub.add_parser("show", help="one analysed track's summary")
+    show.add_argument("target", metavar="PATH|HASH")
+    show.add_argument("--json", action="store_true", help="print the whole sidecar document")
+    show.add_argument("--config", type=Path, help="TOML config file")
+
+    cfg = sub.add_parser("config", help="configuration tools")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = cfg_sub.add_parser("check", help="validate a config file and print the effective values")
+    check.add_argument("file", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers = {"run": cmd_run, "analyze": cmd_analyze, "show": cmd_show, "config": cmd_config_check}
+    try:
+        return handlers[args.command](args)
+    except (config_mod.ConfigError, UsageError) as exc:
+        print(f"beatwatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    except BrokenPipeError:  # `beatwatch ... | head` closed the pipe: not an error
+        sys.stdout = open("/dev/null", "w")
+        return EXIT_OK
+
+
+def iter_audio(paths: list[Path]) -> Iterator[Path]:
+    """Files as given; folders searched recursively for audio extensions, in sorted order."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+        else:
+            yield path
+
+
+def _one_line(doc: dict, sidecar: Path) -> str:
+    s = doc["summary"]
+    parts = [doc["file"]["path"] + ":"]
+    parts.append(f"{s['bpm']:.1f} BPM" if s["bpm"] is not None else "no tempo")
+    if s["meter"]:
+        parts.append(f"{s['meter']}/4")
+    parts.append(s["key"] or "no key")
+    if s["loudness_lufs"] is not None:
+        parts.append(f"{s['loudness_lufs']:.1f} LUFS")
+    parts.append(f"({doc['performance']['realtime_factor']}x realtime)")
+    notes = "; ".join(doc.get("notes", []))
+    return " ".join(parts) + (f" [{notes}]" if notes else "") + f" -> {sidecar}"
+
+
+def _open_store(settings: config_mod.Settings):
+    from store.db import open_database
+    return open_database(settings.store.url)
+
+
+def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir: Path | None,
+                 engine, quiet: bool) -> tuple[list[dict], int]:
+    """Analyse each file with one Analyzer; a failure is reported in one line and the rest go on."""
+    from analysis.errors import AnalysisError
+    from analysis.pipeline import Analyzer
+    from .jobrun import analyze_file
+
+    analyzer = Analyzer()
+    documents, failed = [], 0
+    for path in files:
+        try:
+            outcome = analyze_file(analyzer, path, output_dir=output_dir, engine=engine,
+                                   max_duration_s=settings.jobs.max_duration_s)
+        except AnalysisError as exc:
+            failed += 1
+            print(f"beatwatch: {exc}", file=sys.stderr)
+            continue
+        except Exception as exc:  # one bad file must not stop the others
+            failed += 1
+            log.debug("analysis of %s failed", path, exc_info=True)
+            print(f"beatwatch: {path}: analysis failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+            continue
+        documents.append(outcome.document)
+        if not quiet:
+            print(_one_line(outcome.document, outcome.sidecar), flush=True)
+    return documents, failed
+
+
+def cmd_analyze(args) -> int:
+    settings = config_mod.load(args.config)
+    files = list(iter_audio(args.paths))
+    if not files:
+        raise UsageError("no audio files found in " + ", ".join(str(p) for p in args.paths))
+    output_dir = args.out.absolute() if args.out else settings.output.dir
+    engine = None if args.no_db else _open_store(settings)
+    documents, failed = _analyze_all(files, settings, output_dir=output_dir, engine=engine, quiet=args.json)
+    if args.json:
+        json.dump(documents[0] if len(files) == 1 and documents else documents, sys.stdout, ensure_ascii=False, indent=1)
+        print()
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_show(args) -> int:
+    from store.records import find_analysis
+
+    settings = config_mod.load(args.config)
+    try:
+        found = find_analysis(_open_store(settings), args.target)
+    except LookupError as exc:
+        print(f"beatwatch: {args.target}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if found is None:
+        print(f"beatwatch: {args.target}: no analysed track with this path or hash", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        sidecar = found.get("sidecar_path")
+        if not sidecar or not Path(sidecar).exists():
+            print(f"beatwatch: {args.target}: sidecar {sidecar} is missing", file=sys.stderr)
+            return EXIT_FAILED
+        sys.stdout.write(Path(sidecar).read_text(encoding="utf-8") + "\n")
+        return EXIT_OK
+    width = max(len(k) for k in found)
+    for key, value in found.items():
+        print(f"{key:<{width}}  {value if value is not None else '-'}")
+    return EXIT_OK
+
+
+def cmd_config_check(args) -> int:
+    settings = config_mod.load(args.file)
+    print(f"# {args.file}: valid; effective values (environment overrides applied)")
+    for section, values in config_mod.effective_values(settings).items():
+        print(f"[{section}]")
+        for key, value in values.items():
+            print(f"{key} = {json.dumps('' if value is None else value)}")
+        print()
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    settings = config_mod.load(args.config)
+    inbox = settings.inbox.path
+    inbox.mkdir(parents=True, exist_ok=True)
+    print(f"beatwatch: watching is not built yet; analysing {inbox} once", file=sys.stderr, flush=True)
+    _documents, failed = _analyze_all(list(iter_audio([inbox])), settings, output_dir=settings.output.dir,
+                                      engine=_open_store(settings), quiet=False)
+    return EXIT_FAILED if failed else EXIT_OK

@@ -1,0 +1,192 @@
+"""Configuration: one TOML file, `BEATWATCH_<SECTION>__<KEY>` environment overrides, validated once.
+
+Every key has a default here, so an empty file is a valid config; unknown
+keys are refused so a typo never silently does nothing. Relative paths are
+resolved against the config file's folder, as users expect when systemd
+starts the daemon from `/`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_ENV = "BEATWATCH_CONFIG"
+DEFAULT_IGNORE = [
+    "*.part", "*.tmp", "*.crdownload", "*.partial", "*.download", ".*", "~$*", "*~",
+    "Thumbs.db", "desktop.ini", "*.beatwatch.json", "*.beatwatch.png",
+]
+
+
+class ConfigError(Exception):
+    """A config file or value that cannot be used; the message names the file, key and value."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Inbox(Section):
+    path: Path = Path("inbox")
+    after: Literal["leave", "move"] = "leave"
+
+
+class Store(Section):
+    url: str = "sqlite:///beatwatch.db"
+
+
+class Output(Section):
+    dir: Path | None = None
+    plots: bool = False
+
+    @field_validator("dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value):
+        return None if value == "" else value
+
+
+class Watch(Section):
+    settle_s: float = Field(2.0, ge=0)
+    rescan_interval_s: float = Field(300.0, gt=0)
+    polling: bool = False
+    ignore: list[str] = Field(default_factory=lambda: list(DEFAULT_IGNORE))
+
+
+class Jobs(Section):
+    max_attempts: int = Field(3, ge=1)
+    timeout_s: float = Field(900.0, gt=0)
+    memory_mb: int = Field(2048, ge=128)
+    max_duration_s: float = Field(6 * 3600.0, gt=0)
+
+
+class Workers(Section):
+    count: int = Field(0, ge=0)
+    max_jobs_per_child: int = Field(50, ge=1)
+
+
+class Resources(Section):
+    max_cpu_percent: float = Field(90.0, gt=0, le=100)
+    min_available_mb: int = Field(512, ge=0)
+    max_temp_c: float = Field(90.0, gt=0)
+    pause_on_battery: bool = False
+    nice: int = Field(10, ge=0, le=19)
+
+
+class Inference(Section):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    mode: Literal["process", "in_worker"] = "in_worker"
+    max_batch: int = Field(16, ge=1)
+    max_wait_ms: float = Field(20.0, ge=0)
+
+
+class Analysis(Section):
+    chunk_s: float = Field(600.0, ge=30)
+
+
+class Models(Section):
+    dir: Path = Path("models")
+
+
+class Shutdown(Section):
+    grace_s: float = Field(30.0, ge=0)
+
+
+class Settings(BaseSettings):
+    """The whole configuration; `load` is the way to build one."""
+
+    model_config = SettingsConfigDict(env_prefix="BEATWATCH_", env_nested_delimiter="__", extra="forbid")
+
+    inbox: Inbox = Inbox()
+    store: Store = Store()
+    output: Output = Output()
+    watch: Watch = Watch()
+    jobs: Jobs = Jobs()
+    workers: Workers = Workers()
+    resources: Resources = Resources()
+    inference: Inference = Inference()
+    analysis: Analysis = Analysis()
+    models: Models = Models()
+    shutdown: Shutdown = Shutdown()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file, which arrives as init arguments.
+        return env_settings, init_settings
+
+
+def default_config_path() -> Path | None:
+    """$BEATWATCH_CONFIG, else ./beatwatch.toml when present, else none (all defaults)."""
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    local = Path("beatwatch.toml")
+    return local if local.exists() else None
+
+
+def load(path: str | os.PathLike | None = None) -> Settings:
+    """Read, validate and resolve a config; raises ConfigError with one readable sentence."""
+    path = Path(path) if path is not None else default_config_path()
+    data: dict = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read config file ({exc})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    return resolve_paths(settings, (path.parent if path is not None else Path.cwd()).resolve())
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    where = str(path) if path is not None else "config"
+    if first["type"] == "extra_forbidden":
+        message = f"{where}: unknown key {key}"
+    elif first["type"] == "missing":
+        message = f"{where}: {key} is required"
+    else:
+        message = f"{where}: {key} = {first.get('input')!r} is invalid: {first['msg']}"
+    more = exc.error_count() - 1
+    return message + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Make every path absolute against base, including a relative SQLite file in store.url."""
+    def absolute(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p).resolve()
+
+    update = {
+        "inbox": settings.inbox.model_copy(update={"path": absolute(settings.inbox.path)}),
+        "models": settings.models.model_copy(update={"dir": absolute(settings.models.dir)}),
+        "output": settings.output.model_copy(
+            update={"dir": absolute(settings.output.dir) if settings.output.dir else None}),
+        "store": settings.store.model_copy(update={"url": _resolve_sqlite_url(settings.store.url, base)}),
+    }
+    return settings.model_copy(update=update)
+
+
+def _resolve_sqlite_url(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    rest = url[len(prefix):]
+    if rest in ("", ":memory:") or rest.startswith("/"):
+        return url
+    return prefix + str((base / rest).resolve())
+
+
+def effective_values(settings: Settings) -> dict[str, dict]:
+    """Section → key → value, in the same shape as the TOML file, for `config check`."""
+    return settings.model_dump(mode="json")

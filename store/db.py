@@ -1,0 +1,87 @@
+"""Opening the database: the one place that decides how every connection behaves.
+
+The daemon, its workers and the CLI share one SQLite file, so each connection
+gets WAL (readers never block the writer), a busy timeout (writers queue
+rather than fail), enforced foreign keys (deleting an analysis must cascade
+to its beats) and synchronous=NORMAL (safe with WAL, far fewer fsyncs).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from .migrations import migrate
+from .transactions import emit_begin
+
+BUSY_TIMEOUT_MS = 10_000
+PRAGMAS = (f"busy_timeout={BUSY_TIMEOUT_MS}", "foreign_keys=ON", "synchronous=NORMAL")
+
+
+def sqlite_url(path: str | os.PathLike[str]) -> str:
+    """An absolute, escaped URL, so neither the working directory nor a `?` in a name changes the file opened."""
+    database = str(Path(path).expanduser().absolute())
+    return URL.create("sqlite", database=database).render_as_string(hide_password=False)
+
+
+def open_database(url: str) -> Engine:
+    """An engine for any SQLAlchemy URL whose schema is already current."""
+    parsed = make_url(url)
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite:
+        _create_parent_folder(parsed)
+    engine = create_engine(parsed)
+    if is_sqlite:
+        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", emit_begin)
+    try:
+        migrate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _create_parent_folder(url: URL) -> None:
+    """SQLite creates the file but not its folder; memory and `file:` URI databases have no folder to make."""
+    database = url.database
+    if not database or database == ":memory:" or url.query.get("uri"):
+        return
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
+    # None hands BEGIN over to emit_begin; see transactions.py.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in PRAGMAS:
+            cursor.execute(f"PRAGMA {pragma}")
+        _enable_wal(cursor)
+    finally:
+        cursor.close()
+
+
+def _enable_wal(cursor: sqlite3.Cursor) -> None:
+    """Retry the switch to WAL for as long as busy_timeout would wait.
+
+    Switching a new file to WAL needs an exclusive lock, and SQLite answers
+    SQLITE_BUSY at once instead of consulting busy_timeout, so processes
+    opening a fresh database together would otherwise fail at random.
+    Once the file is in WAL mode the pragma is a no-op.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

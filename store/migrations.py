@@ -1,0 +1,247 @@
+"""Versioned schema steps; a database only ever moves forward.
+
+Each step's DDL is frozen text rather than generated from models.py: the
+models describe the newest schema, while a step must keep meaning what it
+meant when databases were created with it, so later steps can ALTER them.
+Steps add and reshape, never drop user data. A new schema change is one
+more `Step` appended to `STEPS`, with the next version number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from sqlalchemy import Connection, Engine, inspect, text
+
+from .transactions import write_transaction
+
+Action = str | Callable[[Connection], None]
+
+
+class Step(NamedTuple):
+    version: int
+    description: str
+    actions: Sequence[Action]
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer beatwatch; running older code on it could corrupt it."""
+
+
+_FILES = """
+CREATE TABLE files (
+    id INTEGER NOT NULL PRIMARY KEY,
+    content_hash TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    size INTEGER,
+    mtime REAL,
+    format TEXT,
+    first_seen TEXT,
+    last_seen TEXT
+)"""
+
+_FILE_PATHS = """
+CREATE TABLE file_paths (
+    id INTEGER NOT NULL PRIMARY KEY,
+    file_id INTEGER NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    seen_at TEXT,
+    FOREIGN KEY (file_id) REFERENCES files (id) ON DELETE CASCADE
+)"""
+
+# AUTOINCREMENT: a re-saved analysis must get a new id, never its deleted predecessor's.
+_ANALYSES = """
+CREATE TABLE analyses (
+    id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    file_id INTEGER NOT NULL,
+    analyzer_version TEXT NOT NULL,
+    created_at TEXT,
+    duration REAL,
+    sample_rate INTEGER,
+    channels INTEGER,
+    bpm REAL,
+    bpm_confidence REAL,
+    meter INTEGER,
+    key TEXT,
+    key_confidence REAL,
+    loudness_lufs REAL,
+    loudness_range_lu REAL,
+    danceability REAL,
+    energy REAL,
+    device TEXT,
+    wall_s REAL,
+    realtime_factor REAL,
+    sidecar_path TEXT,
+    UNIQUE (file_id, analyzer_version),
+    FOREIGN KEY (file_id) REFERENCES files (id) ON DELETE CASCADE
+)"""
+
+_BEATS = """
+CREATE TABLE beats (
+    analysis_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    time REAL NOT NULL,
+    bar INTEGER,
+    position INTEGER,
+    confidence REAL,
+    transient_time REAL,
+    transient_strength REAL,
+    PRIMARY KEY (analysis_id, idx),
+    FOREIGN KEY (analysis_id) REFERENCES analyses (id) ON DELETE CASCADE
+)"""
+
+_BARS = """
+CREATE TABLE bars (
+    analysis_id INTEGER NOT NULL,
+    bar INTEGER NOT NULL,
+    time REAL NOT NULL,
+    duration REAL,
+    beats INTEGER,
+    chord TEXT,
+    chord_confidence REAL,
+    loudness REAL,
+    PRIMARY KEY (analysis_id, bar),
+    FOREIGN KEY (analysis_id) REFERENCES analyses (id) ON DELETE CASCADE
+)"""
+
+_CHORDS = """
+CREATE TABLE chords (
+    analysis_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    start REAL NOT NULL,
+    "end" REAL NOT NULL,
+    label TEXT NOT NULL,
+    confidence REAL,
+    PRIMARY KEY (analysis_id, idx),
+    FOREIGN KEY (analysis_id) REFERENCES analyses (id) ON DELETE CASCADE
+)"""
+
+_KEY_SEGMENTS = """
+CREATE TABLE key_segments (
+    analysis_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    start REAL NOT NULL,
+    "end" REAL NOT NULL,
+    key TEXT,
+    confidence REAL,
+    PRIMARY KEY (analysis_id, idx),
+    FOREIGN KEY (analysis_id) REFERENCES analyses (id) ON DELETE CASCADE
+)"""
+
+_TAGS = """
+CREATE TABLE tags (
+    analysis_id INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    label TEXT NOT NULL,
+    score REAL,
+    PRIMARY KEY (analysis_id, model, label),
+    FOREIGN KEY (analysis_id) REFERENCES analyses (id) ON DELETE CASCADE
+)"""
+
+_TRACKS = """
+CREATE VIEW tracks AS
+SELECT
+    f.id AS file_id,
+    a.id AS analysis_id,
+    f.path AS path,
+    f.content_hash AS content_hash,
+    f.format AS format,
+    f.size AS size,
+    a.duration AS duration,
+    a.bpm AS bpm,
+    a.bpm_confidence AS bpm_confidence,
+    a.meter AS meter,
+    a.key AS key,
+    a.key_confidence AS key_confidence,
+    a.loudness_lufs AS loudness_lufs,
+    a.loudness_range_lu AS loudness_range_lu,
+    a.danceability AS danceability,
+    a.energy AS energy,
+    a.analyzer_version AS analyzer_version,
+    a.created_at AS analyzed_at,
+    a.sidecar_path AS sidecar_path
+FROM files AS f
+JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
+
+STEPS: list[Step] = [
+    Step(1, "files, their paths, analyses with beats, bars, chords, keys and tags; the tracks view", [
+        _FILES,
+        "CREATE INDEX ix_files_path ON files (path)",
+        _FILE_PATHS,
+        "CREATE INDEX ix_file_paths_file_id ON file_paths (file_id)",
+        _ANALYSES,
+        "CREATE INDEX ix_analyses_bpm ON analyses (bpm)",
+        "CREATE INDEX ix_analyses_key ON analyses (key)",
+        _BEATS,
+        "CREATE INDEX ix_beats_analysis_id_time ON beats (analysis_id, time)",
+        _BARS,
+        _CHORDS,
+        _KEY_SEGMENTS,
+        _TAGS,
+        _TRACKS,
+    ]),
+]
+
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)"""
+
+
+def current_version(engine: Engine) -> int:
+    """0 for a database no step has touched."""
+    with engine.connect() as conn:
+        return _version(conn)
+
+
+def migrate(engine: Engine, steps: Sequence[Step] = STEPS) -> int:
+    """Apply the missing steps in order, each in its own transaction; return the version reached.
+
+    Several processes may start at once; each step re-reads the version under
+    the write lock, so a step another process just applied is skipped.
+    """
+    target = _target(steps)
+    if _checked(current_version(engine), target) == target:
+        return target
+    for step in steps:
+        with write_transaction(engine) as conn:
+            conn.exec_driver_sql(_VERSION_TABLE)
+            if _checked(_version(conn), target) >= step.version:
+                continue
+            for action in step.actions:
+                if isinstance(action, str):
+                    conn.exec_driver_sql(action)
+                else:
+                    action(conn)
+            conn.execute(
+                text("INSERT INTO schema_version (version, description, applied_at) VALUES (:v, :d, :t)"),
+                {"v": step.version, "d": step.description, "t": datetime.now(UTC).isoformat(timespec="seconds")},
+            )
+    return target
+
+
+def _version(conn: Connection) -> int:
+    if not inspect(conn).has_table("schema_version"):
+        return 0
+    return conn.scalar(text("SELECT coalesce(max(version), 0) FROM schema_version"))
+
+
+def _target(steps: Sequence[Step]) -> int:
+    """Versions must run 1, 2, 3...: a gap or a reordering would let a database skip a step."""
+    versions = [step.version for step in steps]
+    if versions != list(range(1, len(versions) + 1)):
+        raise ValueError(f"migration versions must be 1, 2, 3, ... in order, got {versions}")
+    return len(versions)
+
+
+def _checked(version: int, target: int) -> int:
+    if version > target:
+        raise SchemaTooNew(
+            f"the database is at schema version {version}, newer than this beatwatch knows ({target}); "
+            "upgrade beatwatch to use it"
+        )
+    return version

@@ -1,0 +1,145 @@
+"""ORM models for the schema that migrations.py builds.
+
+They must agree with the migrated schema column for column (a test compares
+the two); they never create tables themselves. The type map makes
+`create_all` emit the same INTEGER/REAL/TEXT names the DDL uses, which is
+what lets that test compare types too. The `tracks` view is plain SQL and
+has no model.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import REAL, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {int: Integer, float: REAL, str: Text}
+
+
+# Children live and die with their parent; passive_deletes leaves unloaded ones to ON DELETE CASCADE.
+_CHILDREN = "all, delete-orphan"
+
+
+def _analysis_fk() -> Mapped[int]:
+    return mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), primary_key=True)
+
+
+class File(Base):
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    content_hash: Mapped[str] = mapped_column(unique=True)
+    path: Mapped[str] = mapped_column(index=True)
+    size: Mapped[int | None]
+    mtime: Mapped[float | None]
+    format: Mapped[str | None]
+    first_seen: Mapped[str | None]
+    last_seen: Mapped[str | None]
+
+    paths: Mapped[list[FilePath]] = relationship(back_populates="file", cascade=_CHILDREN, passive_deletes=True)
+    analyses: Mapped[list[Analysis]] = relationship(back_populates="file", cascade=_CHILDREN, passive_deletes=True)
+
+
+class FilePath(Base):
+    __tablename__ = "file_paths"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(unique=True)
+    seen_at: Mapped[str | None]
+
+    file: Mapped[File] = relationship(back_populates="paths")
+
+
+class Analysis(Base):
+    __tablename__ = "analyses"
+    __table_args__ = (UniqueConstraint("file_id", "analyzer_version"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"))
+    analyzer_version: Mapped[str]
+    created_at: Mapped[str | None]
+    duration: Mapped[float | None]
+    sample_rate: Mapped[int | None]
+    channels: Mapped[int | None]
+    bpm: Mapped[float | None] = mapped_column(index=True)
+    bpm_confidence: Mapped[float | None]
+    meter: Mapped[int | None]
+    key: Mapped[str | None] = mapped_column(index=True)
+    key_confidence: Mapped[float | None]
+    loudness_lufs: Mapped[float | None]
+    loudness_range_lu: Mapped[float | None]
+    danceability: Mapped[float | None]
+    energy: Mapped[float | None]
+    device: Mapped[str | None]
+    wall_s: Mapped[float | None]
+    realtime_factor: Mapped[float | None]
+    sidecar_path: Mapped[str | None]
+
+    file: Mapped[File] = relationship(back_populates="analyses")
+    beats: Mapped[list[Beat]] = relationship(order_by="Beat.idx", cascade=_CHILDREN, passive_deletes=True)
+    bars: Mapped[list[Bar]] = relationship(order_by="Bar.bar", cascade=_CHILDREN, passive_deletes=True)
+    chords: Mapped[list[Chord]] = relationship(order_by="Chord.idx", cascade=_CHILDREN, passive_deletes=True)
+    key_segments: Mapped[list[KeySegment]] = relationship(
+        order_by="KeySegment.idx", cascade=_CHILDREN, passive_deletes=True
+    )
+    tags: Mapped[list[Tag]] = relationship(cascade=_CHILDREN, passive_deletes=True)
+
+
+class Beat(Base):
+    __tablename__ = "beats"
+    __table_args__ = (Index("ix_beats_analysis_id_time", "analysis_id", "time"),)
+
+    analysis_id: Mapped[int] = _analysis_fk()
+    idx: Mapped[int] = mapped_column(primary_key=True)
+    time: Mapped[float]
+    bar: Mapped[int | None]
+    position: Mapped[int | None]
+    confidence: Mapped[float | None]
+    transient_time: Mapped[float | None]
+    transient_strength: Mapped[float | None]
+
+
+class Bar(Base):
+    __tablename__ = "bars"
+
+    analysis_id: Mapped[int] = _analysis_fk()
+    bar: Mapped[int] = mapped_column(primary_key=True)
+    time: Mapped[float]
+    duration: Mapped[float | None]
+    beats: Mapped[int | None]
+    chord: Mapped[str | None]
+    chord_confidence: Mapped[float | None]
+    loudness: Mapped[float | None]
+
+
+class Chord(Base):
+    __tablename__ = "chords"
+
+    analysis_id: Mapped[int] = _analysis_fk()
+    idx: Mapped[int] = mapped_column(primary_key=True)
+    start: Mapped[float]
+    end: Mapped[float]
+    label: Mapped[str]
+    confidence: Mapped[float | None]
+
+
+class KeySegment(Base):
+    __tablename__ = "key_segments"
+
+    analysis_id: Mapped[int] = _analysis_fk()
+    idx: Mapped[int] = mapped_column(primary_key=True)
+    start: Mapped[float]
+    end: Mapped[float]
+    key: Mapped[str | None]
+    confidence: Mapped[float | None]
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    analysis_id: Mapped[int] = _analysis_fk()
+    model: Mapped[str] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(primary_key=True)
+    score: Mapped[float | None]

@@ -1,0 +1,161 @@
+"""Saving one sidecar document as rows, and finding a track again for `beatwatch show`.
+
+All rows of one analysis commit in a single write transaction, so readers
+see a whole analysis or none of it. Timeline rows go in as executemany
+batches: a 3-hour mix has ~20,000 beats, and per-row ORM objects would
+dominate the save.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+
+from .models import Analysis, Bar, Base, Beat, Chord, File, FilePath, KeySegment, Tag
+from .transactions import write_transaction
+
+SCHEMA = "beatwatch.timeline/1"
+
+SUMMARY_COLUMNS = (
+    "bpm", "bpm_confidence", "meter", "key", "key_confidence",
+    "loudness_lufs", "loudness_range_lu", "danceability", "energy",
+)
+
+# (model, section of the document, list inside it). Document fields and
+# columns share names, so the model's columns say what is copied.
+CHILD_ROWS: tuple[tuple[type[Base], str, str], ...] = (
+    (Beat, "timeline", "beats"),
+    (Bar, "timeline", "bars"),
+    (Chord, "timeline", "chords"),
+    (KeySegment, "timeline", "keys"),
+    (Tag, "summary", "tags"),
+)
+
+_HASH_PREFIX = re.compile(r"[0-9a-f]{8,64}")
+
+
+class AmbiguousHash(LookupError):
+    """A hash prefix matched several files; the user must type more of it."""
+
+
+def save_timeline(engine: Engine, doc: dict[str, Any], *, sidecar_path: str | None,
+                  mtime: float | None = None) -> int:
+    """Store one analysis and return its id.
+
+    An earlier analysis of the same content by the same analyzer version is
+    replaced, children and all, in the same transaction.
+    """
+    if doc.get("schema") != SCHEMA:
+        raise ValueError(f"cannot store a sidecar of schema {doc.get('schema')!r}; expected {SCHEMA!r}")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    with write_transaction(engine) as conn:
+        file_id = _upsert_file(conn, doc["file"], mtime, now)
+        _record_path(conn, file_id, doc["file"]["path"], now)
+        version = doc["analyzer"]["version"]
+        conn.execute(delete(Analysis).where(Analysis.file_id == file_id, Analysis.analyzer_version == version))
+        analysis_id = conn.execute(
+            insert(Analysis).values(_analysis_row(doc, file_id, sidecar_path, now))
+        ).inserted_primary_key[0]
+        for model, rows in _child_rows(doc, analysis_id):
+            if rows:
+                conn.execute(insert(model), rows)
+    return analysis_id
+
+
+def find_analysis(engine: Engine, path_or_hash: str) -> dict[str, Any] | None:
+    """The `tracks` row for a path or content hash, plus every path the content was seen at.
+
+    Paths are tried first, since a file may well be named like a hash.
+    Raises AmbiguousHash when a hash prefix matches more than one file.
+    """
+    with engine.connect() as conn:
+        file_id = _file_by_path(conn, path_or_hash)
+        if file_id is None:
+            file_id = _file_by_hash(conn, path_or_hash)
+        if file_id is None:
+            return None
+        row = conn.execute(text("SELECT * FROM tracks WHERE file_id = :id"), {"id": file_id}).mappings().first()
+        if row is None:
+            return None
+        paths = conn.scalars(
+            select(FilePath.path).where(FilePath.file_id == file_id).order_by(FilePath.seen_at.desc(), FilePath.id)
+        ).all()
+        return {**row, "paths": list(paths)}
+
+
+def _upsert_file(conn: Connection, info: dict[str, Any], mtime: float | None, now: str) -> int:
+    values = {"path": info["path"], "size": info.get("size"), "format": info.get("format"), "last_seen": now}
+    if mtime is not None:
+        values["mtime"] = mtime
+    file_id = conn.scalar(select(File.id).where(File.content_hash == info["content_hash"]))
+    if file_id is None:
+        inserted = insert(File).values(content_hash=info["content_hash"], first_seen=now, **values)
+        return conn.execute(inserted).inserted_primary_key[0]
+    conn.execute(update(File).where(File.id == file_id).values(values))
+    return file_id
+
+
+def _record_path(conn: Connection, file_id: int, path: str, now: str) -> None:
+    """A path belongs to the content last seen there, so an overwritten file's path moves to the new content."""
+    path_id = conn.scalar(select(FilePath.id).where(FilePath.path == path))
+    if path_id is None:
+        conn.execute(insert(FilePath).values(file_id=file_id, path=path, seen_at=now))
+    else:
+        conn.execute(update(FilePath).where(FilePath.id == path_id).values(file_id=file_id, seen_at=now))
+
+
+def _analysis_row(doc: dict[str, Any], file_id: int, sidecar_path: str | None, now: str) -> dict[str, Any]:
+    info, analyzer = doc["file"], doc["analyzer"]
+    summary, performance = doc.get("summary") or {}, doc.get("performance") or {}
+    return {
+        "file_id": file_id,
+        "analyzer_version": analyzer["version"],
+        "created_at": now,
+        "duration": info.get("duration"),
+        "sample_rate": info.get("sample_rate"),
+        "channels": info.get("channels"),
+        **{name: summary.get(name) for name in SUMMARY_COLUMNS},
+        "device": analyzer.get("device"),
+        "wall_s": performance.get("wall_s"),
+        "realtime_factor": performance.get("realtime_factor"),
+        "sidecar_path": sidecar_path,
+    }
+
+
+def _child_rows(doc: dict[str, Any], analysis_id: int) -> list[tuple[type[Base], list[dict[str, Any]]]]:
+    """Rows per child table; `idx` numbers the items in document order where the table has it."""
+    batches = []
+    for model, section, name in CHILD_ROWS:
+        items = (doc.get(section) or {}).get(name) or []
+        fields = [column.key for column in model.__table__.columns if column.key not in ("analysis_id", "idx")]
+        numbered = "idx" in model.__table__.columns
+        batches.append((model, [
+            {"analysis_id": analysis_id, **({"idx": i} if numbered else {}), **{f: item.get(f) for f in fields}}
+            for i, item in enumerate(items)
+        ]))
+    return batches
+
+
+def _file_by_path(conn: Connection, path: str) -> int | None:
+    """file_paths says which content a path held most recently; files.path covers rows written elsewhere."""
+    candidates = list(dict.fromkeys([path, os.path.abspath(path)]))
+    file_id = conn.scalar(
+        select(FilePath.file_id).where(FilePath.path.in_(candidates)).order_by(FilePath.seen_at.desc()).limit(1)
+    )
+    if file_id is None:
+        file_id = conn.scalar(select(File.id).where(File.path.in_(candidates)).order_by(File.last_seen.desc()).limit(1))
+    return file_id
+
+
+def _file_by_hash(conn: Connection, value: str) -> int | None:
+    prefix = value.strip().lower()
+    if not _HASH_PREFIX.fullmatch(prefix):
+        return None
+    ids = conn.scalars(select(File.id).where(File.content_hash.like(prefix + "%")).limit(2)).all()
+    if len(ids) > 1:
+        raise AmbiguousHash(f"hash prefix {prefix} matches more than one file; give more characters")
+    return ids[0] if ids else None

@@ -1,0 +1,84 @@
+"""Writing sidecar JSON so that a reader never sees half a file.
+
+The document goes to a temp file in the destination folder (same file
+system, so `os.replace` is an atomic rename), is fsynced, renamed over the
+sidecar, and then the folder is fsynced so the rename itself survives a
+power cut. A crash leaves at most a dot-named temp file, which the watcher
+ignores and `remove_stray_temp_sidecars` deletes at start-up.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+SUFFIX = ".beatwatch.json"
+
+# `.<sidecar name>.<pid>.<random hex>.tmp`, exactly what write_sidecar makes.
+_TEMP_NAME = re.compile(r"\..+" + re.escape(SUFFIX) + r"\.\d+\.[0-9a-f]+\.tmp")
+
+
+def sidecar_path(audio_path: str | os.PathLike[str], output_dir: str | os.PathLike[str] | None = None) -> Path:
+    """`<audio filename>.beatwatch.json` next to the audio, or inside output_dir when given."""
+    audio = Path(audio_path)
+    folder = Path(output_dir) if output_dir is not None else audio.parent
+    return folder / (audio.name + SUFFIX)
+
+
+def write_sidecar(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Atomically replace `path` with `doc` as strict JSON (NaN refused: JSON has no NaN)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # os.open with 0o666 lets the umask decide permissions, as for any file the user writes.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with open(fd, "w", encoding="utf-8") as out:
+            json.dump(doc, out, ensure_ascii=False, indent=1, allow_nan=False)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+    return path
+
+
+def remove_stray_temp_sidecars(folder: str | os.PathLike[str], *, older_than_s: float = 60.0) -> int:
+    """Delete temp files that crashed writes left under folder (recursively); return how many.
+
+    Only temps older than `older_than_s` go, so a write still in flight in
+    another process (a one-shot `beatwatch analyze`) is not pulled from under it.
+    """
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for candidate in Path(folder).rglob(f".*{SUFFIX}.*.tmp"):
+        if not _TEMP_NAME.fullmatch(candidate.name) or candidate.is_symlink() or not candidate.is_file():
+            continue
+        try:
+            if candidate.stat().st_mtime <= cutoff:
+                candidate.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        # Some network file systems refuse fsync on a folder; the rename is done, only its durability is weaker.
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)

@@ -1,0 +1,73 @@
+"""Decoding real encoded files, and the one-line errors for files that are not usable audio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis.audio import SAMPLE_RATE, content_hash, decode, probe
+from analysis.errors import InputError
+from tests.conftest import click_track, encode, write_wav
+
+
+@pytest.fixture(scope="module")
+def source(media):
+    signal, _ = click_track(120, seconds=6.0)
+    return write_wav(media / "source.wav", signal)
+
+
+@pytest.mark.parametrize("ext,args", [
+    ("wav", ()), ("flac", ()), ("mp3", ("-b:a", "192k")), ("ogg", ("-c:a", "libvorbis")), ("m4a", ("-c:a", "aac")),
+])
+def test_every_format_decodes_to_the_same_length(source, media, ext, args):
+    path = encode(source, media / f"fmt.{ext}", *args)
+    info = probe(path)
+    audio = decode(info)
+    assert info.format == ext
+    assert audio.sample_rate == SAMPLE_RATE
+    assert audio.samples.shape[1] == 1 == info.channels
+    assert abs(audio.duration - 6.0) < 0.1
+
+
+@pytest.mark.parametrize("rate,channels", [(22050, 1), (48000, 2), (32000, 2)])
+def test_other_rates_and_stereo_are_resampled(source, media, rate, channels):
+    path = encode(source, media / f"r{rate}c{channels}.flac", "-ar", str(rate), "-ac", str(channels))
+    audio = decode(probe(path))
+    assert audio.info.sample_rate == rate
+    assert audio.samples.shape == (pytest.approx(6.0 * SAMPLE_RATE, abs=SAMPLE_RATE * 0.05), channels)
+    peak = int(np.argmax(np.abs(audio.mono[: SAMPLE_RATE])))
+    assert abs(peak / SAMPLE_RATE - 0.5) < 0.01, "first click must stay at 0.5 s after resampling"
+
+
+def test_content_hash_ignores_the_name(source, media):
+    copy = media / "copy with spaces.wav"
+    copy.write_bytes(source.read_bytes())
+    assert content_hash(copy) == content_hash(source)
+    assert len(content_hash(source)) == 64
+
+
+def test_missing_file(media):
+    with pytest.raises(InputError, match="no such file"):
+        probe(media / "nope.mp3")
+
+
+def test_empty_file(media):
+    path = media / "empty.wav"
+    path.write_bytes(b"")
+    with pytest.raises(InputError, match="empty file"):
+        probe(path)
+
+
+def test_text_named_mp3(media):
+    path = media / "notes.mp3"
+    path.write_text("these are my shopping notes, not music\n" * 20)
+    with pytest.raises(InputError, match="not an audio file"):
+        probe(path)
+
+
+def test_truncated_mp3_is_refused(source, media):
+    full = encode(source, media / "full.mp3", "-b:a", "192k")
+    cut = media / "cut.mp3"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
+    with pytest.raises(InputError, match="truncated"):
+        decode(probe(cut))

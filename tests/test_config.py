@@ -1,0 +1,71 @@
+"""Config loading: defaults, TOML, environment overrides, path resolution, one-sentence errors."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from daemon.config import ConfigError, Settings, load
+
+EXAMPLE = Path(__file__).parents[1] / "config.example.toml"
+
+
+def test_example_file_holds_exactly_the_defaults(tmp_path):
+    example = load(EXAMPLE)
+    defaults = load(_write(tmp_path, ""))
+    assert example.model_dump(exclude={"inbox", "models", "store"}) == defaults.model_dump(exclude={"inbox", "models", "store"})
+    assert example.inbox.path == EXAMPLE.parent.resolve() / "inbox"
+
+
+def test_every_settings_key_is_in_the_example():
+    example = tomllib.loads(EXAMPLE.read_text())
+    for section, model in Settings.model_fields.items():
+        assert section in example, section
+        assert set(example[section]) == set(model.annotation.model_fields), section
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path):
+    sub = tmp_path / "etc"
+    sub.mkdir()
+    cfg = load(_write(sub, '[inbox]\npath = "../music"\n[store]\nurl = "sqlite:///state/bw.db"\n[output]\ndir = "side"\n'))
+    assert cfg.inbox.path == tmp_path / "music"
+    assert cfg.store.url == f"sqlite:///{sub / 'state' / 'bw.db'}"
+    assert cfg.output.dir == sub / "side"
+
+
+def test_environment_overrides_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("BEATWATCH_JOBS__MAX_ATTEMPTS", "7")
+    monkeypatch.setenv("BEATWATCH_INFERENCE__DEVICE", "cpu")
+    cfg = load(_write(tmp_path, "[jobs]\nmax_attempts = 2\ntimeout_s = 5\n"))
+    assert cfg.jobs.max_attempts == 7 and cfg.jobs.timeout_s == 5
+    assert cfg.inference.device == "cpu"
+
+
+@pytest.mark.parametrize("text,words", [
+    ("[jobs]\nmax_attempts = 0\n", ["jobs.max_attempts", "0"]),
+    ("[inference]\ndevice = \"tpu\"\n", ["inference.device", "tpu"]),
+    ("[jobs]\nmax_atempts = 2\n", ["unknown key", "jobs.max_atempts"]),
+    ("[nosuch]\nx = 1\n", ["unknown key", "nosuch"]),
+    ("[jobs\n", ["not valid TOML"]),
+])
+def test_bad_configs_name_the_key_and_value(tmp_path, text, words):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
+    for word in words:
+        assert word in message
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load(tmp_path / "nope.toml")
+
+
+def _write(folder: Path, text: str) -> Path:
+    path = folder / "beatwatch.toml"
+    path.write_text(text)
+    return path

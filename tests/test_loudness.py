@@ -1,0 +1,47 @@
+"""EBU R128 loudness, per-span loudness and the energy curve against signals of known level."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis.loudness import energy_curve, measure_loudness, span_loudness
+from tests.conftest import SR
+
+
+def sine(amplitude: float, seconds: float = 10.0, freq: float = 1000.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_stereo_sine_at_minus_20_dbfs_is_minus_20_lufs():
+    tone = sine(0.1)
+    loud = measure_loudness(np.stack([tone, tone], axis=1), SR)
+    assert loud.integrated_lufs == pytest.approx(-20.0, abs=0.3)
+    assert loud.range_lu == pytest.approx(0.0, abs=0.5)
+
+
+def test_mono_counts_as_one_channel():
+    loud = measure_loudness(sine(0.1)[:, None], SR)
+    assert loud.integrated_lufs == pytest.approx(-23.0, abs=0.3)
+
+
+def test_silence_has_no_loudness():
+    loud = measure_loudness(np.zeros((SR * 5, 2), dtype=np.float32), SR)
+    assert loud.silent and loud.integrated_lufs is None and loud.range_lu is None
+
+
+def test_span_loudness_sees_the_loud_half():
+    tone = np.concatenate([sine(0.01, 5.0), sine(0.3, 5.0)])
+    loud = measure_loudness(np.stack([tone, tone], axis=1), SR)
+    quiet, loud_part = span_loudness(loud, 1.0, 4.0), span_loudness(loud, 6.0, 9.0)
+    assert loud_part - quiet == pytest.approx(20 * np.log10(30), abs=1.0)
+
+
+def test_energy_curve_levels():
+    curve = energy_curve(np.concatenate([sine(1.0, 2.0), np.zeros(2 * SR, np.float32), sine(0.001, 2.0)]), SR)
+    assert len(curve) == 12
+    assert curve[:4] == pytest.approx(1.0, abs=0.01)
+    assert np.all(curve[4:8] == 0.0)
+    assert curve[9] == pytest.approx(0.0, abs=0.01)
+

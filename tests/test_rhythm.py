@@ -1,0 +1,89 @@
+"""Beats, downbeats, meter, tempo and transients against click tracks with known truth."""
+
+from __future__ import annotations
+
+import mir_eval
+import numpy as np
+import pytest
+
+from analysis.rhythm import Activations, BeatTracker
+from analysis.tempo import estimate_tempo, local_tempo
+from analysis.transients import Onsets, match_beats
+from tests.conftest import click_track, write_wav
+
+
+@pytest.mark.parametrize("bpm,meter", [(96, 4), (128, 4), (150, 3)])
+def test_click_track_beats_meter_and_tempo(analyzer, media, bpm, meter):
+    signal, truth = click_track(bpm, meter=meter, seconds=24.0)
+    doc = analyzer.analyze(write_wav(media / f"click{bpm}.wav", signal))
+    beats = np.array([b["time"] for b in doc["timeline"]["beats"]])
+    assert mir_eval.beat.f_measure(truth, beats) >= 0.95
+    assert doc["summary"]["bpm"] == pytest.approx(bpm, rel=0.02)
+    assert doc["summary"]["meter"] == meter
+    downbeats = np.array([b["time"] for b in doc["timeline"]["beats"] if b["position"] == 1])
+    assert mir_eval.beat.f_measure(truth[::meter], downbeats) >= 0.9
+
+
+def test_transients_sit_on_the_clicks(analyzer, media):
+    signal, truth = click_track(110, seconds=15.0)
+    doc = analyzer.analyze(write_wav(media / "transients.wav", signal))
+    marked = [(b["time"], b["transient_time"], b["transient_strength"]) for b in doc["timeline"]["beats"]]
+    matched = [(t, tt, s) for t, tt, s in marked if tt is not None]
+    assert len(matched) >= 0.9 * len(marked)
+    errors = [np.min(np.abs(truth - tt)) for _, tt, _ in matched]
+    assert np.median(errors) <= 0.012
+    assert all(0.0 < s <= 1.0 for _, _, s in matched)
+
+
+def test_match_beats_picks_nearest_onset_within_radius():
+    onsets = Onsets(times=np.array([0.98, 1.5, 2.2]), strengths=np.array([0.9, 0.4, 0.7]))
+    matched = match_beats(np.array([1.0, 1.52, 3.0]), onsets, radius_s=0.07)
+    assert matched.times[:2].tolist() == [0.98, 1.5]
+    assert np.isnan(matched.times[2]) and matched.strengths[2] == 0.0
+    assert matched.strengths[:2].tolist() == [0.9, 0.4]
+
+
+def test_tempo_curve_follows_a_step_and_a_ramp():
+    step = np.concatenate([np.arange(0, 20, 0.5), 20 + np.arange(0, 20, 60 / 150)])
+    curve = local_tempo(step)
+    assert curve[5] == pytest.approx(120, rel=0.01)
+    assert curve[-5] == pytest.approx(150, rel=0.01)
+    intervals = 60 / np.linspace(100, 130, 80)
+    ramp = np.concatenate([[0], np.cumsum(intervals)])
+    tempo = estimate_tempo(ramp, np.ones(len(ramp)))
+    assert tempo.curve_bpm[10] == pytest.approx(100 + 30 * 10 / 80, rel=0.02)
+    assert tempo.curve_bpm[70] == pytest.approx(100 + 30 * 70 / 80, rel=0.02)
+    assert tempo.confidence < 0.5, "a ramp is not a steady tempo"
+
+
+def test_steady_tempo_is_confident():
+    beats = np.arange(0, 30, 0.5)
+    tempo = estimate_tempo(beats, np.full(len(beats), 0.9))
+    assert tempo.bpm == pytest.approx(120)
+    assert tempo.confidence == pytest.approx(0.9)
+
+
+def test_activations_round_trip_through_npz(tmp_path):
+    values = np.random.default_rng(0).random((500, 2)).astype(np.float32)
+    Activations(values=values).save(tmp_path / "act.npz")
+    loaded = Activations.load(tmp_path / "act.npz")
+    assert loaded.fps == 100 and np.array_equal(loaded.values, values)
+
+
+def test_tracker_finds_nothing_in_flat_activations():
+    beats = BeatTracker()(Activations(values=np.zeros((1000, 2), dtype=np.float32)))
+    assert len(beats.times) == 0 and beats.meter is None
+
+
+def test_steady_clicks_are_more_danceable_than_irregular_bursts(analyzer, media):
+    steady, _ = click_track(120, seconds=20.0)
+    rng = np.random.default_rng(3)
+    bursts = np.zeros_like(steady)
+    for t in np.sort(rng.uniform(0.5, 19.0, 30)):
+        i = int(t * 44100)
+        bursts[i:i + 3000] += rng.standard_normal(3000).astype(np.float32) * np.exp(-np.arange(3000) / 400)
+    bursts = (0.5 * bursts / np.abs(bursts).max()).astype(np.float32)
+    steady_doc = analyzer.analyze(write_wav(media / "dance_steady.wav", steady))
+    bursts_doc = analyzer.analyze(write_wav(media / "dance_bursts.wav", bursts))
+    assert steady_doc["summary"]["danceability"] > 0.6
+    assert bursts_doc["summary"]["danceability"] < steady_doc["summary"]["danceability"] - 0.2

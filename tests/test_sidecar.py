@@ -1,0 +1,105 @@
+"""Sidecar files: where they go, atomic replacement, and clean-up after a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from store.sidecar import remove_stray_temp_sidecars, sidecar_path, write_sidecar
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = {"schema": "beatwatch.timeline/1", "file": {"path": "/m/Café Ñandú.flac"},
+       "timeline": {"beats": [{"time": 0.5, "transient_time": None}]}}
+
+
+def test_sidecar_path_next_to_the_audio_or_in_the_output_folder(tmp_path):
+    audio = tmp_path / "in" / "Café.mp3"
+    assert sidecar_path(audio) == tmp_path / "in" / "Café.mp3.beatwatch.json"
+    assert sidecar_path(str(audio), tmp_path / "out") == tmp_path / "out" / "Café.mp3.beatwatch.json"
+
+
+def test_write_round_trips_as_utf8_and_leaves_no_temp(tmp_path):
+    target = sidecar_path(tmp_path / "Café Ñandú.flac", tmp_path / "new" / "folder")
+    assert write_sidecar(DOC, target) == target
+    assert json.loads(target.read_text(encoding="utf-8")) == DOC
+    assert "Café Ñandú" in target.read_bytes().decode("utf-8")
+    assert os.listdir(target.parent) == [target.name]
+
+
+def test_an_existing_sidecar_is_replaced_not_appended(tmp_path):
+    target = tmp_path / "song.mp3.beatwatch.json"
+    long_doc = {"timeline": {"beats": [{"time": i / 2} for i in range(1000)]}}
+    write_sidecar(long_doc, target)
+    old_inode = target.stat().st_ino
+    write_sidecar(DOC, target)
+    assert json.loads(target.read_text(encoding="utf-8")) == DOC
+    assert target.stat().st_ino != old_inode  # renamed over, not rewritten in place
+    assert os.listdir(tmp_path) == [target.name]
+
+
+def test_permissions_follow_the_umask(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        target = write_sidecar(DOC, tmp_path / "a.beatwatch.json")
+    finally:
+        os.umask(previous)
+    assert target.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_document_that_cannot_be_written_keeps_the_old_sidecar(tmp_path):
+    target = write_sidecar(DOC, tmp_path / "song.mp3.beatwatch.json")
+    with pytest.raises(ValueError):
+        write_sidecar({"summary": {"bpm": float("nan")}}, target)
+    assert json.loads(target.read_text(encoding="utf-8")) == DOC
+    assert os.listdir(tmp_path) == [target.name]
+
+
+CRASH_MID_WRITE = """
+import os, sys
+from store.sidecar import write_sidecar
+
+class Beats(list):
+    def __iter__(self):
+        yield {"time": 0.5}
+        os._exit(0)  # the process dies halfway through the document
+
+write_sidecar({"timeline": {"beats": Beats([1])}}, sys.argv[1])
+"""
+
+
+def test_a_crash_mid_write_leaves_the_old_sidecar_and_a_temp_that_cleanup_removes(tmp_path):
+    target = write_sidecar(DOC, tmp_path / "song.mp3.beatwatch.json")
+    subprocess.run([sys.executable, "-c", CRASH_MID_WRITE, str(target)], cwd=REPO, check=True,
+                   env=os.environ | {"PYTHONPATH": str(REPO)})
+
+    assert json.loads(target.read_text(encoding="utf-8")) == DOC
+    leftovers = [name for name in os.listdir(tmp_path) if name != target.name]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".") and leftovers[0].endswith(".tmp")
+    assert remove_stray_temp_sidecars(tmp_path) == 0  # too fresh: it could be a write in flight
+    assert remove_stray_temp_sidecars(tmp_path, older_than_s=0) == 1
+    assert os.listdir(tmp_path) == [target.name]
+
+
+def test_stray_cleanup_removes_only_old_sidecar_temps_in_every_subfolder(tmp_path):
+    old = time.time() - 3600
+    strays = [tmp_path / ".a.mp3.beatwatch.json.123.0badcafe.tmp",
+              tmp_path / "sub" / "deeper" / ".b c.flac.beatwatch.json.9.ff.tmp"]
+    fresh = tmp_path / ".d.mp3.beatwatch.json.77.abcd.tmp"
+    kept = [tmp_path / "a.mp3.beatwatch.json", tmp_path / ".a.mp3.tmp", tmp_path / "x.beatwatch.json.1.ab.tmp",
+            tmp_path / ".notes.tmp", tmp_path / "sub" / ".e.mp3.beatwatch.json.tmp", fresh]
+    for path in strays + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{")
+        if path is not fresh:
+            os.utime(path, (old, old))
+
+    assert remove_stray_temp_sidecars(tmp_path) == 2
+    assert not any(path.exists() for path in strays)
+    assert all(path.exists() for path in kept)
+    assert remove_stray_temp_sidecars(tmp_path) == 0

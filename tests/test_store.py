@@ -1,0 +1,363 @@
+"""The SQLite store against real database files: migrations, saving, the tracks view, lookups."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import Engine, create_engine, inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from store.db import open_database, sqlite_url
+from store.migrations import STEPS, SchemaTooNew, Step, current_version, migrate
+from store.models import Base, File
+from store.records import AmbiguousHash, find_analysis, save_timeline
+
+HASH_A = "a" * 64
+HASH_B = "b" * 64
+
+
+def make_doc(*, path: str = "/music/song.mp3", content_hash: str = HASH_A, version: str = "0.1.0",
+             bpm: float | None = 120.0, key: str | None = "A minor", beats: int = 8) -> dict:
+    beat_rows = [
+        {"time": 0.5 * i, "bar": i // 4 + 1, "position": i % 4 + 1, "confidence": 0.9,
+         "transient_time": None if i == 0 else 0.5 * i - 0.01, "transient_strength": 0.8}
+        for i in range(beats)
+    ]
+    bar_rows = [
+        {"bar": b + 1, "time": 2.0 * b, "duration": 2.0, "beats": 4, "chord": "C:maj",
+         "chord_confidence": 0.9, "loudness": -12.0}
+        for b in range(beats // 4)
+    ]
+    return {
+        "schema": "beatwatch.timeline/1",
+        "file": {"path": path, "content_hash": content_hash, "size": 123, "format": "mp3",
+                 "duration": 180.0, "sample_rate": 44100, "channels": 2},
+        "analyzer": {"version": version, "device": "cpu", "analyses": {"beats": "test"}},
+        "performance": {"wall_s": 3.2, "realtime_factor": 56.0, "stages": {"decode": 0.2}},
+        "summary": {"bpm": bpm, "bpm_confidence": 0.9, "meter": 4, "key": key, "key_confidence": 0.8,
+                    "loudness_lufs": -14.0, "loudness_range_lu": 5.0, "danceability": 0.6, "energy": 0.7,
+                    "tags": [{"label": "rock", "score": 0.5, "model": "msd-musicnn"},
+                             {"label": "pop", "score": 0.25, "model": "msd-musicnn"}]},
+        "notes": [],
+        "timeline": {
+            "beats": beat_rows,
+            "bars": bar_rows,
+            "chords": [{"start": 0.0, "end": 2.0, "label": "C:maj", "confidence": 0.9},
+                       {"start": 2.0, "end": 4.0, "label": "N", "confidence": None}],
+            "tempo": [{"time": 0.5, "bpm": 120.0}],
+            "keys": [{"start": 0.0, "end": 180.0, "key": key, "confidence": 0.8}],
+            "energy": {"hop_s": 0.5, "values": [0.1, 0.2]},
+        },
+    }
+
+
+def silent_doc(path: str, content_hash: str) -> dict:
+    doc = make_doc(path=path, content_hash=content_hash, bpm=None, key=None, beats=0)
+    doc["summary"] = {name: None for name in doc["summary"]} | {"tags": []}
+    doc["timeline"] |= {"chords": [], "keys": [], "tempo": []}
+    return doc
+
+
+def count(engine: Engine, table: str) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(text(f"SELECT count(*) FROM {table}"))
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = open_database(sqlite_url(tmp_path / "beatwatch.db"))
+    yield engine
+    engine.dispose()
+
+
+def test_open_database_creates_the_folder_and_sets_pragmas(tmp_path):
+    db_file = tmp_path / "not" / "yet" / "there.db"
+    engine = open_database(sqlite_url(db_file))
+    try:
+        assert db_file.is_file()
+        with engine.connect() as conn:
+            values = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                      for name in ("journal_mode", "busy_timeout", "foreign_keys", "synchronous")}
+        assert values == {"journal_mode": "wal", "busy_timeout": 10000, "foreign_keys": 1, "synchronous": 1}
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_url_is_absolute_and_survives_odd_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = sqlite_url("data/odd?name#1%.db")
+    assert make_url(url).database == str(tmp_path / "data" / "odd?name#1%.db")
+
+
+def test_migrate_twice_keeps_version_and_data(tmp_path):
+    url = sqlite_url(tmp_path / "beatwatch.db")
+    engine = open_database(url)
+    analysis_id = save_timeline(engine, make_doc(), sidecar_path=None)
+    assert migrate(engine) == len(STEPS) == current_version(engine)
+    engine.dispose()
+
+    engine = open_database(url)
+    try:
+        assert current_version(engine) == len(STEPS)
+        assert count(engine, "schema_version") == len(STEPS)
+        assert find_analysis(engine, HASH_A)["analysis_id"] == analysis_id
+        assert count(engine, "beats") == 8
+    finally:
+        engine.dispose()
+
+
+def test_an_appended_step_applies_alone_and_keeps_data(engine):
+    def backfill(conn):
+        conn.exec_driver_sql("UPDATE files SET note = 'from step 2'")
+
+    steps = [*STEPS, Step(2, "a note per file", ["ALTER TABLE files ADD COLUMN note TEXT", backfill])]
+    save_timeline(engine, make_doc(), sidecar_path=None)
+
+    assert migrate(engine, steps) == 2
+    assert migrate(engine, steps) == 2
+    assert current_version(engine) == 2
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT note FROM files")) == "from step 2"
+    assert count(engine, "beats") == 8
+    with pytest.raises(SchemaTooNew):
+        migrate(engine)
+
+
+def test_a_failing_step_leaves_nothing_behind(engine):
+    steps = [*STEPS, Step(2, "half a step", ["CREATE TABLE extra (x INTEGER)", "CREATE TABLE files (x INTEGER)"])]
+    with pytest.raises(OperationalError):
+        migrate(engine, steps)
+    assert current_version(engine) == 1
+    assert not inspect(engine).has_table("extra")
+
+
+def test_steps_must_be_numbered_one_by_one(engine):
+    with pytest.raises(ValueError):
+        migrate(engine, [STEPS[0], Step(3, "skips 2", ["CREATE TABLE extra (x INTEGER)"])])
+
+
+def test_models_agree_with_the_migrated_schema(engine, tmp_path):
+    from_models = create_engine(sqlite_url(tmp_path / "models.db"))
+    Base.metadata.create_all(from_models)
+    try:
+        migrated, modelled = inspect(engine), inspect(from_models)
+        tables = set(modelled.get_table_names())
+        assert set(migrated.get_table_names()) - {"schema_version", "sqlite_sequence"} == tables
+        for table in sorted(tables):
+            assert [c["name"] for c in migrated.get_columns(table)] == [c["name"] for c in modelled.get_columns(table)]
+            assert _shape(migrated, table) == _shape(modelled, table), table
+    finally:
+        from_models.dispose()
+
+
+def test_the_orm_reads_what_save_timeline_wrote(engine):
+    save_timeline(engine, make_doc(path="/m/one.mp3"), sidecar_path=None)
+    save_timeline(engine, make_doc(path="/m/two.mp3"), sidecar_path=None)
+    with Session(engine) as session:
+        file = session.scalars(select(File)).one()
+        assert sorted(p.path for p in file.paths) == ["/m/one.mp3", "/m/two.mp3"]
+        (analysis,) = file.analyses
+        assert [beat.idx for beat in analysis.beats] == list(range(8))
+        assert [(chord.label, chord.end) for chord in analysis.chords] == [("C:maj", 2.0), ("N", 4.0)]
+        assert {tag.label for tag in analysis.tags} == {"rock", "pop"}
+        session.delete(file)
+        session.commit()
+    for table in ("files", "file_paths", "analyses", "beats", "bars", "chords", "key_segments", "tags"):
+        assert count(engine, table) == 0, table
+
+
+def _shape(inspector, table: str) -> dict:
+    return {
+        "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+        "primary_key": inspector.get_pk_constraint(table)["constrained_columns"],
+        "foreign_keys": sorted(
+            (tuple(fk["constrained_columns"]), fk["referred_table"], fk["options"].get("ondelete"))
+            for fk in inspector.get_foreign_keys(table)
+        ),
+        "indexes": sorted((ix["name"], tuple(ix["column_names"]), bool(ix["unique"]))
+                          for ix in inspector.get_indexes(table)),
+        "unique": sorted(tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)),
+    }
+
+
+def test_save_stores_every_part_of_the_document(engine):
+    analysis_id = save_timeline(engine, make_doc(), sidecar_path="/music/song.mp3.beatwatch.json", mtime=1700.5)
+    with engine.connect() as conn:
+        analysis = conn.execute(text("SELECT * FROM analyses WHERE id = :id"), {"id": analysis_id}).mappings().one()
+        file = conn.execute(text("SELECT * FROM files")).mappings().one()
+        first_beat = conn.execute(text("SELECT * FROM beats WHERE idx = 0")).mappings().one()
+        chords = conn.execute(text('SELECT idx, start, "end", label FROM chords ORDER BY idx')).all()
+        tags = conn.execute(text("SELECT model, label, score FROM tags ORDER BY score")).all()
+    assert (analysis["bpm"], analysis["key"], analysis["meter"], analysis["device"]) == (120.0, "A minor", 4, "cpu")
+    assert (analysis["realtime_factor"], analysis["sample_rate"]) == (56.0, 44100)
+    assert analysis["sidecar_path"] == "/music/song.mp3.beatwatch.json"
+    assert (file["content_hash"], file["path"], file["size"], file["mtime"]) == (HASH_A, "/music/song.mp3", 123, 1700.5)
+    assert first_beat["transient_time"] is None and first_beat["time"] == 0.0
+    assert chords == [(0, 0.0, 2.0, "C:maj"), (1, 2.0, 4.0, "N")]
+    assert tags == [("msd-musicnn", "pop", 0.25), ("msd-musicnn", "rock", 0.5)]
+    assert [count(engine, t) for t in ("beats", "bars", "key_segments")] == [8, 2, 1]
+
+
+def test_resaving_the_same_version_replaces_rows(engine):
+    first = save_timeline(engine, make_doc(beats=8), sidecar_path=None)
+    second = save_timeline(engine, make_doc(beats=12), sidecar_path=None)
+    assert second != first
+    assert count(engine, "analyses") == 1
+    assert count(engine, "files") == 1
+    assert count(engine, "file_paths") == 1
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM beats WHERE analysis_id = :id"), {"id": second}) == 12
+    assert count(engine, "beats") == 12
+    assert count(engine, "tags") == 2
+
+
+def test_a_new_analyzer_version_keeps_the_old_and_tracks_shows_the_newest(engine):
+    save_timeline(engine, make_doc(version="0.1.0", bpm=100.0), sidecar_path=None)
+    newest = save_timeline(engine, make_doc(version="0.2.0", bpm=101.0), sidecar_path=None)
+    assert count(engine, "analyses") == 2
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT analysis_id, analyzer_version, bpm FROM tracks")).all()
+    assert rows == [(newest, "0.2.0", 101.0)]
+
+
+def test_a_copy_at_another_path_is_one_file_with_two_paths(engine):
+    save_timeline(engine, make_doc(path="/inbox/song.mp3"), sidecar_path=None)
+    save_timeline(engine, make_doc(path="/inbox/copy of song.mp3"), sidecar_path=None)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT path FROM files")).scalars().all() == ["/inbox/copy of song.mp3"]
+        paths = conn.execute(text("SELECT path FROM file_paths ORDER BY path")).scalars().all()
+    assert paths == ["/inbox/copy of song.mp3", "/inbox/song.mp3"]
+    assert count(engine, "analyses") == 1
+
+
+def test_a_path_overwritten_with_new_audio_points_to_the_new_content(engine):
+    save_timeline(engine, make_doc(path="/inbox/song.mp3", content_hash=HASH_A, bpm=90.0), sidecar_path=None)
+    save_timeline(engine, make_doc(path="/inbox/song.mp3", content_hash=HASH_B, bpm=150.0), sidecar_path=None)
+    assert count(engine, "file_paths") == 1
+    assert find_analysis(engine, "/inbox/song.mp3")["content_hash"] == HASH_B
+    assert find_analysis(engine, HASH_A)["bpm"] == 90.0
+
+
+def test_tracks_answers_the_query_from_the_spec(engine):
+    songs = [("/m/a.mp3", 120.0, "A minor"), ("/m/b.mp3", 128.0, "A minor"), ("/m/c.mp3", 124.0, "C major"),
+             ("/m/d.mp3", 119.9, "A minor"), ("/m/e.mp3", 128.1, "A minor")]
+    for n, (path, bpm, key) in enumerate(songs):
+        save_timeline(engine, make_doc(path=path, content_hash=f"{n:064x}", bpm=bpm, key=key), sidecar_path=None)
+    # Matched by an older analysis only: the tracks row must show the newest one.
+    save_timeline(engine, make_doc(path="/m/f.mp3", content_hash=HASH_A, bpm=125.0), sidecar_path=None)
+    save_timeline(engine, make_doc(path="/m/f.mp3", content_hash=HASH_A, bpm=140.0, version="0.2.0"), sidecar_path=None)
+    save_timeline(engine, silent_doc("/m/silence.wav", HASH_B), sidecar_path=None)
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT path, bpm, key FROM tracks WHERE bpm BETWEEN 120 AND 128 AND key = 'A minor'")
+        ).all()
+        assert conn.scalar(text("SELECT count(*) FROM tracks")) == 7
+    assert sorted(rows) == [("/m/a.mp3", 120.0, "A minor"), ("/m/b.mp3", 128.0, "A minor")]
+
+
+def test_a_silent_clip_stores_an_analysis_without_timeline_rows(engine):
+    save_timeline(engine, silent_doc("/m/silence.wav", HASH_B), sidecar_path=None)
+    track = find_analysis(engine, "/m/silence.wav")
+    assert track["bpm"] is None and track["key"] is None and track["duration"] == 180.0
+    assert [count(engine, t) for t in ("beats", "bars", "chords", "key_segments", "tags")] == [0, 0, 0, 0, 0]
+
+
+def test_an_invalid_row_stores_nothing_from_the_document(engine):
+    doc = make_doc()
+    doc["timeline"]["beats"][1]["time"] = None
+    with pytest.raises(IntegrityError):
+        save_timeline(engine, doc, sidecar_path=None)
+    for table in ("files", "file_paths", "analyses", "beats", "bars", "chords", "key_segments", "tags"):
+        assert count(engine, table) == 0, table
+
+
+def test_a_failed_resave_keeps_the_previous_analysis(engine):
+    kept = save_timeline(engine, make_doc(beats=8), sidecar_path=None)
+    doc = make_doc(path="/elsewhere/song.mp3", beats=12)
+    doc["timeline"]["beats"][1]["time"] = None
+    with pytest.raises(IntegrityError):
+        save_timeline(engine, doc, sidecar_path=None)
+    track = find_analysis(engine, HASH_A)
+    assert (track["analysis_id"], track["path"], track["paths"]) == (kept, "/music/song.mp3", ["/music/song.mp3"])
+    assert count(engine, "beats") == 8
+
+
+def test_an_unknown_schema_is_refused(engine):
+    doc = make_doc() | {"schema": "beatwatch.timeline/2"}
+    with pytest.raises(ValueError, match="timeline/2"):
+        save_timeline(engine, doc, sidecar_path=None)
+    assert count(engine, "files") == 0
+
+
+def test_a_three_hour_mix_saves_and_resaves(engine):
+    doc = make_doc(beats=20_000)
+    save_timeline(engine, doc, sidecar_path=None)
+    save_timeline(engine, doc, sidecar_path=None)
+    assert count(engine, "beats") == 20_000
+    assert count(engine, "bars") == 5_000
+
+
+def test_find_analysis_by_path_known_path_hash_and_prefix(engine, tmp_path, monkeypatch):
+    song = str(tmp_path / "song.mp3")
+    save_timeline(engine, make_doc(path="/inbox/song.mp3", content_hash=HASH_A), sidecar_path="/out/x.json")
+    analysis_id = save_timeline(engine, make_doc(path=song, content_hash=HASH_A), sidecar_path="/out/x.json")
+    save_timeline(engine, make_doc(path="/inbox/other.mp3", content_hash="ab" + "0" * 62), sidecar_path=None)
+
+    by_path = find_analysis(engine, song)
+    assert by_path["analysis_id"] == analysis_id
+    assert by_path["sidecar_path"] == "/out/x.json"
+    assert sorted(by_path["paths"]) == sorted(["/inbox/song.mp3", song])
+    assert find_analysis(engine, "/inbox/song.mp3")["analysis_id"] == analysis_id
+    monkeypatch.chdir(tmp_path)
+    assert find_analysis(engine, "song.mp3")["analysis_id"] == analysis_id
+    assert find_analysis(engine, HASH_A)["analysis_id"] == analysis_id
+    assert find_analysis(engine, HASH_A[:8].upper())["analysis_id"] == analysis_id
+    assert find_analysis(engine, HASH_A[:7]) is None
+    assert find_analysis(engine, "c" * 64) is None
+    assert find_analysis(engine, "/nowhere.mp3") is None
+
+
+def test_an_ambiguous_hash_prefix_is_an_error(engine):
+    save_timeline(engine, make_doc(path="/m/1.mp3", content_hash="12345678" + "a" * 56), sidecar_path=None)
+    save_timeline(engine, make_doc(path="/m/2.mp3", content_hash="12345678" + "b" * 56), sidecar_path=None)
+    with pytest.raises(AmbiguousHash):
+        find_analysis(engine, "12345678")
+    assert find_analysis(engine, "12345678a")["path"] == "/m/1.mp3"
+
+
+def test_processes_opening_and_saving_at_once_do_not_collide(tmp_path):
+    """Separate engines stand in for the daemon, workers and CLI starting together on a new file."""
+    url = sqlite_url(tmp_path / "shared.db")
+    threads, per_thread = 4, 5
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            start.wait()
+            engine = open_database(url)
+            try:
+                for i in range(per_thread):
+                    save_timeline(engine, make_doc(path=f"/inbox/{n}-{i}.mp3"), sidecar_path=None)
+            finally:
+                engine.dispose()
+        except BaseException as exc:  # reported below; a thread cannot fail the test itself
+            errors.append(exc)
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=60)
+    assert errors == []
+    engine = open_database(url)
+    try:
+        assert count(engine, "schema_version") == len(STEPS)
+        assert (count(engine, "files"), count(engine, "analyses")) == (1, 1)
+        assert count(engine, "file_paths") == threads * per_thread
+    finally:
+        engine.dispose()
