@@ -8,6 +8,7 @@ plays are built from, so the two cannot disagree.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,22 @@ class Segment:
     start: int
     end: int
     label: str
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """A chord slot while composing: where it is, its chord, and the key it sounds in."""
+
+    start: int
+    end: int
+    root: int
+    quality: str
+    tonic: int
+
+    @property
+    def triad(self) -> tuple[int, int, int]:
+        third = 4 if self.quality == "maj" else 3
+        return self.root, (self.root + third) % 12, (self.root + 7) % 12
 
 
 @dataclass(frozen=True)
@@ -102,10 +119,6 @@ def tempo_map(spec: SongSpec) -> tuple[tuple[int, int], ...]:
     return tuple(events)
 
 
-def _triad(root: int, quality: str) -> tuple[int, int, int]:
-    return root % 12, (root + (4 if quality == "maj" else 3)) % 12, (root + 7) % 12
-
-
 def _voicings(pcs: tuple[int, int, int]) -> list[tuple[int, ...]]:
     """Root position and both inversions, each stacked upwards from a bass note at VOICING_LOW or above."""
     result = []
@@ -140,27 +153,24 @@ class _Composer:
     def add(self, tick: int, length: int, channel: int, pitch: int, base_velocity: int) -> None:
         self.notes.append(Note(tick, tick + length, channel, pitch, self.velocity(base_velocity)))
 
-    def chord_slots(self) -> list[Segment]:
+    def chord_slots(self) -> list[_Slot]:
         """One chord per slot (a bar, or half a bar), the progression cycled and transposed on modulation."""
         spec = self.spec
         _, chords = PROGRESSIONS[spec.progression]
         slot_ticks = spec.meter * PPQ // spec.changes_per_bar
         slots = []
-        for slot in range(spec.bars * spec.changes_per_bar):
-            bar = slot // spec.changes_per_bar
-            tonic = spec.tonic_at(bar)
-            degree, quality = chords[slot % len(chords)]
-            root = (tonic + degree) % 12
-            start = PPQ + slot * slot_ticks
-            slots.append(Segment(start, start + slot_ticks, f"{pitch_name(root, tonic, spec.mode)}:{quality}"))
+        for index in range(spec.bars * spec.changes_per_bar):
+            tonic = spec.tonic_at(index // spec.changes_per_bar)
+            degree, quality = chords[index % len(chords)]
+            start = PPQ + index * slot_ticks
+            slots.append(_Slot(start, start + slot_ticks, (tonic + degree) % 12, quality, tonic))
         return slots
 
-    def comp(self, slots: list[Segment]) -> None:
+    def comp(self, slots: list[_Slot]) -> None:
         instrument = INSTRUMENTS[self.spec.instrument]
         previous = None
         for slot in slots:
-            root_name, quality = slot.label.split(":")
-            voicing = _voice(_triad(_pc(root_name), quality), previous)
+            voicing = _voice(slot.triad, previous)
             previous = voicing
             if instrument.sustained:
                 for pitch in voicing:
@@ -171,24 +181,20 @@ class _Composer:
                 for pitch in voicing:
                     self.add(beat, PPQ * 3 // 4, COMP, pitch, accent)
 
-    def bass(self, slots: list[Segment]) -> None:
+    def bass(self, slots: list[_Slot]) -> None:
         for slot in slots:
-            root = _pc(slot.label.split(":")[0])
-            pitch = BASS_LOW + (root - BASS_LOW) % 12
+            pitch = BASS_LOW + (slot.root - BASS_LOW) % 12
             for beat in range(slot.start, slot.end, PPQ):
                 accent = 100 if (beat - PPQ) % (self.spec.meter * PPQ) == 0 else 84
                 self.add(beat, PPQ * 7 // 8, BASS, pitch, accent)
 
-    def melody(self, slots: list[Segment]) -> None:
+    def melody(self, slots: list[_Slot]) -> None:
         """Chord tones on each chord's first beat, scale steps in between, quarters, eighth pairs and rests."""
-        spec = self.spec
         low, high = MELODY_RANGE
         previous = (low + high) // 2
         for slot in slots:
-            root_name, quality = slot.label.split(":")
-            chord_tones = [p for p in range(low, high + 1) if p % 12 in _triad(_pc(root_name), quality)]
-            tonic = spec.tonic_at((slot.start - PPQ) // (spec.meter * PPQ))
-            scale = [p for p in range(low, high + 1) if (p - tonic) % 12 in SCALES[spec.mode]]
+            chord_tones = [p for p in range(low, high + 1) if p % 12 in slot.triad]
+            scale = [p for p in range(low, high + 1) if (p - slot.tonic) % 12 in SCALES[self.spec.mode]]
             for beat in range(slot.start, slot.end, PPQ):
                 if beat == slot.start:
                     previous = min(chord_tones, key=lambda p: (abs(p - previous), self.rng.random()))
@@ -222,11 +228,6 @@ class _Composer:
                 self.add(tick, PPQ // 4, DRUMS, SNARE, 98 if meter == 4 else 80)
 
 
-def _pc(name: str) -> int:
-    letter = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}[name[0]]
-    return (letter + name.count("#") - name.count("b")) % 12
-
-
 def compose(spec: SongSpec) -> Score:
     """Write every part of the song; deterministic for a given spec."""
     composer = _Composer(spec)
@@ -248,7 +249,8 @@ def compose(spec: SongSpec) -> Score:
         programs=programs,
         beat_ticks=tuple(range(PPQ, end_tick, PPQ)),
         end_tick=end_tick,
-        chords=tuple(_merge(slots)),
+        chords=tuple(_merge([Segment(s.start, s.end, f"{pitch_name(s.root, s.tonic, spec.mode)}:{s.quality}")
+                             for s in slots])),
         keys=tuple(_keys(spec, end_tick)),
     )
 
@@ -272,7 +274,7 @@ def _keys(spec: SongSpec, end_tick: int) -> list[Segment]:
             Segment(change, end_tick, key_name(spec.modulation.tonic, spec.mode))]
 
 
-def _events(score: Score, tick_of) -> list[tuple[int, int, mido.Message | mido.MetaMessage]]:
+def _events(score: Score, tick_of: Callable[[int], int]) -> list[tuple[int, int, mido.Message | mido.MetaMessage]]:
     """(tick, order, message) for programs and notes; note-offs sort before note-ons at the same tick."""
     events: list[tuple[int, int, mido.Message | mido.MetaMessage]] = [
         (0, 1, mido.Message("program_change", channel=channel, program=program))
@@ -285,7 +287,7 @@ def _events(score: Score, tick_of) -> list[tuple[int, int, mido.Message | mido.M
     return events
 
 
-def _save(events: list, ppq: int, end_tick: int, path: Path) -> None:
+def _save(events: list[tuple[int, int, mido.Message | mido.MetaMessage]], ppq: int, end_tick: int, path: Path) -> None:
     track = mido.MidiTrack()
     now = 0
     for tick, _, message in sorted(events, key=lambda e: (e[0], e[1])):

@@ -9,6 +9,7 @@ spec, so a rerun only renders what changed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -40,7 +41,7 @@ from .spec import (
 )
 
 __all__ = [
-    "Modulation", "Song", "SongSpec", "Tempo", "benchmark_suite", "encode", "ensure_suite",
+    "FORMATS", "Modulation", "RenderError", "Song", "SongSpec", "Tempo", "benchmark_suite", "encode", "ensure_suite",
     "quick_subset", "render", "render_progression",
 ]
 
@@ -50,8 +51,8 @@ GAIN = 0.8
 TAIL_S = 1.0  # after the last bar: release and reverb, then silence
 FADE_S = 0.05  # so the cut at the end of the tail does not click
 PEAK = 0.89  # -1 dBFS: every song at the same peak level, none clipped
-# Part of every cache key: bump it whenever rendering changes what a spec sounds like.
-RENDER_VERSION = 1
+# The renderer's own source is part of every cache key, so editing how songs are made re-renders them.
+RENDERER_SOURCES = ("spec.py", "compose.py", "songs.py")
 DEFAULT_SUITE_SIZE = 48
 RENDER_WORKERS = 2
 JUMP = 0.01  # a tempo change bigger than this between two tempo events is a step, not part of a ramp
@@ -92,9 +93,17 @@ class Song:
         return json.loads(self.truth_path.read_text())
 
 
+@functools.cache
+def _renderer_digest() -> str:
+    digest = hashlib.sha256()
+    for name in RENDERER_SOURCES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()
+
+
 def spec_hash(spec: SongSpec) -> str:
-    """Short digest of the spec and the renderer version: the cache key in the file name."""
-    text = json.dumps({"render": RENDER_VERSION, "spec": asdict(spec)}, sort_keys=True)
+    """Short digest of the spec and the renderer's source: the cache key in the file name."""
+    text = json.dumps({"renderer": _renderer_digest(), "spec": asdict(spec)}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 

@@ -86,10 +86,6 @@ class Tempo:
     def steady(cls, bpm: float) -> Tempo:
         return cls("steady", bpm, bpm)
 
-    @property
-    def mean_bpm(self) -> float:
-        return (self.bpm + self.end_bpm) / 2
-
 
 @dataclass(frozen=True)
 class Modulation:

@@ -9,10 +9,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from analysis.audio import AUDIO_EXTENSIONS
+
 from . import config as config_mod
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma"}
 log = logging.getLogger("beatwatch")
 
 
@@ -27,6 +28,18 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon in the foreground (systemd runs this)")
     run.add_argument("--config", type=Path, help="TOML config file (default: $BEATWATCH_CONFIG or ./beatwatch.toml)")
+
+    status = sub.add_parser("status", help="queue counts, running jobs, throughput, throttle and worker state")
+    status.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
+    status.add_argument("--config", type=Path, help="TOML config file")
+
+    retry = sub.add_parser("retry", help="queue jobs again (failed ones, or the given job ids)")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="job ids (done or failed)")
+    retry.add_argument("--failed", action="store_true", help="every failed job")
+    retry.add_argument("--config", type=Path, help="TOML config file")
+
+    rescan = sub.add_parser("rescan", help="queue every complete file in the inbox that is not analysed yet")
+    rescan.add_argument("--config", type=Path, help="TOML config file")
 
     analyze = sub.add_parser("analyze", help="analyse files or folders once, without the daemon")
     analyze.add_argument("paths", nargs="+", type=Path, metavar="FILE", help="audio files, or folders to search")
@@ -52,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers = {"run": cmd_run, "analyze": cmd_analyze, "show": cmd_show, "config": cmd_config_check}
+    handlers = {"run": cmd_run, "analyze": cmd_analyze, "show": cmd_show, "config": cmd_config_check,
+                "status": cmd_status, "retry": cmd_retry, "rescan": cmd_rescan}
     try:
         return handlers[args.command](args)
     except (config_mod.ConfigError, UsageError) as exc:
@@ -172,10 +186,58 @@ def cmd_config_check(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from .supervisor import Supervisor
+
     settings = config_mod.load(args.config)
-    inbox = settings.inbox.path
-    inbox.mkdir(parents=True, exist_ok=True)
-    print(f"beatwatch: watching is not built yet; analysing {inbox} once", file=sys.stderr, flush=True)
-    _documents, failed = _analyze_all(list(iter_audio([inbox])), settings, output_dir=settings.output.dir,
-                                      engine=_open_store(settings), quiet=False)
-    return EXIT_FAILED if failed else EXIT_OK
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    return Supervisor(settings, config_path=args.config or config_mod.default_config_path()).run()
+
+
+def cmd_status(args) -> int:
+    import time
+
+    from .status import render_status
+
+    settings = config_mod.load(args.config)
+    engine = _open_store(settings)
+    while True:
+        text = render_status(engine, now=time.time())
+        if args.watch:
+            sys.stdout.write("\x1b[H\x1b[2J")
+        print(text, flush=True)
+        if not args.watch:
+            return EXIT_OK
+        time.sleep(2)
+
+
+def cmd_retry(args) -> int:
+    import time
+
+    from store import jobs
+
+    if not args.ids and not args.failed:
+        raise UsageError("retry needs job ids or --failed")
+    settings = config_mod.load(args.config)
+    count = jobs.retry(_open_store(settings), ids=args.ids or None, failed_only=args.failed, now=time.time())
+    print(f"requeued {count} job(s)")
+    return EXIT_OK
+
+
+def cmd_rescan(args) -> int:
+    import os
+    import time
+
+    from store import jobs
+    from .watcher import NameFilter
+
+    settings = config_mod.load(args.config)
+    names = NameFilter(settings.inbox.path, settings.watch.ignore, skip_result_folders=settings.inbox.after == "move")
+    now = time.time()
+    items = []
+    for path in names.scan():
+        st = os.stat(path)
+        if now - st.st_mtime >= settings.watch.settle_s:  # still being written: the daemon will see it settle
+            items.append((str(path), st.st_size, st.st_mtime))
+    added = jobs.enqueue_many(_open_store(settings), items, now=now)
+    print(f"{len(items)} file(s) in {settings.inbox.path}; queued {len(added)} new")
+    return EXIT_OK

@@ -62,6 +62,7 @@ class Jobs(Section):
     timeout_s: float = Field(900.0, gt=0)
     memory_mb: int = Field(2048, ge=128)
     max_duration_s: float = Field(6 * 3600.0, gt=0)
+    lease_s: float = Field(60.0, gt=0)
 
 
 class Workers(Section):

@@ -165,6 +165,36 @@ SELECT
 FROM files AS f
 JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
 
+# AUTOINCREMENT: a stale worker's job id must never come to name a newer job.
+# Times are epoch seconds (REAL): leases and backoff are compared across processes and restarts.
+_JOBS = """
+CREATE TABLE jobs (
+    id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    force INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_expires REAL,
+    not_before REAL,
+    error TEXT,
+    stage TEXT,
+    progress REAL,
+    size INTEGER,
+    mtime REAL,
+    content_hash TEXT,
+    analysis_id INTEGER,
+    audio_duration REAL,
+    wall_s REAL,
+    outcome TEXT,
+    created_at REAL,
+    updated_at REAL,
+    started_at REAL,
+    finished_at REAL,
+    CHECK (state IN ('queued', 'running', 'retry_wait', 'done', 'failed')),
+    FOREIGN KEY (analysis_id) REFERENCES analyses (id) ON DELETE SET NULL
+)"""
+
 STEPS: list[Step] = [
     Step(1, "files, their paths, analyses with beats, bars, chords, keys and tags; the tracks view", [
         _FILES,
@@ -181,6 +211,21 @@ STEPS: list[Step] = [
         _KEY_SEGMENTS,
         _TAGS,
         _TRACKS,
+    ]),
+    Step(2, "the job queue: one row per file to analyse, at most one active per path", [
+        _JOBS,
+        "CREATE INDEX ix_jobs_state_not_before ON jobs (state, not_before)",
+        "CREATE INDEX ix_jobs_path ON jobs (path)",
+        # Without it every deleted analysis (each re-save) scans all jobs to apply SET NULL.
+        "CREATE INDEX ix_jobs_analysis_id ON jobs (analysis_id)",
+        "CREATE UNIQUE INDEX ux_jobs_active_path ON jobs (path) WHERE state IN ('queued', 'running', 'retry_wait')",
+    ]),
+    Step(3, "what the running daemon reports for `beatwatch status`", [
+        """CREATE TABLE daemon_status (
+    id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    data TEXT NOT NULL,
+    updated_at REAL NOT NULL
+)""",
     ]),
 ]
 

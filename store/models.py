@@ -9,7 +9,7 @@ has no model.
 
 from __future__ import annotations
 
-from sqlalchemy import REAL, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import REAL, CheckConstraint, ForeignKey, Index, Integer, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -143,3 +143,50 @@ class Tag(Base):
     model: Mapped[str] = mapped_column(primary_key=True)
     label: Mapped[str] = mapped_column(primary_key=True)
     score: Mapped[float | None]
+
+
+class Job(Base):
+    """A file's turn in the queue; store/jobs.py reads and writes it with Core statements, not this class."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint("state IN ('queued', 'running', 'retry_wait', 'done', 'failed')"),
+        Index("ix_jobs_state_not_before", "state", "not_before"),
+        Index("ix_jobs_path", "path"),
+        Index("ix_jobs_analysis_id", "analysis_id"),
+        Index("ux_jobs_active_path", "path", unique=True,
+              sqlite_where=text("state IN ('queued', 'running', 'retry_wait')")),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str]
+    state: Mapped[str]
+    attempts: Mapped[int] = mapped_column(server_default=text("0"))
+    force: Mapped[int] = mapped_column(server_default=text("0"))
+    lease_owner: Mapped[str | None]
+    lease_expires: Mapped[float | None]
+    not_before: Mapped[float | None]
+    error: Mapped[str | None]
+    stage: Mapped[str | None]
+    progress: Mapped[float | None]
+    size: Mapped[int | None]
+    mtime: Mapped[float | None]
+    content_hash: Mapped[str | None]
+    analysis_id: Mapped[int | None] = mapped_column(ForeignKey("analyses.id", ondelete="SET NULL"))
+    audio_duration: Mapped[float | None]
+    wall_s: Mapped[float | None]
+    outcome: Mapped[str | None]
+    created_at: Mapped[float | None]
+    updated_at: Mapped[float | None]
+    started_at: Mapped[float | None]
+    finished_at: Mapped[float | None]
+
+
+class DaemonStatus(Base):
+    __tablename__ = "daemon_status"
+    __table_args__ = (CheckConstraint("id = 1"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    data: Mapped[str]
+    updated_at: Mapped[float]

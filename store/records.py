@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,25 +45,32 @@ class AmbiguousHash(LookupError):
 
 def save_timeline(engine: Engine, doc: dict[str, Any], *, sidecar_path: str | None,
                   mtime: float | None = None) -> int:
-    """Store one analysis and return its id.
+    """Store one analysis in a transaction of its own and return its id."""
+    with write_transaction(engine) as conn:
+        return save_timeline_in(conn, doc, sidecar_path=sidecar_path, mtime=mtime)
 
-    An earlier analysis of the same content by the same analyzer version is
-    replaced, children and all, in the same transaction.
+
+def save_timeline_in(conn: Connection, doc: dict[str, Any], *, sidecar_path: str | None,
+                     mtime: float | None = None) -> int:
+    """Store one analysis inside the caller's write transaction and return its id.
+
+    It commits with the caller's other changes (a job marked done) or not at
+    all. An earlier analysis of the same content by the same analyzer
+    version is replaced, children and all.
     """
     if doc.get("schema") != SCHEMA:
         raise ValueError(f"cannot store a sidecar of schema {doc.get('schema')!r}; expected {SCHEMA!r}")
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    with write_transaction(engine) as conn:
-        file_id = _upsert_file(conn, doc["file"], mtime, now)
-        _record_path(conn, file_id, doc["file"]["path"], now)
-        version = doc["analyzer"]["version"]
-        conn.execute(delete(Analysis).where(Analysis.file_id == file_id, Analysis.analyzer_version == version))
-        analysis_id = conn.execute(
-            insert(Analysis).values(_analysis_row(doc, file_id, sidecar_path, now))
-        ).inserted_primary_key[0]
-        for model, rows in _child_rows(doc, analysis_id):
-            if rows:
-                conn.execute(insert(model), rows)
+    file_id = _upsert_file(conn, doc["file"], mtime, now)
+    _record_path(conn, file_id, doc["file"]["path"], now)
+    version = doc["analyzer"]["version"]
+    conn.execute(delete(Analysis).where(Analysis.file_id == file_id, Analysis.analyzer_version == version))
+    analysis_id = conn.execute(
+        insert(Analysis).values(_analysis_row(doc, file_id, sidecar_path, now))
+    ).inserted_primary_key[0]
+    for model, rows in _child_rows(doc, analysis_id):
+        if rows:
+            conn.execute(insert(model), rows)
     return analysis_id
 
 
@@ -159,3 +167,32 @@ def _file_by_hash(conn: Connection, value: str) -> int | None:
     if len(ids) > 1:
         raise AmbiguousHash(f"hash prefix {prefix} matches more than one file; give more characters")
     return ids[0] if ids else None
+
+
+@dataclass(frozen=True)
+class ExistingAnalysis:
+    analysis_id: int
+    sidecar_path: str | None
+
+
+def existing_analysis(engine: Engine, content_hash: str, analyzer_version: str) -> ExistingAnalysis | None:
+    """The analysis of this exact content by this analyzer version, if one is stored (dedupe of copies)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(Analysis.id, Analysis.sidecar_path).join(File, File.id == Analysis.file_id)
+            .where(File.content_hash == content_hash, Analysis.analyzer_version == analyzer_version)
+        ).first()
+    return ExistingAnalysis(row[0], row[1]) if row else None
+
+
+def rename_path(engine: Engine, old: str, new: str, *, sidecar_path: str | None) -> None:
+    """A file moved by beatwatch (inbox.after = "move"): its rows follow it, with the moved sidecar."""
+    with write_transaction(engine) as conn:
+        file_id = conn.scalar(select(FilePath.file_id).where(FilePath.path == old))
+        if file_id is None:
+            return
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        conn.execute(update(FilePath).where(FilePath.path == old).values(path=new, seen_at=now))
+        conn.execute(update(File).where(File.id == file_id, File.path == old).values(path=new))
+        if sidecar_path is not None:
+            conn.execute(update(Analysis).where(Analysis.file_id == file_id).values(sidecar_path=sidecar_path))

@@ -1,0 +1,125 @@
+"""Worker processes (spawn start method): start, hand out tasks, measure, kill and replace.
+
+Spawned children share nothing with the supervisor but a pipe, so a decoder
+crash, a hang or a memory blow-up in one job takes down only that child.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing as mp
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+
+import psutil
+
+from . import worker
+
+log = logging.getLogger(__name__)
+_ctx = mp.get_context("spawn")
+
+
+@dataclass
+class Slot:
+    """One worker process and what it is doing."""
+
+    name: str
+    process: mp.process.BaseProcess
+    conn: Connection
+    task: worker.Task | None = None
+    task_started: float = 0.0
+    last_heartbeat: float = 0.0
+    stage: str = ""
+    jobs_done: int = 0
+    ready: bool = False
+    retiring: bool = False
+    pid: int | None = None
+    _ps: psutil.Process | None = field(default=None, repr=False)
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None
+
+    def rss_mb(self) -> float:
+        """Resident memory of the worker and its children (the ffmpeg decoder) in MB."""
+        try:
+            if self._ps is None:
+                self._ps = psutil.Process(self.process.pid)
+            procs = [self._ps, *self._ps.children(recursive=True)]
+            return sum(p.memory_info().rss for p in procs) / 2**20
+        except psutil.Error:
+            return 0.0
+
+    def pids(self) -> list[int]:
+        try:
+            parent = psutil.Process(self.process.pid)
+            return [parent.pid, *(p.pid for p in parent.children(recursive=True))]
+        except psutil.Error:
+            return []
+
+
+class Pool:
+    def __init__(self, size: int, *, store_url: str, nice: int) -> None:
+        self.size = size
+        self._store_url, self._nice = store_url, nice
+        self._names = (f"w{i}" for i in itertools.count(1))
+        self.slots: list[Slot] = []
+
+    def fill(self) -> None:
+        """Start workers until the pool has `size` of them."""
+        while len(self.slots) < self.size:
+            parent, child = _ctx.Pipe()
+            name = next(self._names)
+            process = _ctx.Process(target=worker.main, args=(child, self._store_url, self._nice),
+                                   name=f"beatwatch-{name}", daemon=True)
+            process.start()
+            child.close()
+            self.slots.append(Slot(name=name, process=process, conn=parent))
+            log.info("started worker %s (pid %s)", name, process.pid)
+
+    def idle(self) -> list[Slot]:
+        return [s for s in self.slots if s.ready and not s.busy and not s.retiring]
+
+    def assign(self, slot: Slot, task: worker.Task) -> None:
+        slot.task, slot.task_started, slot.last_heartbeat, slot.stage = task, time.monotonic(), time.monotonic(), "claimed"
+        slot.conn.send(task)
+
+    def kill(self, slot: Slot, why: str) -> None:
+        """SIGKILL the worker and its decoder children, and forget the slot."""
+        log.warning("killing worker %s (pid %s): %s", slot.name, slot.process.pid, why)
+        for pid in reversed(slot.pids()):
+            try:
+                psutil.Process(pid).kill()
+            except psutil.Error:
+                pass
+        slot.process.join(timeout=5)
+        self._forget(slot)
+
+    def retire(self, slot: Slot) -> None:
+        """Ask an idle worker to exit (recycling after max_jobs_per_child)."""
+        try:
+            slot.conn.send(None)
+        except OSError:
+            pass
+        slot.process.join(timeout=10)
+        if slot.process.is_alive():
+            self.kill(slot, "did not exit when retired")
+        else:
+            self._forget(slot)
+
+    def dead(self) -> list[Slot]:
+        return [s for s in self.slots if not s.process.is_alive()]
+
+    def _forget(self, slot: Slot) -> None:
+        slot.conn.close()
+        if slot in self.slots:
+            self.slots.remove(slot)
+
+    def stop_all(self, why: str) -> None:
+        for slot in list(self.slots):
+            if slot.busy:
+                self.kill(slot, why)
+            else:
+                self.retire(slot)

@@ -1,0 +1,390 @@
+"""The daemon's main loop: events in, jobs claimed, workers fed, results published, systemd told.
+
+`step()` is one iteration and takes the clock as arguments, so tests can
+drive it; `run()` only adds waiting, signals and start-up/shutdown. Signal
+handlers only set flags; every decision happens here, in one thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from store import jobs
+from store.db import open_database
+from store.records import rename_path, save_timeline_in
+from store.sidecar import remove_stray_temp_sidecars, sidecar_path, write_sidecar
+from store.status import write_status
+
+from . import config as config_mod
+from .cpus import usable_cpus
+from .moves import move_aside
+from .notify import Notifier
+from .pool import Pool, Slot
+from .stability import StabilityTracker
+from .throttle import MachineProbe, Throttle
+from .watcher import InboxWatcher, NameFilter
+from .worker import Outcome, Task
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0
+CLAIM_POLL_S = 10.0
+STATUS_EVERY_S = 5.0
+HEARTBEAT_WRITE_EVERY_S = 5.0
+
+
+@dataclass
+class Flags:
+    stop: bool = False
+    reload: bool = False
+
+
+class Supervisor:
+    def __init__(self, settings: config_mod.Settings, config_path: Path | None = None) -> None:
+        self.config_path = config_path
+        self.flags = Flags()
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.notifier = Notifier()
+        self.probe = MachineProbe()
+        self._apply(settings)
+        self.engine: Engine = open_database(settings.store.url)
+        self.pool = Pool(self.worker_count, store_url=settings.store.url, nice=settings.resources.nice)
+        self.tracker = StabilityTracker(settings.watch.settle_s)
+        self.watcher: InboxWatcher | None = None
+        self._next_rescan = 0.0
+        self._next_claim = 0.0
+        self._next_expire = 0.0
+        self._next_status = 0.0
+        self._next_watchdog = 0.0
+        self._last_beat_write: dict[int, float] = {}
+        self.draining_since: float | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        for end in (self._wake_r, self._wake_w):
+            end.setblocking(False)
+
+    def _apply(self, settings: config_mod.Settings) -> None:
+        self.settings = settings
+        self.worker_count = settings.workers.count or usable_cpus()
+        self.throttle = Throttle(settings.resources)
+        self.lease_s = settings.jobs.lease_s
+        self.names = NameFilter(settings.inbox.path, settings.watch.ignore,
+                                skip_result_folders=settings.inbox.after == "move")
+
+    # ----- lifecycle -------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        inbox = self.settings.inbox.path
+        inbox.mkdir(parents=True, exist_ok=True)
+        requeued = jobs.requeue_all_running(self.engine, now=now)
+        if requeued:
+            log.warning("requeued %d job(s) left running by a previous run", requeued)
+        for folder in {inbox, self.settings.output.dir} - {None}:
+            removed = remove_stray_temp_sidecars(folder)
+            if removed:
+                log.warning("removed %d half-written sidecar(s) under %s", removed, folder)
+        self.watcher = InboxWatcher(self.names, polling=self.settings.watch.polling)
+        self.watcher.start()
+        self.pool.fill()
+        log.info("beatwatch %s watching %s with %d worker(s)", self.id, inbox, self.worker_count)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config; watcher and pool follow the new values, the store stays."""
+        self.notifier.send(RELOADING=1, MONOTONIC_USEC=int(time.monotonic() * 1e6))
+        try:
+            settings = config_mod.load(self.config_path)
+        except config_mod.ConfigError as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
+        else:
+            old_inbox, old_polling = self.settings.inbox.path, self.settings.watch.polling
+            self._apply(settings)
+            self.tracker.settle_s = settings.watch.settle_s
+            self.pool.size = self.worker_count
+            if (settings.inbox.path, settings.watch.polling) != (old_inbox, old_polling) and self.watcher:
+                self.watcher.stop()
+                settings.inbox.path.mkdir(parents=True, exist_ok=True)
+                self.watcher = InboxWatcher(self.names, polling=settings.watch.polling)
+                self.watcher.start()
+            self._next_rescan = 0.0
+            log.warning("config reloaded from %s", self.config_path or "defaults")
+        self.notifier.send(READY=1)
+
+    def shutdown(self, now: float) -> None:
+        if self.watcher:
+            self.watcher.stop()
+        for slot in list(self.pool.slots):
+            if slot.task is not None:
+                jobs.release(self.engine, slot.task.job_id, slot.task.token, now=now)
+                log.warning("job %d (%s) requeued: not finished within shutdown.grace_s", slot.task.job_id, slot.task.path)
+        self.pool.stop_all("shutting down")
+        self._write_status(now, state="stopped")
+        self.engine.dispose()
+
+    # ----- one iteration ---------------------------------------------------------------------
+
+    def step(self, now: float, mono: float) -> None:
+        self._collect_arrivals(mono)
+        if mono >= self._next_expire:
+            self._next_expire = mono + max(self.lease_s / 4, 0.5)
+            for job_id in jobs.expire_leases(self.engine, now=now, max_attempts=self.settings.jobs.max_attempts):
+                log.warning("job %d lost its lease (worker died or stalled); requeued", job_id)
+                self._next_claim = 0.0
+        self._handle_messages(now, mono, timeout=0)
+        self._police_workers(now, mono)
+        if self.draining_since is None:
+            self.pool.fill()
+            self._dispatch(now, mono)
+        if mono >= self._next_status:
+            self._next_status = mono + STATUS_EVERY_S
+            self._write_status(now)
+        self._tell_systemd(mono)
+
+    def _collect_arrivals(self, mono: float) -> None:
+        assert self.watcher is not None
+        overflow = self.watcher.overflow.is_set()
+        if overflow or mono >= self._next_rescan:
+            self.watcher.overflow.clear()
+            self._next_rescan = mono + self.settings.watch.rescan_interval_s
+            for path in self.names.scan():
+                self.tracker.observe(str(path), mono)
+        for path in self.watcher.drain():
+            self.tracker.observe(path, mono)
+        stable = self.tracker.due(mono)
+        if stable:
+            added = jobs.enqueue_many(self.engine, [(f.path, f.size, f.mtime) for f in stable], now=time.time())
+            if added:
+                log.info("queued %d new file(s)", len(added))
+                self._next_claim = 0.0
+
+    def _dispatch(self, now: float, mono: float) -> None:
+        if mono < self._next_claim:
+            return
+        self._next_claim = mono + CLAIM_POLL_S
+        idle = self.pool.idle()
+        if not idle or not self.throttle.update(self.probe.sample(self._own_pids())):
+            return
+        for slot in idle:
+            token = f"{self.id}:{slot.name}:{uuid.uuid4().hex[:8]}"
+            job = jobs.claim(self.engine, token, lease_s=self.lease_s, now=now)
+            if job is None:
+                return
+            self.pool.assign(slot, Task(job_id=job.id, token=token, path=job.path,
+                                        max_duration_s=self.settings.jobs.max_duration_s, force=job.force))
+            log.info("job %d: %s -> %s (attempt %d)", job.id, job.path, slot.name, job.attempts)
+        self._next_claim = 0.0  # every worker got one: look again as soon as one is free
+
+    def _own_pids(self) -> list[int]:
+        return [pid for slot in self.pool.slots for pid in slot.pids()]
+
+    # ----- worker messages -------------------------------------------------------------------
+
+    def _handle_messages(self, now: float, mono: float, timeout: float) -> None:
+        """Read every pending worker message, waiting up to timeout; a signal ends the wait early."""
+        conns = {slot.conn: slot for slot in self.pool.slots}
+        for conn in wait([*conns, self._wake_r], timeout=timeout):
+            if conn is self._wake_r:
+                self._drain_wake()
+                continue
+            slot = conns[conn]
+            try:
+                while conn.poll():
+                    self._on_message(slot, conn.recv(), now, mono)
+            except (EOFError, OSError):
+                continue  # the process is gone; _police_workers deals with it
+
+    def _on_message(self, slot: Slot, message: tuple, now: float, mono: float) -> None:
+        kind = message[0]
+        if kind == "ready":
+            slot.ready, slot.pid = True, message[1]
+            self._next_claim = 0.0
+            return
+        task = slot.task
+        if task is None or message[1] != task.job_id:
+            return
+        slot.last_heartbeat = mono
+        if kind == "progress":
+            slot.stage = message[2]
+            self._beat(task, now, mono, stage=message[2], progress=message[3], force=True)
+        elif kind == "alive":
+            self._beat(task, now, mono)
+        elif kind == "result":
+            _, job_id, token, outcome = message
+            slot.task, slot.jobs_done = None, slot.jobs_done + 1
+            self._last_beat_write.pop(job_id, None)
+            self._finish(task, outcome, now)
+            self._next_claim = 0.0
+            if slot.jobs_done >= self.settings.workers.max_jobs_per_child:
+                slot.retiring = True
+                self.pool.retire(slot)
+
+    def _beat(self, task: Task, now: float, mono: float, *, stage=None, progress=None, force=False) -> None:
+        last = self._last_beat_write.get(task.job_id, 0.0)
+        if force or mono - last >= HEARTBEAT_WRITE_EVERY_S or mono - last >= self.lease_s / 3:
+            self._last_beat_write[task.job_id] = mono
+            jobs.heartbeat(self.engine, task.job_id, task.token, lease_s=self.lease_s, now=now,
+                           stage=stage, progress=progress)
+
+    def _finish(self, task: Task, outcome: Outcome, now: float) -> None:
+        if outcome.kind == "error":
+            state = jobs.fail(self.engine, task.job_id, task.token, error=outcome.error or "unknown error",
+                              permanent=outcome.permanent, now=now, max_attempts=self.settings.jobs.max_attempts)
+            if state is None:
+                log.warning("job %d: late error discarded (lease lost)", task.job_id)
+                return
+            log.warning("job %d %s: %s", task.job_id, state, outcome.error)
+            if state == "failed":
+                self._after(task.path, "failed")
+            return
+        document = outcome.document
+        target = sidecar_path(task.path, self.settings.output.dir)
+        try:
+            mtime = os.stat(task.path).st_mtime
+        except OSError:
+            mtime = None
+
+        def write(conn) -> int:
+            write_sidecar(document, target)
+            return save_timeline_in(conn, document, sidecar_path=str(target), mtime=mtime)
+
+        done = jobs.complete(self.engine, task.job_id, task.token, now=now, write=write, outcome=outcome.kind,
+                             content_hash=document["file"]["content_hash"],
+                             audio_duration=document["file"]["duration"],
+                             wall_s=document["performance"]["wall_s"])
+        if not done:
+            log.warning("job %d: late result discarded (lease lost)", task.job_id)
+            return
+        log.info("job %d done (%s): %s", task.job_id, outcome.kind, task.path)
+        self._after(task.path, "done", sidecar=target)
+
+    def _after(self, path: str, folder: str, sidecar: Path | None = None) -> None:
+        """inbox.after = "move": finished files go to done/ or failed/, sidecar alongside."""
+        if self.settings.inbox.after != "move":
+            return
+        try:
+            moved = move_aside(Path(path), self.settings.inbox.path, folder)
+            if sidecar is not None and self.settings.output.dir is None and sidecar.exists():
+                new_sidecar = sidecar_path(moved, None)
+                os.replace(sidecar, new_sidecar)
+                sidecar = new_sidecar
+            rename_path(self.engine, path, str(moved), sidecar_path=str(sidecar) if sidecar else None)
+        except OSError as exc:
+            log.error("could not move %s to %s/: %s", path, folder, exc)
+
+    # ----- watching the workers --------------------------------------------------------------
+
+    def _police_workers(self, now: float, mono: float) -> None:
+        limits = self.settings.jobs
+        for slot in list(self.pool.slots):
+            task = slot.task
+            if not slot.process.is_alive():
+                code = slot.process.exitcode
+                self.pool.kill(slot, f"exited with code {code}")
+                if task is not None:
+                    self._fail_killed(task, f"worker died (exit code {code}) while analysing", now)
+                continue
+            if task is None:
+                continue
+            if mono - slot.task_started > limits.timeout_s:
+                self.pool.kill(slot, f"job {task.job_id} exceeded jobs.timeout_s")
+                self._fail_killed(task, f"timed out after {limits.timeout_s:g} s (jobs.timeout_s)", now)
+            elif (rss := slot.rss_mb()) > limits.memory_mb:
+                self.pool.kill(slot, f"job {task.job_id} used {rss:.0f} MB")
+                self._fail_killed(task, f"used {rss:.0f} MB, more than jobs.memory_mb = {limits.memory_mb}", now)
+
+    def _fail_killed(self, task: Task, why: str, now: float) -> None:
+        state = jobs.fail(self.engine, task.job_id, task.token, error=f"{task.path}: {why}", permanent=False,
+                          now=now, max_attempts=self.settings.jobs.max_attempts)
+        log.warning("job %d %s: %s", task.job_id, state or "already requeued", why)
+        if state == "failed":
+            self._after(task.path, "failed")
+        self._next_claim = 0.0
+
+    # ----- reporting -------------------------------------------------------------------------
+
+    def _write_status(self, now: float, state: str | None = None) -> None:
+        write_status(self.engine, {
+            "daemon": self.id,
+            "pid": os.getpid(),
+            "state": state or ("draining" if self.draining_since is not None else "running"),
+            "updated_at": now,
+            "throttle": self.throttle.describe(),
+            "workers": [{"name": s.name, "pid": s.process.pid, "busy": s.busy, "stage": s.stage if s.busy else "",
+                         "job_id": s.task.job_id if s.task else None, "jobs_done": s.jobs_done,
+                         "rss_mb": round(s.rss_mb())} for s in self.pool.slots],
+            "inference": "in worker processes (cpu)",
+            "pending_files": len(self.tracker),
+        })
+
+    def _tell_systemd(self, mono: float) -> None:
+        if not self.notifier.enabled:
+            return
+        interval = self.notifier.watchdog_interval_s
+        if mono >= self._next_watchdog:
+            self._next_watchdog = mono + (interval if interval else STATUS_EVERY_S)
+            busy = sum(1 for s in self.pool.slots if s.busy)
+            fields: dict = {"STATUS": f"{busy}/{len(self.pool.slots)} workers busy; {self.throttle.describe()}"}
+            if interval:
+                fields["WATCHDOG"] = 1
+            self.notifier.send(**fields)
+
+    # ----- the loop --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._install_signals()
+        self.start(time.time())
+        self.notifier.send(READY=1, STATUS="started", MAINPID=os.getpid())
+        grace = self.settings.shutdown.grace_s
+        while True:
+            if self.flags.reload:
+                self.flags.reload = False
+                self.reload()
+            mono = time.monotonic()
+            if self.flags.stop and self.draining_since is None:
+                self.draining_since = mono
+                self.notifier.send(STOPPING=1, STATUS="draining")
+                log.warning("stopping: no new jobs; waiting up to %g s for %d running job(s)", grace,
+                            sum(1 for s in self.pool.slots if s.busy))
+            if self.draining_since is not None and (
+                    not any(s.busy for s in self.pool.slots) or mono - self.draining_since >= grace):
+                break
+            try:
+                self.step(time.time(), mono)
+            except Exception:  # noqa: BLE001 - one bad iteration must not kill the service
+                log.exception("supervisor step failed; continuing")
+            self._handle_messages(time.time(), time.monotonic(), timeout=self._sleep_for(time.monotonic()))
+        self.shutdown(time.time())
+        log.warning("stopped")
+        return 0
+
+    def _sleep_for(self, mono: float) -> float:
+        deadline = self.tracker.next_deadline()
+        wake = min(TICK_S, max(deadline - mono, 0.05)) if deadline is not None else TICK_S
+        return 0.0 if self.flags.stop or self.flags.reload else wake
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _install_signals(self) -> None:
+        def stop(signum, frame) -> None:
+            self.flags.stop = True
+
+        def hup(signum, frame) -> None:
+            self.flags.reload = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)

@@ -1,0 +1,105 @@
+"""Inbox events: a watchdog observer whose handler only filters names and hands paths on.
+
+The handler runs on watchdog's thread, so it does nothing but drop candidate
+paths into a bounded queue; when the queue is full it raises a flag instead
+of blocking, and the supervisor answers with a full rescan, so a burst can
+never be lost or grow memory without bound.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from analysis.audio import AUDIO_EXTENSIONS
+
+QUEUE_SIZE = 4096
+# Folders inside the inbox that beatwatch itself fills when inbox.after = "move".
+RESULT_FOLDERS = ("done", "failed")
+
+
+class NameFilter:
+    """Which paths under the inbox are music to analyse: audio extensions, no ignored or hidden names."""
+
+    def __init__(self, inbox: Path, ignore: Iterable[str], *, skip_result_folders: bool) -> None:
+        self.inbox = inbox
+        self.ignore = tuple(ignore)
+        self.skip_result_folders = skip_result_folders
+
+    def accepts(self, path: str | os.PathLike) -> bool:
+        path = Path(path)
+        try:
+            parts = path.relative_to(self.inbox).parts
+        except ValueError:
+            return False
+        if not parts or path.suffix.lower() not in AUDIO_EXTENSIONS:
+            return False
+        if self.skip_result_folders and len(parts) > 1 and parts[0] in RESULT_FOLDERS:
+            return False
+        if any(part.startswith(".") for part in parts[:-1]):
+            return False
+        return not any(fnmatch.fnmatchcase(parts[-1], pattern) for pattern in self.ignore)
+
+    def scan(self) -> Iterator[Path]:
+        """Every accepted regular file under the inbox (the reconcile pass)."""
+        for root, dirs, files in os.walk(self.inbox):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in files:
+                path = Path(root, name)
+                if self.accepts(path) and path.is_file():
+                    yield path
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, names: NameFilter, out: "queue.Queue[str]", overflow: threading.Event) -> None:
+        self._names, self._out, self._overflow = names, out, overflow
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            # A folder moved in brings files that got no events of their own.
+            if event.event_type in ("moved", "created"):
+                self._overflow.set()
+            return
+        if event.event_type in ("deleted", "opened", "closed_no_write"):
+            return
+        path = event.dest_path if event.event_type == "moved" else event.src_path
+        path = os.fsdecode(path)
+        if self._names.accepts(path):
+            try:
+                self._out.put_nowait(path)
+            except queue.Full:
+                self._overflow.set()
+
+
+class InboxWatcher:
+    """Owns the observer thread; `drain()` returns the paths seen since the last call."""
+
+    def __init__(self, names: NameFilter, *, polling: bool) -> None:
+        self.names = names
+        self.overflow = threading.Event()
+        self._queue: queue.Queue[str] = queue.Queue(maxsize=QUEUE_SIZE)
+        self._observer = PollingObserver() if polling else Observer()
+        self._observer.schedule(_Handler(names, self._queue, self.overflow), str(names.inbox), recursive=True)
+
+    def start(self) -> None:
+        self._observer.start()
+
+    def stop(self) -> None:
+        self._observer.stop()
+        self._observer.join(timeout=5)
+
+    def drain(self) -> list[str]:
+        paths = []
+        while True:
+            try:
+                paths.append(self._queue.get_nowait())
+            except queue.Empty:
+                return paths

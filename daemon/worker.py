@@ -1,0 +1,106 @@
+"""The body of a worker process: load the models once, then analyse one task at a time.
+
+Workers compute and report; they never write the database or sidecars. The
+supervisor publishes a result only while the job's lease is still held, so
+a worker that was stopped, timed out or replaced cannot overwrite newer work.
+A heartbeat thread proves the process is alive even during one long stage; a
+stopped (SIGSTOP) process stops heartbeating and so loses its lease.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+HEARTBEAT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Task:
+    job_id: int
+    token: str
+    path: str
+    max_duration_s: float
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a task produced: a document ('analysed' or 'linked') or an error."""
+
+    kind: str
+    document: dict | None = None
+    error: str | None = None
+    permanent: bool = False
+
+
+def main(conn: Connection, store_url: str, nice: int) -> None:
+    """Entry point of the spawned process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which drains.
+    if nice:
+        os.nice(nice)
+    from analysis.pipeline import Analyzer
+    from store.db import open_database
+
+    analyzer = Analyzer()
+    engine = open_database(store_url)
+    send_lock = threading.Lock()
+
+    def send(*message) -> None:
+        with send_lock:
+            conn.send(message)
+
+    send("ready", os.getpid())
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        stop_beat = threading.Event()
+        beat = threading.Thread(target=_heartbeat, args=(send, task.job_id, stop_beat), daemon=True)
+        beat.start()
+        try:
+            outcome = run_task(analyzer, engine, task,
+                               progress=lambda stage, fraction: send("progress", task.job_id, stage, fraction))
+        finally:
+            stop_beat.set()
+            beat.join()
+        send("result", task.job_id, task.token, outcome)
+
+
+def _heartbeat(send, job_id: int, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        send("alive", job_id)
+
+
+def run_task(analyzer, engine, task: Task, *, progress) -> Outcome:
+    """Reuse an existing analysis of the same content (unless retry forces), else analyse; errors become outcomes."""
+    from analysis import ANALYZER_VERSION
+    from analysis.audio import content_hash
+    from analysis.errors import AnalysisError
+    from store.records import existing_analysis
+
+    try:
+        digest = content_hash(task.path)
+        found = None if task.force else existing_analysis(engine, digest, ANALYZER_VERSION)
+        if found is not None and found.sidecar_path and Path(found.sidecar_path).is_file():
+            document = json.loads(Path(found.sidecar_path).read_text(encoding="utf-8"))
+            document["file"]["path"] = task.path
+            return Outcome("linked", document=document)
+        document = analyzer.analyze(task.path, max_duration_s=task.max_duration_s, progress=progress)
+        return Outcome("analysed", document=document)
+    except FileNotFoundError:
+        return Outcome("error", error=f"{task.path}: file disappeared before analysis", permanent=True)
+    except AnalysisError as exc:
+        return Outcome("error", error=str(exc), permanent=exc.permanent)
+    except MemoryError:
+        return Outcome("error", error=f"{task.path}: out of memory during analysis", permanent=False)
+    except Exception as exc:  # noqa: BLE001 - any other failure is this job's, never the worker's
+        return Outcome("error", error=f"{task.path}: {type(exc).__name__}: {exc}", permanent=False)

@@ -1,0 +1,346 @@
+"""The durable job queue: a row per file to analyse, leased to one worker at a time.
+
+Every change runs in `write_transaction` (BEGIN IMMEDIATE), so "find the
+next job, then take it" is one atomic step across processes. Guarded
+UPDATEs still check `rowcount`, as huey's SqliteStorage does, so a lost
+race shows up as a refusal, never as two owners.
+
+The lease rule, shared by heartbeat, complete, fail and release: a worker
+holds a job while the row is 'running' with its `lease_owner`, until
+`expire_leases` takes it back. The clock is consulted only there. A lease
+that ran out but was not yet taken back has not been given to anyone else,
+so a late worker's result is still the only one and is accepted rather than
+thrown away. Once taken back the job may go to another worker, and the late
+worker's calls change nothing. Owner strings must therefore be unique per
+worker process (host, pid and a random part), never reused.
+
+Times are epoch seconds passed in as `now`: rows outlive processes and
+reboots, where a monotonic clock means nothing, and tests pass a fake clock.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+from typing import Any, Literal, get_args
+
+from sqlalchemy import Connection, Engine, Row, bindparam, insert, text
+
+from . import models
+from .transactions import write_transaction
+
+State = Literal["queued", "running", "retry_wait", "done", "failed"]
+STATES: tuple[State, ...] = get_args(State)
+ACTIVE: tuple[State, ...] = ("queued", "running", "retry_wait")
+ANALYSED = "analysed"
+
+# Paths per `IN (...)` lookup in enqueue_many; far below SQLite's limit on bound parameters.
+_LOOKUP_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    path: str
+    state: State
+    attempts: int
+    force: bool
+    lease_owner: str | None
+    lease_expires: float | None
+    not_before: float | None
+    error: str | None
+    stage: str | None
+    progress: float | None
+    size: int | None
+    mtime: float | None
+    content_hash: str | None
+    analysis_id: int | None
+    audio_duration: float | None
+    wall_s: float | None
+    outcome: str | None
+    created_at: float | None
+    updated_at: float | None
+    started_at: float | None
+    finished_at: float | None
+
+
+# Named columns rather than `*`: a column added by a later migration must not break `Job(**row)`.
+_COLUMNS = ", ".join(field.name for field in fields(Job))
+_HELD = "id = :id AND lease_owner = :owner AND state = 'running'"
+_NO_LEASE = "lease_owner = NULL, lease_expires = NULL"
+
+_LATEST = text(
+    "SELECT path, state, size, mtime FROM jobs"
+    " WHERE id IN (SELECT max(id) FROM jobs WHERE path IN :paths GROUP BY path)"
+).bindparams(bindparam("paths", expanding=True))
+
+# The oldest job that may run now: each branch is one search of ix_jobs_state_not_before.
+_NEXT = text("""
+SELECT min(id) FROM (
+    SELECT min(id) AS id FROM jobs WHERE state = 'queued'
+    UNION ALL
+    SELECT min(id) FROM jobs WHERE state = 'retry_wait' AND not_before <= :now
+)""")
+
+_TAKE = text("""
+UPDATE jobs SET state = 'running', lease_owner = :owner, lease_expires = :expires, attempts = attempts + 1,
+    not_before = NULL, stage = 'claimed', progress = 0, started_at = :now, finished_at = NULL, updated_at = :now
+WHERE id = :id AND (state = 'queued' OR (state = 'retry_wait' AND not_before <= :now))""")
+
+_HEARTBEAT = text(f"""
+UPDATE jobs SET lease_expires = :expires, updated_at = :now,
+    stage = coalesce(:stage, stage), progress = coalesce(:progress, progress)
+WHERE {_HELD}""")
+
+_DONE = text(f"""
+UPDATE jobs SET state = 'done', {_NO_LEASE}, error = NULL, stage = 'done', progress = 1, outcome = :outcome,
+    content_hash = :content_hash, audio_duration = :audio_duration, wall_s = :wall_s,
+    finished_at = :now, updated_at = :now
+WHERE {_HELD}""")
+
+# After a failure or a lost worker: the stage stays, saying how far the attempt got.
+_SETTLE = text(f"""
+UPDATE jobs SET state = :state, {_NO_LEASE}, error = :error, not_before = :not_before,
+    finished_at = :finished_at, updated_at = :now
+WHERE id = :id""")
+
+_RELEASE = text(f"""
+UPDATE jobs SET state = 'queued', {_NO_LEASE}, attempts = attempts - 1, stage = NULL, progress = NULL,
+    started_at = NULL, updated_at = :now
+WHERE {_HELD}""")
+
+
+def enqueue(engine: Engine, path: str, *, size: int | None, mtime: float | None, now: float) -> int | None:
+    """Queue one file; None when it already has an active job or was handled in this very version."""
+    ids = enqueue_many(engine, [(path, size, mtime)], now=now)
+    return ids[0] if ids else None
+
+
+def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | None]], *,
+                 now: float) -> list[int]:
+    """Queue every (path, size, mtime) that needs a job, in one transaction; return the new ids.
+
+    The reconcile pass offers the whole inbox at once, so the latest job of
+    each path is looked up in batches and the new rows go in as one
+    multi-row INSERT. A path is skipped while it has an active job, or when
+    its latest job finished (done or failed) with the same size and mtime:
+    only a changed file is worth another try without `retry`. The first
+    occurrence of a path repeated in `items` wins.
+    """
+    wanted: dict[str, tuple[int | None, float | None]] = {}
+    for path, size, mtime in items:
+        wanted.setdefault(path, (size, mtime))
+    with write_transaction(engine) as conn:
+        latest = _latest_jobs(conn, list(wanted))
+        rows = [
+            {"path": path, "state": "queued", "attempts": 0, "size": size, "mtime": mtime,
+             "created_at": now, "updated_at": now}
+            for path, (size, mtime) in wanted.items()
+            if _needs_job(latest.get(path), size, mtime)
+        ]
+        if not rows:
+            return []
+        table = models.Job.__table__
+        return list(conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
+
+
+def claim(engine: Engine, owner: str, *, lease_s: float, now: float) -> Job | None:
+    """Take the oldest job that may run now (queued, or retry_wait whose wait is over); None if there is none."""
+    with write_transaction(engine) as conn:
+        job_id = conn.scalar(_NEXT, {"now": now})
+        if job_id is None:
+            return None
+        taken = conn.execute(_TAKE, {"id": job_id, "owner": owner, "expires": now + lease_s, "now": now})
+        if taken.rowcount != 1:
+            return None
+        return _job(conn.execute(text(f"SELECT {_COLUMNS} FROM jobs WHERE id = :id"), {"id": job_id}).one())
+
+
+def heartbeat(engine: Engine, job_id: int, owner: str, *, lease_s: float, now: float,
+              stage: str | None = None, progress: float | None = None) -> bool:
+    """Extend the lease and record how far the job got; False means the lease was lost and the work should stop.
+
+    Progress is clamped to 0..1 so a rounding slip in a chunk count cannot fail a heartbeat.
+    """
+    if progress is not None:
+        progress = min(max(progress, 0.0), 1.0)
+    with write_transaction(engine) as conn:
+        result = conn.execute(_HEARTBEAT, {"id": job_id, "owner": owner, "expires": now + lease_s, "now": now,
+                                           "stage": stage, "progress": progress})
+        return result.rowcount == 1
+
+
+def complete(engine: Engine, job_id: int, owner: str, *, now: float, write: Callable[[Connection], int | None],
+             outcome: str = ANALYSED, content_hash: str | None = None, audio_duration: float | None = None,
+             wall_s: float | None = None) -> bool:
+    """Mark the job done and store its result in the same transaction, only while the lease is held.
+
+    `write` gets the transaction's connection (e.g. `save_timeline_in`) and
+    returns the analysis id, or None when nothing new was stored (a file
+    linked to an existing analysis). A worker whose lease was taken back
+    gets False and its `write` is never called; if `write` raises, nothing
+    is stored and the job stays running for the caller to `fail`.
+    """
+    with write_transaction(engine) as conn:
+        done = conn.execute(_DONE, {"id": job_id, "owner": owner, "now": now, "outcome": outcome,
+                                    "content_hash": content_hash, "audio_duration": audio_duration,
+                                    "wall_s": wall_s})
+        if done.rowcount != 1:
+            return False
+        analysis_id = write(conn)
+        if analysis_id is not None:
+            conn.execute(text("UPDATE jobs SET analysis_id = :analysis_id WHERE id = :id"),
+                         {"analysis_id": analysis_id, "id": job_id})
+        return True
+
+
+def fail(engine: Engine, job_id: int, owner: str, *, error: str, permanent: bool, now: float, max_attempts: int,
+         backoff_base_s: float = 5.0, backoff_max_s: float = 3600.0,
+         rng: Callable[[], float] = random.random) -> State | None:
+    """Record a failed attempt; return the new state ('retry_wait' or 'failed'), None if the lease was lost.
+
+    A transient error waits min(max, base * 2**(attempts-1)) scaled by a
+    random factor in [0.5, 1.5), so files that failed together (a share
+    that went away) do not all come back in the same second.
+    """
+    with write_transaction(engine) as conn:
+        attempts = conn.scalar(text(f"SELECT attempts FROM jobs WHERE {_HELD}"), {"id": job_id, "owner": owner})
+        if attempts is None:
+            return None
+        if permanent or attempts >= max_attempts:
+            state: State = "failed"
+            not_before, finished_at = None, now
+        else:
+            state = "retry_wait"
+            delay = min(backoff_max_s, backoff_base_s * 2 ** (attempts - 1)) * (0.5 + rng())
+            not_before, finished_at = now + delay, None
+        conn.execute(_SETTLE, {"id": job_id, "state": state, "error": error, "not_before": not_before,
+                               "finished_at": finished_at, "now": now})
+        return state
+
+
+def expire_leases(engine: Engine, *, now: float, max_attempts: int) -> list[int]:
+    """Take back the jobs of workers that died or stalled; requeue them, or fail those out of attempts."""
+    with write_transaction(engine) as conn:
+        expired = conn.execute(
+            text("SELECT id, attempts FROM jobs WHERE state = 'running' AND lease_expires < :now ORDER BY id"),
+            {"now": now},
+        ).all()
+        for job_id, attempts in expired:
+            gave_up = attempts >= max_attempts
+            conn.execute(_SETTLE, {
+                "id": job_id, "state": "failed" if gave_up else "queued", "not_before": None,
+                "error": f"lease expired on attempt {attempts} of {max_attempts}: the worker died or stalled",
+                "finished_at": now if gave_up else None, "now": now,
+            })
+        return [job_id for job_id, _ in expired]
+
+
+def requeue_all_running(engine: Engine, *, now: float) -> int:
+    """At start-up, queue again what a crashed daemon left running; the attempt it spent stays counted.
+
+    Assumes one daemon per database: any other's running jobs would be taken too.
+    """
+    with write_transaction(engine) as conn:
+        return conn.execute(
+            text(f"UPDATE jobs SET state = 'queued', {_NO_LEASE}, updated_at = :now WHERE state = 'running'"),
+            {"now": now},
+        ).rowcount
+
+
+def release(engine: Engine, job_id: int, owner: str, *, now: float) -> bool:
+    """Give a job back unfinished (a drain ran out of time) without counting the attempt against it."""
+    with write_transaction(engine) as conn:
+        return conn.execute(_RELEASE, {"id": job_id, "owner": owner, "now": now}).rowcount == 1
+
+
+def retry(engine: Engine, *, ids: list[int] | None = None, failed_only: bool = False, now: float) -> int:
+    """Start jobs over from nothing (attempts, error and result cleared); return how many were requeued.
+
+    They come back with `force` set: the user asked for a fresh analysis, so
+    the worker must not reuse a stored one of the same content.
+
+    With `ids`, those jobs if failed, or done too unless `failed_only`;
+    without, every failed job. Only a path's latest job is retried: older
+    ones are history, and the latest being finished also means the path has
+    no active job that the requeued one would collide with.
+    """
+    if ids is not None and not ids:
+        return 0
+    states = ["failed"] if failed_only or ids is None else ["failed", "done"]
+    where = "state IN :states AND id = (SELECT max(later.id) FROM jobs AS later WHERE later.path = jobs.path)"
+    params: dict[str, Any] = {"states": states, "now": now}
+    binds = [bindparam("states", expanding=True)]
+    if ids is not None:
+        where += " AND id IN :ids"
+        params["ids"] = ids
+        binds.append(bindparam("ids", expanding=True))
+    statement = text(f"""
+        UPDATE jobs SET state = 'queued', attempts = 0, force = 1, {_NO_LEASE}, not_before = NULL, error = NULL,
+            stage = NULL, progress = NULL, content_hash = NULL, analysis_id = NULL, audio_duration = NULL,
+            wall_s = NULL, outcome = NULL, started_at = NULL, finished_at = NULL, updated_at = :now
+        WHERE {where}""").bindparams(*binds)
+    with write_transaction(engine) as conn:
+        return conn.execute(statement, params).rowcount
+
+
+def counts(engine: Engine) -> dict[State, int]:
+    """Jobs per state, every state present so `status` prints a stable table."""
+    with engine.connect() as conn:
+        found = dict(conn.execute(text("SELECT state, count(*) FROM jobs GROUP BY state")).tuples().all())
+    return {state: found.get(state, 0) for state in STATES}
+
+
+def running(engine: Engine) -> list[Job]:
+    with engine.connect() as conn:
+        rows = conn.execute(text(f"SELECT {_COLUMNS} FROM jobs WHERE state = 'running' ORDER BY id")).all()
+    return [_job(row) for row in rows]
+
+
+def job_for_path(engine: Engine, path: str) -> Job | None:
+    """The path's latest job, which is also its active one when it has one."""
+    with engine.connect() as conn:
+        row = conn.execute(text(f"SELECT {_COLUMNS} FROM jobs WHERE path = :path ORDER BY id DESC LIMIT 1"),
+                           {"path": path}).first()
+    return _job(row) if row is not None else None
+
+
+def recent_throughput(engine: Engine, *, now: float, window_s: float = 600.0) -> float:
+    """Audio seconds analysed per wall-clock second over the last `window_s`, all workers together.
+
+    Counts jobs with outcome 'analysed' that finished in the window (linked
+    files took no analysis and would inflate it). Divides by the time from
+    the window's start, or from the first such job's start when later, to
+    `now`, so a daemon that has run for one minute is not judged over ten.
+    0.0 when nothing was analysed.
+    """
+    since = now - window_s
+    with engine.connect() as conn:
+        audio, first_start = conn.execute(
+            text("SELECT sum(audio_duration), min(started_at) FROM jobs"
+                 " WHERE state = 'done' AND outcome = :outcome AND finished_at >= :since"),
+            {"outcome": ANALYSED, "since": since},
+        ).one()
+    span = now - max(since, first_start if first_start is not None else since)
+    return audio / span if audio and span > 0 else 0.0
+
+
+def _latest_jobs(conn: Connection, paths: list[str]) -> dict[str, Row[Any]]:
+    latest: dict[str, Row[Any]] = {}
+    for start in range(0, len(paths), _LOOKUP_CHUNK):
+        for row in conn.execute(_LATEST, {"paths": paths[start:start + _LOOKUP_CHUNK]}):
+            latest[row.path] = row
+    return latest
+
+
+def _needs_job(latest: Row[Any] | None, size: int | None, mtime: float | None) -> bool:
+    if latest is None:
+        return True
+    if latest.state in ACTIVE:
+        return False
+    return (latest.size, latest.mtime) != (size, mtime)
+
+
+def _job(row: Row[Any]) -> Job:
+    return Job(**{**row._mapping, "force": bool(row.force)})
