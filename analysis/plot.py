@@ -6,6 +6,11 @@ top panel. The same figure must stay readable for a 3-minute song and a
 1-hour mix, so width grows with duration up to a cap and every kind of mark
 (beat lines, bar lines, bar numbers, chord and key names) is thinned to what
 the pixels can hold instead of being drawn on top of itself.
+
+Figures are built on the Agg canvas directly, never through pyplot: no
+display is needed, no backend is switched for the rest of the process, and
+no global figure registry keeps a figure alive when drawing fails halfway,
+which matters once a long-running daemon draws one per track.
 """
 
 from __future__ import annotations
@@ -18,17 +23,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.ticker import FuncFormatter, MultipleLocator
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-from matplotlib import pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.font_manager import FontProperties  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: E402
-
-from .audio import Audio  # noqa: E402
+from .audio import Audio
 
 FORMATS = (".png", ".svg", ".html")
 DPI = 100
@@ -49,6 +51,8 @@ LABEL_OFFSET_PT = 2.0
 MIN_TIME_TICK_PX = 90.0
 TIME_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 TOP_TAGS = 5
+# The waveform envelope reads this many samples at a time, so a 3-hour file needs no mono copy.
+ENVELOPE_BLOCK = 1 << 22
 PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 COLOURS = {"wave": "#4a6fa5", "wave_rms": "#23395d", "beat": "#c8c8c8", "bar": "#d1495b",
            "tempo": "#2e7d32", "loudness": "#6a4c93", "empty": "#909090"}
@@ -177,20 +181,25 @@ def _empty(ax: Axes, message: str) -> None:
             fontsize=9, color=COLOURS["empty"], style="italic")
 
 
-def _envelope(audio: Audio, columns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def waveform_envelope(audio: Audio, columns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-pixel-column min, max and RMS of the mono mix: the whole signal in as many points as can be seen."""
-    mono = audio.mono
-    columns = max(1, min(columns, len(mono)))
-    per = len(mono) // columns
-    blocks = mono[: per * columns].reshape(columns, per)
+    samples = audio.samples
+    columns = max(1, min(columns, len(samples)))
+    per = len(samples) // columns
+    low, high, rms = np.empty(columns), np.empty(columns), np.empty(columns)
+    step = max(1, ENVELOPE_BLOCK // per)
+    for first in range(0, columns, step):
+        last = min(first + step, columns)
+        mono = samples[first * per:last * per].mean(axis=1, dtype=np.float32).reshape(last - first, per)
+        low[first:last], high[first:last] = mono.min(axis=1), mono.max(axis=1)
+        rms[first:last] = np.sqrt(np.mean(np.square(mono, dtype=np.float64), axis=1))
     times = (np.arange(columns) + 0.5) * per / audio.sample_rate
-    rms = np.sqrt(np.mean(np.square(blocks, dtype=np.float64), axis=1))
-    return times, blocks.min(axis=1), blocks.max(axis=1), rms
+    return times, low, high, rms
 
 
 def _draw_signal(ax: Axes, doc: dict, audio: Audio | None, axis_px: float) -> None:
     if audio is not None and len(audio.samples):
-        times, low, high, rms = _envelope(audio, int(axis_px))
+        times, low, high, rms = waveform_envelope(audio, int(axis_px))
         ax.fill_between(times, low, high, color=COLOURS["wave"], linewidth=0, alpha=0.6)
         ax.fill_between(times, -rms, rms, color=COLOURS["wave_rms"], linewidth=0, alpha=0.8)
         peak = max(float(np.max(np.abs([low, high]))), 1e-3)
@@ -354,7 +363,8 @@ def build_figure(doc: dict, *, audio: Audio | None = None) -> Figure:
     """The timeline figure, not yet saved; kept separate so tests can inspect what was drawn."""
     duration = _duration(doc)
     width, height = figure_size(duration)
-    fig = plt.figure(figsize=(width, height), dpi=DPI)
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
     names = list(PANEL_HEIGHTS)
     axes = fig.subplots(len(names), 1, sharex=True, height_ratios=list(PANEL_HEIGHTS.values()),
                         gridspec_kw={"hspace": 0.12})
@@ -411,17 +421,15 @@ def render_plot(doc: dict, out: Path, *, audio: Audio | None = None) -> Path:
     if suffix not in FORMATS:
         raise ValueError(f"{out}: cannot plot to '{suffix or 'no suffix'}', use one of {', '.join(FORMATS)}")
     fig = build_figure(doc, audio=audio)
-    try:
-        if suffix == ".png":
-            fig.savefig(out, format="png", dpi=DPI, metadata={"Software": None})
-            return out
-        buffer = io.StringIO()
-        # Text as <text>, not glyph outlines: smaller files and chord names a browser can search.
-        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "beatwatch"}):
-            fig.savefig(buffer, format="svg", metadata={"Date": None})
-        svg = buffer.getvalue()
-        title = Path(doc.get("file", {}).get("path") or "timeline").name
-        out.write_text(svg if suffix == ".svg" else _html(svg, title), encoding="utf-8")
+    if suffix == ".png":
+        fig.savefig(out, format="png", dpi=DPI, metadata={"Software": None})
         return out
-    finally:
-        plt.close(fig)
+    buffer = io.StringIO()
+    # Text as <text>, not glyph outlines: smaller files and chord names a browser can search.
+    # No RDF metadata block: it only names matplotlib and would be the one URL in the page.
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "beatwatch"}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    svg = buffer.getvalue()
+    title = Path(doc.get("file", {}).get("path") or "timeline").name
+    out.write_text(svg if suffix == ".svg" else _html(svg, title), encoding="utf-8")
+    return out

@@ -41,6 +41,11 @@ class Results:
     notes: list[str] = field(default_factory=list)
 
 
+def printable(path: str) -> str:
+    """JSON and SQLite need valid UTF-8: bytes of a non-UTF-8 file name show as U+FFFD."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _t(value: float) -> float:
     return round(float(value), 3)
 
@@ -141,7 +146,7 @@ def assemble(results: Results, *, analyzer: dict, performance: dict) -> dict:
     return {
         "schema": SCHEMA,
         "file": {
-            "path": info.path, "content_hash": results.content_hash, "size": info.size,
+            "path": printable(info.path), "content_hash": results.content_hash, "size": info.size,
             "format": info.format, "duration": _t(results.duration),
             "sample_rate": info.sample_rate, "channels": info.channels,
         },

@@ -2,9 +2,10 @@
 
 Every time in the ground truth comes from the same tick-to-seconds mapping
 that places the notes FluidSynth plays, so beats, bars, chords, keys and the
-tempo curve are exact for the audio (within FluidSynth's ~1.5 ms block grid),
-whatever the tempo does. Rendered songs are cached under a hash of their
-spec, so a rerun only renders what changed.
+tempo curve are exact for the audio (to FluidSynth's 1 ms event clock and
+~1.5 ms block grid), whatever the tempo does. Rendered songs are cached under
+a hash of their spec and of the renderer's source, so a rerun only renders
+what changed.
 """
 
 from __future__ import annotations

@@ -21,6 +21,10 @@ class UsageError(Exception):
     """Bad arguments: exit code 2."""
 
 
+class TrackError(Exception):
+    """The named track cannot be found or read: exit code 1."""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="beatwatch", description="Beat-accurate timelines for a folder of music.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details and tracebacks to stderr")
@@ -53,6 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print the whole sidecar document")
     show.add_argument("--config", type=Path, help="TOML config file")
 
+    plot = sub.add_parser("plot", help="draw one analysed track's timeline (png, svg or self-contained html)")
+    plot.add_argument("target", metavar="PATH|HASH", help="audio path, content hash (prefix) or a sidecar file")
+    plot.add_argument("--out", type=Path, help="output file (.png, .svg or .html); default <audio>.beatwatch.png")
+    plot.add_argument("--config", type=Path, help="TOML config file")
+
+    click = sub.add_parser("click", help="the track's audio with a click on every beat, accented on bar starts")
+    click.add_argument("target", metavar="PATH|HASH", help="audio path, content hash (prefix) or a sidecar file")
+    click.add_argument("--out", type=Path, required=True, help="output WAV file")
+    click.add_argument("--config", type=Path, help="TOML config file")
+
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = cfg_sub.add_parser("check", help="validate a config file and print the effective values")
@@ -66,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"run": cmd_run, "analyze": cmd_analyze, "show": cmd_show, "config": cmd_config_check,
-                "status": cmd_status, "retry": cmd_retry, "rescan": cmd_rescan}
+                "status": cmd_status, "retry": cmd_retry, "rescan": cmd_rescan, "plot": cmd_plot, "click": cmd_click}
     try:
         return handlers[args.command](args)
     except (config_mod.ConfigError, UsageError) as exc:
@@ -171,6 +185,74 @@ def cmd_show(args) -> int:
     width = max(len(k) for k in found)
     for key, value in found.items():
         print(f"{key:<{width}}  {value if value is not None else '-'}")
+    return EXIT_OK
+
+
+def _load_track(args) -> tuple[dict, Path | None]:
+    """The sidecar document named by a sidecar file, an audio path or a hash, and the audio file if it still exists."""
+    target = Path(args.target)
+    if target.name.endswith(".beatwatch.json") and target.is_file():
+        sidecar = target
+    else:
+        from store.records import find_analysis
+
+        try:
+            found = find_analysis(_open_store(config_mod.load(args.config)), args.target)
+        except LookupError as exc:
+            raise TrackError(f"{args.target}: {exc}") from None
+        if found is None:
+            raise TrackError(f"{args.target}: no analysed track with this path or hash")
+        sidecar = Path(found["sidecar_path"] or "")
+    try:
+        document = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TrackError(f"{args.target}: cannot read sidecar {sidecar} ({exc})") from None
+    audio = Path(document["file"]["path"])
+    return document, (audio if audio.is_file() else None)
+
+
+def _decode(path: Path):
+    from analysis.audio import decode, probe
+
+    return decode(probe(path))
+
+
+def cmd_plot(args) -> int:
+    from analysis.errors import AnalysisError
+    from analysis.plot import render_plot
+
+    try:
+        document, audio_path = _load_track(args)
+        audio = _decode(audio_path) if audio_path else None
+    except (TrackError, AnalysisError) as exc:
+        print(f"beatwatch: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    out = args.out or Path(document["file"]["path"] + ".beatwatch.png")
+    try:
+        written = render_plot(document, out, audio=audio)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(written)
+    return EXIT_OK
+
+
+def cmd_click(args) -> int:
+    from analysis.click import render_click
+    from analysis.errors import AnalysisError
+
+    try:
+        document, audio_path = _load_track(args)
+        if audio_path is None:
+            raise TrackError(f"{args.target}: the audio file {document['file']['path']} is gone")
+        audio = _decode(audio_path)
+    except (TrackError, AnalysisError) as exc:
+        print(f"beatwatch: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        written = render_click(audio, document["timeline"]["beats"], args.out)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(written)
     return EXIT_OK
 
 

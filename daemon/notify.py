@@ -28,6 +28,8 @@ class Notifier:
         target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
         payload = "\n".join(f"{key}={value}" for key, value in fields.items()).encode()
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # Never wait: a receiver that stopped reading must not stall the supervisor loop.
+            sock.setblocking(False)
             try:
                 sock.sendto(payload, target)
             except OSError:

@@ -61,9 +61,9 @@ class Slot:
 
 
 class Pool:
-    def __init__(self, size: int, *, store_url: str, nice: int) -> None:
+    def __init__(self, size: int, *, store_url: str, nice: int, memory_mb: int) -> None:
         self.size = size
-        self._store_url, self._nice = store_url, nice
+        self._args = (store_url, nice, memory_mb)
         self._names = (f"w{i}" for i in itertools.count(1))
         self.slots: list[Slot] = []
 
@@ -72,7 +72,7 @@ class Pool:
         while len(self.slots) < self.size:
             parent, child = _ctx.Pipe()
             name = next(self._names)
-            process = _ctx.Process(target=worker.main, args=(child, self._store_url, self._nice),
+            process = _ctx.Process(target=worker.main, args=(child, *self._args),
                                    name=f"beatwatch-{name}", daemon=True)
             process.start()
             child.close()

@@ -34,7 +34,7 @@ def render_status(engine: Engine, *, now: float) -> str:
             lines.append(f"throttle: {daemon['throttle']}")
             lines.append(f"inference: {daemon['inference']}")
             for w in daemon["workers"]:
-                doing = f"job {w['job_id']} {w['stage']}" if w["busy"] else "idle"
+                doing = f"job {w['job_id']} {w['stage']}" if w["busy"] else ("idle" if w["ready"] else "loading models")
                 lines.append(f"worker {w['name']} pid {w['pid']}: {doing} ({w['rss_mb']} MB, {w['jobs_done']} done)")
             if daemon.get("pending_files"):
                 lines.append(f"waiting for {daemon['pending_files']} file(s) to finish arriving")

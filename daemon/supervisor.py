@@ -30,9 +30,9 @@ from .cpus import usable_cpus
 from .moves import move_aside
 from .notify import Notifier
 from .pool import Pool, Slot
-from .stability import StabilityTracker
+from .intake import Intake
 from .throttle import MachineProbe, Throttle
-from .watcher import InboxWatcher, NameFilter
+from .watcher import NameFilter
 from .worker import Outcome, Task
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,9 @@ class Supervisor:
         self.probe = MachineProbe()
         self._apply(settings)
         self.engine: Engine = open_database(settings.store.url)
-        self.pool = Pool(self.worker_count, store_url=settings.store.url, nice=settings.resources.nice)
-        self.tracker = StabilityTracker(settings.watch.settle_s)
-        self.watcher: InboxWatcher | None = None
-        self._next_rescan = 0.0
+        self.pool = Pool(self.worker_count, store_url=settings.store.url, nice=settings.resources.nice,
+                         memory_mb=settings.jobs.memory_mb)
+        self.intake: Intake | None = None
         self._next_claim = 0.0
         self._next_expire = 0.0
         self._next_status = 0.0
@@ -92,10 +91,15 @@ class Supervisor:
             removed = remove_stray_temp_sidecars(folder)
             if removed:
                 log.warning("removed %d half-written sidecar(s) under %s", removed, folder)
-        self.watcher = InboxWatcher(self.names, polling=self.settings.watch.polling)
-        self.watcher.start()
+        self.intake = self._new_intake()
+        self.intake.start()
         self.pool.fill()
         log.info("beatwatch %s watching %s with %d worker(s)", self.id, inbox, self.worker_count)
+
+    def _new_intake(self) -> Intake:
+        watch = self.settings.watch
+        return Intake(self.engine, self.names, settle_s=watch.settle_s,
+                      rescan_interval_s=watch.rescan_interval_s, polling=watch.polling)
 
     def reload(self) -> None:
         """SIGHUP: re-read the config; watcher and pool follow the new values, the store stays."""
@@ -105,22 +109,18 @@ class Supervisor:
         except config_mod.ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
         else:
-            old_inbox, old_polling = self.settings.inbox.path, self.settings.watch.polling
             self._apply(settings)
-            self.tracker.settle_s = settings.watch.settle_s
             self.pool.size = self.worker_count
-            if (settings.inbox.path, settings.watch.polling) != (old_inbox, old_polling) and self.watcher:
-                self.watcher.stop()
-                settings.inbox.path.mkdir(parents=True, exist_ok=True)
-                self.watcher = InboxWatcher(self.names, polling=settings.watch.polling)
-                self.watcher.start()
-            self._next_rescan = 0.0
+            if self.intake is not None:
+                self.intake.stop()
+            self.intake = self._new_intake()
+            self.intake.start()
             log.warning("config reloaded from %s", self.config_path or "defaults")
         self.notifier.send(READY=1)
 
     def shutdown(self, now: float) -> None:
-        if self.watcher:
-            self.watcher.stop()
+        if self.intake is not None:
+            self.intake.stop()
         for slot in list(self.pool.slots):
             if slot.task is not None:
                 jobs.release(self.engine, slot.task.job_id, slot.task.token, now=now)
@@ -132,7 +132,9 @@ class Supervisor:
     # ----- one iteration ---------------------------------------------------------------------
 
     def step(self, now: float, mono: float) -> None:
-        self._collect_arrivals(mono)
+        assert self.intake is not None, "start() first"
+        if self.intake.step(mono):
+            self._next_claim = 0.0
         if mono >= self._next_expire:
             self._next_expire = mono + max(self.lease_s / 4, 0.5)
             for job_id in jobs.expire_leases(self.engine, now=now, max_attempts=self.settings.jobs.max_attempts):
@@ -148,23 +150,6 @@ class Supervisor:
             self._write_status(now)
         self._tell_systemd(mono)
 
-    def _collect_arrivals(self, mono: float) -> None:
-        assert self.watcher is not None
-        overflow = self.watcher.overflow.is_set()
-        if overflow or mono >= self._next_rescan:
-            self.watcher.overflow.clear()
-            self._next_rescan = mono + self.settings.watch.rescan_interval_s
-            for path in self.names.scan():
-                self.tracker.observe(str(path), mono)
-        for path in self.watcher.drain():
-            self.tracker.observe(path, mono)
-        stable = self.tracker.due(mono)
-        if stable:
-            added = jobs.enqueue_many(self.engine, [(f.path, f.size, f.mtime) for f in stable], now=time.time())
-            if added:
-                log.info("queued %d new file(s)", len(added))
-                self._next_claim = 0.0
-
     def _dispatch(self, now: float, mono: float) -> None:
         if mono < self._next_claim:
             return
@@ -178,9 +163,14 @@ class Supervisor:
             if job is None:
                 return
             self.pool.assign(slot, Task(job_id=job.id, token=token, path=job.path,
-                                        max_duration_s=self.settings.jobs.max_duration_s, force=job.force))
+                                        max_duration_s=self.settings.jobs.max_duration_s, force=job.force,
+                                        plot_path=str(self._plot_path(job.path)) if self.settings.output.plots else None))
             log.info("job %d: %s -> %s (attempt %d)", job.id, job.path, slot.name, job.attempts)
         self._next_claim = 0.0  # every worker got one: look again as soon as one is free
+
+    def _plot_path(self, audio_path: str) -> Path:
+        sidecar = sidecar_path(audio_path, self.settings.output.dir)
+        return sidecar.with_name(sidecar.name.removesuffix(".json") + ".png")
 
     def _own_pids(self) -> list[int]:
         return [pid for slot in self.pool.slots for pid in slot.pids()]
@@ -205,7 +195,7 @@ class Supervisor:
         kind = message[0]
         if kind == "ready":
             slot.ready, slot.pid = True, message[1]
-            self._next_claim = 0.0
+            self._next_claim = self._next_status = 0.0
             return
         task = slot.task
         if task is None or message[1] != task.job_id:
@@ -255,10 +245,16 @@ class Supervisor:
             write_sidecar(document, target)
             return save_timeline_in(conn, document, sidecar_path=str(target), mtime=mtime)
 
-        done = jobs.complete(self.engine, task.job_id, task.token, now=now, write=write, outcome=outcome.kind,
-                             content_hash=document["file"]["content_hash"],
-                             audio_duration=document["file"]["duration"],
-                             wall_s=document["performance"]["wall_s"])
+        try:
+            done = jobs.complete(self.engine, task.job_id, task.token, now=now, write=write, outcome=outcome.kind,
+                                 content_hash=document["file"]["content_hash"],
+                                 audio_duration=document["file"]["duration"],
+                                 wall_s=document["performance"]["wall_s"])
+        except Exception as exc:  # noqa: BLE001 - a result that cannot be stored fails its job, not the daemon
+            log.exception("job %d: storing the result failed", task.job_id)
+            self._finish(task, Outcome("error", error=f"{task.path}: storing the result failed: "
+                                                      f"{type(exc).__name__}: {exc}"), now)
+            return
         if not done:
             log.warning("job %d: late result discarded (lease lost)", task.job_id)
             return
@@ -272,9 +268,12 @@ class Supervisor:
         try:
             moved = move_aside(Path(path), self.settings.inbox.path, folder)
             if sidecar is not None and self.settings.output.dir is None and sidecar.exists():
+                plot = self._plot_path(path)
                 new_sidecar = sidecar_path(moved, None)
                 os.replace(sidecar, new_sidecar)
                 sidecar = new_sidecar
+                if plot.exists():
+                    os.replace(plot, self._plot_path(str(moved)))
             rename_path(self.engine, path, str(moved), sidecar_path=str(sidecar) if sidecar else None)
         except OSError as exc:
             log.error("could not move %s to %s/: %s", path, folder, exc)
@@ -317,11 +316,11 @@ class Supervisor:
             "state": state or ("draining" if self.draining_since is not None else "running"),
             "updated_at": now,
             "throttle": self.throttle.describe(),
-            "workers": [{"name": s.name, "pid": s.process.pid, "busy": s.busy, "stage": s.stage if s.busy else "",
+            "workers": [{"name": s.name, "pid": s.process.pid, "ready": s.ready, "busy": s.busy, "stage": s.stage if s.busy else "",
                          "job_id": s.task.job_id if s.task else None, "jobs_done": s.jobs_done,
                          "rss_mb": round(s.rss_mb())} for s in self.pool.slots],
             "inference": "in worker processes (cpu)",
-            "pending_files": len(self.tracker),
+            "pending_files": self.intake.pending if self.intake else 0,
         })
 
     def _tell_systemd(self, mono: float) -> None:
@@ -358,15 +357,16 @@ class Supervisor:
                 break
             try:
                 self.step(time.time(), mono)
+                self._handle_messages(time.time(), time.monotonic(), timeout=self._sleep_for(time.monotonic()))
             except Exception:  # noqa: BLE001 - one bad iteration must not kill the service
                 log.exception("supervisor step failed; continuing")
-            self._handle_messages(time.time(), time.monotonic(), timeout=self._sleep_for(time.monotonic()))
+                time.sleep(TICK_S)
         self.shutdown(time.time())
         log.warning("stopped")
         return 0
 
     def _sleep_for(self, mono: float) -> float:
-        deadline = self.tracker.next_deadline()
+        deadline = self.intake.next_deadline() if self.intake else None
         wake = min(TICK_S, max(deadline - mono, 0.05)) if deadline is not None else TICK_S
         return 0.0 if self.flags.stop or self.flags.reload else wake
 

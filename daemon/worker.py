@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import threading
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ class Task:
     path: str
     max_duration_s: float
     force: bool = False
+    plot_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class Outcome:
     permanent: bool = False
 
 
-def main(conn: Connection, store_url: str, nice: int) -> None:
+def main(conn: Connection, store_url: str, nice: int, memory_mb: int) -> None:
     """Entry point of the spawned process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which drains.
     if nice:
@@ -49,6 +51,7 @@ def main(conn: Connection, store_url: str, nice: int) -> None:
 
     analyzer = Analyzer()
     engine = open_database(store_url)
+    _cap_address_space(memory_mb)
     send_lock = threading.Lock()
 
     def send(*message) -> None:
@@ -75,6 +78,27 @@ def main(conn: Connection, store_url: str, nice: int) -> None:
         send("result", task.job_id, task.token, outcome)
 
 
+def _cap_address_space(memory_mb: int) -> None:
+    """A hard backstop under the supervisor's RSS check: allocation fails (MemoryError) past the models' size plus
+    twice the job limit, before a runaway job can push the machine into swap between two checks. Child
+    decoders inherit the cap."""
+    import psutil
+
+    limit = psutil.Process().memory_info().vms + 2 * memory_mb * 2**20
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY or limit < hard:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _plot(document: dict, out: Path) -> None:
+    """Drawn here, not in the supervisor: a figure takes a second, the supervisor loop must not wait."""
+    from analysis.plot import render_plot
+
+    temp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
+    render_plot(document, temp)
+    os.replace(temp, out)
+
+
 def _heartbeat(send, job_id: int, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_S):
         send("alive", job_id)
@@ -85,6 +109,7 @@ def run_task(analyzer, engine, task: Task, *, progress) -> Outcome:
     from analysis import ANALYZER_VERSION
     from analysis.audio import content_hash
     from analysis.errors import AnalysisError
+    from analysis.timeline import printable
     from store.records import existing_analysis
 
     try:
@@ -92,10 +117,15 @@ def run_task(analyzer, engine, task: Task, *, progress) -> Outcome:
         found = None if task.force else existing_analysis(engine, digest, ANALYZER_VERSION)
         if found is not None and found.sidecar_path and Path(found.sidecar_path).is_file():
             document = json.loads(Path(found.sidecar_path).read_text(encoding="utf-8"))
-            document["file"]["path"] = task.path
-            return Outcome("linked", document=document)
-        document = analyzer.analyze(task.path, max_duration_s=task.max_duration_s, progress=progress)
-        return Outcome("analysed", document=document)
+            document["file"]["path"] = printable(task.path)
+            kind = "linked"
+        else:
+            document = analyzer.analyze(task.path, max_duration_s=task.max_duration_s, progress=progress)
+            kind = "analysed"
+        if task.plot_path:
+            progress("plot", 0.97)
+            _plot(document, Path(task.plot_path))
+        return Outcome(kind, document=document)
     except FileNotFoundError:
         return Outcome("error", error=f"{task.path}: file disappeared before analysis", permanent=True)
     except AnalysisError as exc:

@@ -20,6 +20,8 @@ reboots, where a monotonic clock means nothing, and tests pass a fake clock.
 
 from __future__ import annotations
 
+import os
+
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -41,6 +43,8 @@ _LOOKUP_CHUNK = 500
 
 @dataclass(frozen=True)
 class Job:
+    """One row; `path` is the exact file name, also when it is not valid UTF-8."""
+
     id: int
     path: str
     state: State
@@ -66,7 +70,7 @@ class Job:
 
 
 # Named columns rather than `*`: a column added by a later migration must not break `Job(**row)`.
-_COLUMNS = ", ".join(field.name for field in fields(Job))
+_COLUMNS = ", ".join([field.name for field in fields(Job)] + ["raw_path"])
 _HELD = "id = :id AND lease_owner = :owner AND state = 'running'"
 _NO_LEASE = "lease_owner = NULL, lease_expires = NULL"
 
@@ -132,13 +136,16 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
     for path, size, mtime in items:
         wanted.setdefault(path, (size, mtime))
     with write_transaction(engine) as conn:
-        latest = _latest_jobs(conn, list(wanted))
+        by_name = _latest_jobs(conn, [storable(path) for path in wanted])
+        latest = {path: by_name.get(storable(path)) for path in wanted}
         rows = [
-            {"path": path, "state": "queued", "attempts": 0, "size": size, "mtime": mtime,
+            {"path": path, "raw_path": _raw(path), "state": "queued", "attempts": 0, "size": size, "mtime": mtime,
              "created_at": now, "updated_at": now}
             for path, (size, mtime) in wanted.items()
             if _needs_job(latest.get(path), size, mtime)
         ]
+        for row in rows:
+            row["path"] = storable(row["path"])
         if not rows:
             return []
         table = models.Job.__table__
@@ -215,7 +222,7 @@ def fail(engine: Engine, job_id: int, owner: str, *, error: str, permanent: bool
             state = "retry_wait"
             delay = min(backoff_max_s, backoff_base_s * 2 ** (attempts - 1)) * (0.5 + rng())
             not_before, finished_at = now + delay, None
-        conn.execute(_SETTLE, {"id": job_id, "state": state, "error": error, "not_before": not_before,
+        conn.execute(_SETTLE, {"id": job_id, "state": state, "error": storable(error), "not_before": not_before,
                                "finished_at": finished_at, "now": now})
         return state
 
@@ -302,7 +309,7 @@ def job_for_path(engine: Engine, path: str) -> Job | None:
     """The path's latest job, which is also its active one when it has one."""
     with engine.connect() as conn:
         row = conn.execute(text(f"SELECT {_COLUMNS} FROM jobs WHERE path = :path ORDER BY id DESC LIMIT 1"),
-                           {"path": path}).first()
+                           {"path": storable(path)}).first()
     return _job(row) if row is not None else None
 
 
@@ -343,4 +350,17 @@ def _needs_job(latest: Row[Any] | None, size: int | None, mtime: float | None) -
 
 
 def _job(row: Row[Any]) -> Job:
-    return Job(**{**row._mapping, "force": bool(row.force)})
+    values = dict(row._mapping)
+    raw = values.pop("raw_path")
+    return Job(**{**values, "path": os.fsdecode(raw) if raw is not None else values["path"],
+                  "force": bool(values["force"])})
+
+
+def storable(text_value: str) -> str:
+    """Text SQLite can hold: a name that is not valid UTF-8 shows U+FFFD where its odd bytes were."""
+    return text_value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _raw(path: str) -> bytes | None:
+    """The exact bytes of a name that is not valid UTF-8 (so the worker can open it), else None."""
+    return os.fsencode(path) if storable(path) != path else None

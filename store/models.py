@@ -9,7 +9,7 @@ has no model.
 
 from __future__ import annotations
 
-from sqlalchemy import REAL, CheckConstraint, ForeignKey, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import REAL, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -161,6 +161,7 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     path: Mapped[str]
+    raw_path: Mapped[bytes | None] = mapped_column(LargeBinary)
     state: Mapped[str]
     attempts: Mapped[int] = mapped_column(server_default=text("0"))
     force: Mapped[int] = mapped_column(server_default=text("0"))

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 
 from .models import Analysis, Bar, Base, Beat, Chord, File, FilePath, KeySegment, Tag
+from .jobs import storable
 from .transactions import write_transaction
 
 SCHEMA = "beatwatch.timeline/1"
@@ -130,7 +131,7 @@ def _analysis_row(doc: dict[str, Any], file_id: int, sidecar_path: str | None, n
         "device": analyzer.get("device"),
         "wall_s": performance.get("wall_s"),
         "realtime_factor": performance.get("realtime_factor"),
-        "sidecar_path": sidecar_path,
+        "sidecar_path": storable(sidecar_path) if sidecar_path is not None else None,
     }
 
 
@@ -187,6 +188,7 @@ def existing_analysis(engine: Engine, content_hash: str, analyzer_version: str) 
 
 def rename_path(engine: Engine, old: str, new: str, *, sidecar_path: str | None) -> None:
     """A file moved by beatwatch (inbox.after = "move"): its rows follow it, with the moved sidecar."""
+    old, new = storable(old), storable(new)
     with write_transaction(engine) as conn:
         file_id = conn.scalar(select(FilePath.file_id).where(FilePath.path == old))
         if file_id is None:
@@ -195,4 +197,4 @@ def rename_path(engine: Engine, old: str, new: str, *, sidecar_path: str | None)
         conn.execute(update(FilePath).where(FilePath.path == old).values(path=new, seen_at=now))
         conn.execute(update(File).where(File.id == file_id, File.path == old).values(path=new))
         if sidecar_path is not None:
-            conn.execute(update(Analysis).where(Analysis.file_id == file_id).values(sidecar_path=sidecar_path))
+            conn.execute(update(Analysis).where(Analysis.file_id == file_id).values(sidecar_path=storable(sidecar_path)))

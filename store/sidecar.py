@@ -10,6 +10,7 @@ ignores and `remove_stray_temp_sidecars` deletes at start-up.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -24,11 +25,26 @@ SUFFIX = ".beatwatch.json"
 _TEMP_NAME = re.compile(r"\..+" + re.escape(SUFFIX) + r"\.\d+\.[0-9a-f]+\.tmp")
 
 
+# File names may be 255 bytes; the temp name adds a dot, a pid and 8 hex digits, so sidecars stay under this.
+MAX_NAME_BYTES = 220
+
+
 def sidecar_path(audio_path: str | os.PathLike[str], output_dir: str | os.PathLike[str] | None = None) -> Path:
-    """`<audio filename>.beatwatch.json` next to the audio, or inside output_dir when given."""
+    """`<audio filename>.beatwatch.json` next to the audio, or inside output_dir when given.
+
+    An audio name too long to take the suffix is cut and given a short hash of
+    the full name, so the sidecar still sorts beside its audio and stays unique.
+    """
     audio = Path(audio_path)
     folder = Path(output_dir) if output_dir is not None else audio.parent
-    return folder / (audio.name + SUFFIX)
+    name = audio.name + SUFFIX
+    raw = os.fsencode(name)
+    if len(raw) > MAX_NAME_BYTES:
+        digest = hashlib.sha256(os.fsencode(audio.name)).hexdigest()[:10]
+        keep = MAX_NAME_BYTES - len(SUFFIX) - len(digest) - 1
+        head = os.fsencode(audio.name)[:keep].decode("utf-8", "ignore")
+        name = f"{head}~{digest}{SUFFIX}"
+    return folder / name
 
 
 def write_sidecar(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib import image as mpimg
-from matplotlib import pyplot as plt
 
-from analysis.audio import decode, probe
-from analysis.plot import DPI, build_figure, chord_name, figure_size, label_stride, render_plot
+from analysis.audio import Audio, AudioInfo, decode, probe
+from analysis.plot import (DPI, ENVELOPE_BLOCK, build_figure, chord_name, figure_size, label_stride, render_plot,
+                           waveform_envelope)
 from tests.conftest import SR, click_track, write_wav
 
 MIX_BPM = 120.0
@@ -108,38 +108,45 @@ def test_waveform_from_decoded_audio_is_drawn(click_doc, click_file, tmp_path):
     out = render_plot(click_doc, tmp_path / "wave.png", audio=audio)
     assert_drawn(out, click_doc)
     fig = build_figure(click_doc, audio=audio)
-    try:
-        assert fig.axes[0].get_ylabel() == "waveform"
-    finally:
-        plt.close(fig)
+    assert fig.axes[0].get_ylabel() == "waveform"
+    outline = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]
+    assert outline.max() == pytest.approx(float(audio.mono.max()), rel=1e-3)
+    assert outline.min() == pytest.approx(float(audio.mono.min()), rel=1e-3)
+
+
+def test_waveform_envelope_of_a_long_file_matches_the_whole_signal():
+    rng = np.random.default_rng(1)
+    n = 2 * ENVELOPE_BLOCK + 12345
+    samples = (rng.standard_normal((n, 2)) * np.linspace(0.01, 0.5, n)[:, None]).astype(np.float32)
+    audio = Audio(info=AudioInfo("long.wav", 1, "wav", n / SR, SR, 2), samples=samples)
+    times, low, high, rms = waveform_envelope(audio, 1000)
+    mono = samples.mean(axis=1)[: (n // 1000) * 1000].reshape(1000, -1)
+    np.testing.assert_allclose(low, mono.min(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(high, mono.max(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(rms, np.sqrt(np.mean(mono.astype(np.float64) ** 2, axis=1)), rtol=1e-5)
+    assert times[0] == pytest.approx(0.5 * (n // 1000) / SR) and np.all(np.diff(times) > 0)
 
 
 def test_an_analysed_click_track_numbers_every_bar_and_titles_its_summary(click_doc):
     fig = build_figure(click_doc)
-    try:
-        numbers = bar_numbers(fig)
-        bars = click_doc["timeline"]["bars"]
-        assert len(bars) >= 8
-        assert sorted(int(t.get_text()) for t in numbers) == sorted(b["bar"] for b in bars if b["bar"] >= 1)
-        assert not overlapping(numbers)
-        title = fig.texts[0].get_text()
-        assert title.startswith("plot_clicks.wav") and f"{click_doc['summary']['bpm']:.1f} BPM" in title
-    finally:
-        plt.close(fig)
+    numbers = bar_numbers(fig)
+    bars = click_doc["timeline"]["bars"]
+    assert len(bars) >= 8
+    assert sorted(int(t.get_text()) for t in numbers) == sorted(b["bar"] for b in bars if b["bar"] >= 1)
+    assert not overlapping(numbers)
+    title = fig.texts[0].get_text()
+    assert title.startswith("plot_clicks.wav") and f"{click_doc['summary']['bpm']:.1f} BPM" in title
 
 
 def test_a_three_minute_song_names_every_chord_change_without_overlap():
     doc = song_doc()
     fig = build_figure(doc)
-    try:
-        chords = fig.axes[1].texts
-        assert [t.get_text() for t in chords] == [chord_name(b["chord"]) for b in doc["timeline"]["bars"]]
-        assert not overlapping(list(chords))
-        numbers = bar_numbers(fig)
-        assert len(numbers) >= 45 and not overlapping(numbers)
-        assert len(fig.axes[0].collections) == 2, "beat lines and bar lines"
-    finally:
-        plt.close(fig)
+    chords = fig.axes[1].texts
+    assert [t.get_text() for t in chords] == [chord_name(b["chord"]) for b in doc["timeline"]["bars"]]
+    assert not overlapping(list(chords))
+    numbers = bar_numbers(fig)
+    assert len(numbers) >= 45 and not overlapping(numbers)
+    assert len(fig.axes[0].collections) == 2, "beat lines and bar lines"
 
 
 def test_svg_is_well_formed_and_html_is_self_contained(click_doc, tmp_path):
@@ -167,11 +174,8 @@ def test_silence_renders_a_valid_image(analyzer, media, tmp_path):
     pixels = mpimg.imread(out)
     assert pixels.shape[:2] == expected_pixels(doc)
     fig = build_figure(doc)
-    try:
-        messages = {t.get_text() for ax in fig.axes for t in ax.texts}
-        assert {"no beats", "no chords", "no key", "no tempo"} <= messages
-    finally:
-        plt.close(fig)
+    messages = {t.get_text() for ax in fig.axes for t in ax.texts}
+    assert {"no beats", "no chords", "no key", "no tempo"} <= messages
 
 
 def test_an_hour_long_mix_renders_quickly_with_thinned_labels(tmp_path):
@@ -182,19 +186,16 @@ def test_an_hour_long_mix_renders_quickly_with_thinned_labels(tmp_path):
     assert_drawn(out, doc)
     assert figure_size(doc["file"]["duration"])[0] > figure_size(180.0)[0]
     fig = build_figure(doc)
-    try:
-        numbers = bar_numbers(fig)
-        assert 10 <= len(numbers) <= 100
-        assert not overlapping(numbers)
-        chords = list(fig.axes[1].texts)
-        assert 10 <= len(chords) <= len(numbers)
-        assert not overlapping(chords)
-        numbered_times = {float(t.xy[0]) for t in numbers}
-        assert {float(t.xy[0]) for t in chords} <= numbered_times, "chord names sit under numbered bars"
-        (bar_lines,) = fig.axes[0].collections
-        assert len(bar_lines.get_segments()) == len(numbers), "no beat lines, bar lines only where numbered"
-    finally:
-        plt.close(fig)
+    numbers = bar_numbers(fig)
+    assert 10 <= len(numbers) <= 100
+    assert not overlapping(numbers)
+    chords = list(fig.axes[1].texts)
+    assert 10 <= len(chords) <= len(numbers)
+    assert not overlapping(chords)
+    numbered_times = {float(t.xy[0]) for t in numbers}
+    assert {float(t.xy[0]) for t in chords} <= numbered_times, "chord names sit under numbered bars"
+    (bar_lines,) = fig.axes[0].collections
+    assert len(bar_lines.get_segments()) == len(numbers), "no beat lines, bar lines only where numbered"
     html_page = render_plot(doc, tmp_path / "mix.html").read_text()
     assert html_page.count("<text") < 600
 

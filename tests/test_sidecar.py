@@ -103,3 +103,13 @@ def test_stray_cleanup_removes_only_old_sidecar_temps_in_every_subfolder(tmp_pat
     assert not any(path.exists() for path in strays)
     assert all(path.exists() for path in kept)
     assert remove_stray_temp_sidecars(tmp_path) == 0
+
+
+def test_a_name_too_long_for_the_suffix_gets_a_short_unique_sidecar(tmp_path):
+    from store.sidecar import MAX_NAME_BYTES, sidecar_path, write_sidecar
+
+    first, second = "a" * 246 + "1.wav", "a" * 246 + "2.wav"
+    one, two = sidecar_path(tmp_path / first), sidecar_path(tmp_path / second)
+    assert one != two and one.name.startswith("a" * 100) and one.name.endswith(".beatwatch.json")
+    assert len(one.name.encode()) <= MAX_NAME_BYTES
+    assert write_sidecar({"schema": "x"}, one).read_text().startswith("{")

@@ -1,0 +1,126 @@
+"""Intake with a real watchdog observer on a temp folder and a real SQLite queue: only complete files, each once."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon.config import DEFAULT_IGNORE
+from daemon.intake import Intake
+from daemon.stability import files_open_for_writing
+from daemon.watcher import NameFilter
+from store import jobs
+from store.db import open_database, sqlite_url
+from tests.daemon_harness import wait_for
+
+SETTLE_S = 0.5
+
+
+@pytest.fixture
+def intake(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    engine = open_database(sqlite_url(tmp_path / "q.db"))
+    names = NameFilter(inbox, DEFAULT_IGNORE, skip_result_folders=True)
+    it = Intake(engine, names, settle_s=SETTLE_S, rescan_interval_s=3600, polling=False)
+    it.start()
+    it.step(time.monotonic())  # the start-up reconcile pass
+    yield it
+    it.stop()
+    engine.dispose()
+
+
+def paths(intake: Intake) -> list[str]:
+    with intake.engine.connect() as conn:
+        return [row[0] for row in conn.exec_driver_sql("SELECT path FROM jobs ORDER BY id")]
+
+
+def pump(intake: Intake, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        intake.step(time.monotonic())
+        time.sleep(0.05)
+
+
+def test_slow_writer_is_queued_once_after_it_finishes(intake):
+    target = intake.names.inbox / "slow.flac"
+    with open(target, "wb") as handle:
+        for _ in range(12):  # 3 s of writing, a pause longer than settle_s in the middle
+            handle.write(os.urandom(4096))
+            handle.flush()
+            pump(intake, 0.25)
+        pump(intake, SETTLE_S * 2)  # still open for writing: not complete even though unchanged
+        assert paths(intake) == []
+    pump(intake, SETTLE_S * 3)
+    assert paths(intake) == [str(target)]
+    job = jobs.job_for_path(intake.engine, str(target))
+    assert job.size == 12 * 4096
+    pump(intake, SETTLE_S * 2)
+    assert len(paths(intake)) == 1
+
+
+def test_temp_name_then_rename_gives_one_job_for_the_final_name(intake):
+    temp = intake.names.inbox / "song.mp3.part"
+    temp.write_bytes(os.urandom(20000))
+    pump(intake, SETTLE_S * 3)
+    assert paths(intake) == []
+    final = intake.names.inbox / "song.mp3"
+    temp.rename(final)
+    pump(intake, SETTLE_S * 3)
+    assert paths(intake) == [str(final)]
+
+
+def test_a_folder_moved_in_is_found(intake, tmp_path):
+    album = tmp_path / "album"
+    album.mkdir()
+    for i in range(3):
+        (album / f"{i}.ogg").write_bytes(b"x" * 100)
+    album.rename(intake.names.inbox / "album")
+    pump(intake, SETTLE_S * 4)
+    assert sorted(Path(p).name for p in paths(intake)) == ["0.ogg", "1.ogg", "2.ogg"]
+
+
+def test_open_for_writing_is_seen_through_proc(tmp_path):
+    path = tmp_path / "held.wav"
+    path.write_bytes(b"1")
+    identity = (path.stat().st_dev, path.stat().st_ino)
+    with open(path, "ab"):
+        assert identity in files_open_for_writing()
+    with open(path, "rb"):
+        assert identity not in files_open_for_writing()
+
+
+def test_burst_of_2000_files_with_junk_gives_one_job_per_audio_file(intake, record_property):
+    inbox = intake.names.inbox
+    (inbox / "sub").mkdir()
+    audio = []
+    started = time.monotonic()
+
+    def writer():
+        for i in range(2000):
+            folder = inbox / "sub" if i % 3 == 0 else inbox
+            path = folder / f"track {i:04d}.{('mp3', 'flac', 'wav', 'ogg', 'm4a')[i % 5]}"
+            path.write_bytes(b"\0" * 64)
+            audio.append(str(path))
+            junk = ["notes.txt", f".hidden{i}.mp3", f"dl{i}.mp3.part", f"x{i}.tmp", f"c{i}.crdownload",
+                    "Thumbs.db", f"~$lock{i}.wav", f"track {i:04d}.mp3.beatwatch.json"][i % 8]
+            (folder / junk).write_bytes(b"junk")
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    while thread.is_alive():
+        intake.step(time.monotonic())
+        time.sleep(0.02)
+    wait_for(lambda: (intake.step(time.monotonic()), len(paths(intake)) >= 2000)[1], 60, "2000 jobs")
+    pump(intake, SETTLE_S * 3)
+    elapsed = time.monotonic() - started
+    queued = paths(intake)
+    record_property("burst_seconds", round(elapsed, 2))
+    print(f"\nburst: 2000 audio files + 2000 junk/temp names -> {len(queued)} jobs in {elapsed:.1f} s, "
+          f"duplicates: {len(queued) - len(set(queued))}")
+    assert len(queued) == len(set(queued)) == 2000
+    assert set(queued) == set(audio)
