@@ -9,4 +9,9 @@ import os
 # Essentia's bundled TensorFlow logs CUDA probing at import; keep stderr for real errors.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import onnxruntime  # noqa: E402
+
+# madmom's ONNX graphs declare 1-D outputs and warn on every call that the real ones are 2-D.
+onnxruntime.set_default_logger_severity(3)
+
 ANALYZER_VERSION = "0.1.0"

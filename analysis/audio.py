@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,23 +125,99 @@ def _format_name(path: Path, ffmpeg_names: str) -> str:
     return names[0] if names and names[0] else ext
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """A stretch of decoded audio with margins: samples[core_start:core_end] is this chunk's own part.
+
+    `offset` is the file position (in samples) of samples[0]; cores of
+    consecutive chunks tile the file without gap or overlap, margins give
+    analyses with context (a BLSTM, an STFT frame) the same view as the whole file.
+    """
+
+    offset: int
+    samples: np.ndarray
+    core_start: int
+    core_end: int
+
+    @property
+    def mono(self) -> np.ndarray:
+        if self.samples.shape[1] == 1:
+            return self.samples[:, 0]
+        return self.samples.mean(axis=1, dtype=np.float32)
+
+
+def _channels(info: AudioInfo) -> int:
+    return 1 if info.channels == 1 else 2
+
+
+def _decoder(info: AudioInfo) -> list[str]:
+    return [_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", info.path, "-map", "0:a:0", "-f", "f32le",
+            "-acodec", "pcm_f32le", "-ac", str(_channels(info)), "-ar", str(SAMPLE_RATE), "-"]
+
+
+def _check_length(info: AudioInfo, decoded_s: float) -> None:
+    if info.duration > 0 and decoded_s < MIN_DECODED_SHARE * info.duration - TRUNCATION_SLACK_S:
+        raise InputError(
+            f"{info.path}: truncated or corrupt (decoded {decoded_s:.1f} s of {info.duration:.1f} s declared)")
+    if decoded_s == 0:
+        raise InputError(f"{info.path}: no audio samples could be decoded")
+
+
+def stream(info: AudioInfo, *, chunk_s: float, margin_s: float) -> Iterator[Chunk]:
+    """Decode in chunks of chunk_s seconds (plus margin_s either side) with memory bounded by one chunk.
+
+    The whole file is still decoded by one ffmpeg process, read as it goes.
+    """
+    channels = _channels(info)
+    chunk, margin = int(chunk_s * SAMPLE_RATE), int(margin_s * SAMPLE_RATE)
+    frame_bytes = 4 * channels
+    process = subprocess.Popen(_decoder(info), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    buffer = np.zeros((0, channels), dtype=np.float32)
+    buffer_offset, core, total, ended = 0, 0, 0, False
+    try:
+        while True:
+            need = core + chunk + margin
+            while not ended and buffer_offset + len(buffer) < need:
+                data = process.stdout.read((need - buffer_offset - len(buffer)) * frame_bytes)
+                if not data:
+                    ended = True
+                    break
+                data = data[: len(data) - len(data) % frame_bytes]
+                buffer = np.concatenate([buffer, np.frombuffer(data, dtype=np.float32).reshape(-1, channels)])
+            total = buffer_offset + len(buffer)
+            core_end = min(core + chunk, total)
+            last = ended and core_end >= total
+            if last:
+                _finish(process, info)
+                _check_length(info, total / SAMPLE_RATE)
+                if core_end <= core and core > 0:  # the previous chunk ended exactly at the end of the file
+                    return
+            yield Chunk(offset=buffer_offset, samples=buffer, core_start=core - buffer_offset,
+                        core_end=core_end - buffer_offset)
+            if last:
+                return
+            core = core_end
+            drop = max(core - margin - buffer_offset, 0)
+            buffer, buffer_offset = buffer[drop:], buffer_offset + drop
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def _finish(process: subprocess.Popen, info: AudioInfo) -> None:
+    stderr = process.stderr.read()
+    if process.wait() != 0:
+        raise InputError(f"{info.path}: cannot decode ({_stderr_line(stderr)})")
+
+
 def decode(info: AudioInfo) -> Audio:
     """Decode the whole file to float32 at SAMPLE_RATE, keeping mono as mono and folding more channels to stereo."""
-    channels = 1 if info.channels == 1 else 2
-    result = subprocess.run(
-        [_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", info.path, "-map", "0:a:0",
-         "-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(channels), "-ar", str(SAMPLE_RATE), "-"],
-        capture_output=True, check=False,
-    )
+    channels = _channels(info)
+    result = subprocess.run(_decoder(info), capture_output=True, check=False)
     if result.returncode != 0:
         raise InputError(f"{info.path}: cannot decode ({_stderr_line(result.stderr)})")
     samples = np.frombuffer(result.stdout, dtype=np.float32)
     samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels)
-    audio = Audio(info=info, samples=samples)
-    if info.duration > 0 and audio.duration < MIN_DECODED_SHARE * info.duration - TRUNCATION_SLACK_S:
-        raise InputError(
-            f"{info.path}: truncated or corrupt (decoded {audio.duration:.1f} s of {info.duration:.1f} s declared)"
-        )
-    if len(samples) == 0:
-        raise InputError(f"{info.path}: no audio samples could be decoded")
-    return audio
+    _check_length(info, len(samples) / SAMPLE_RATE)
+    return Audio(info=info, samples=samples)

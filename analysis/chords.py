@@ -47,14 +47,19 @@ class ChordRecognizer:
         self._features = CNNChordFeatureProcessor()
         self._crf = ConditionalRandomField.load(CHORDS_CFCRF[0])
 
-    def frames(self, mono: np.ndarray, sample_rate: int) -> ChordFrames:
-        feats = np.asarray(self._features(Signal(mono, sample_rate=sample_rate, num_channels=1)))
-        if len(feats) == 0:
-            return ChordFrames(np.zeros((0, len(LABELS))), np.zeros(0, dtype=int))
-        return ChordFrames(posteriors=crf_posteriors(self._crf, feats), path=np.asarray(self._crf(feats), dtype=int))
+    def features(self, mono: np.ndarray, sample_rate: int) -> np.ndarray:
+        """The CNN's per-frame features [shape=(frames, 128)] at FPS; local, so chunks can be joined."""
+        return np.asarray(self._features(Signal(mono, sample_rate=sample_rate, num_channels=1)), dtype=np.float32)
 
-    def __call__(self, mono: np.ndarray, sample_rate: int) -> list[ChordSegment]:
-        return segments(self.frames(mono, sample_rate))
+    def frames(self, features: np.ndarray) -> ChordFrames:
+        """CRF decoding over the whole file's features."""
+        if len(features) == 0:
+            return ChordFrames(np.zeros((0, len(LABELS))), np.zeros(0, dtype=int))
+        return ChordFrames(posteriors=crf_posteriors(self._crf, features),
+                           path=np.asarray(self._crf(features), dtype=int))
+
+    def __call__(self, features: np.ndarray) -> list[ChordSegment]:
+        return segments(self.frames(features))
 
 
 def crf_posteriors(crf: ConditionalRandomField, observations: np.ndarray) -> np.ndarray:

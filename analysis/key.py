@@ -1,13 +1,30 @@
-"""Key and key changes from madmom's key CNN, run on one shared spectrogram.
+"""Key and key changes: madmom's key CNN plus the chords' tonal evidence, decoded on the bar grid.
 
-The CNN pools over time, so it accepts any slice of the spectrogram: the whole
-file gives the song's key, overlapping windows give local evidence, and a
-Viterbi pass with a switching penalty turns the windows into a key timeline
-that only changes when the evidence stays changed.
+Two passes over bars:
+
+1. Where the key changes. Each bar scores the 12 key signatures (a major
+   key and its relative minor together: they share their chords, so only
+   pass 2 can tell them apart) by how well its chords fit them
+   (`tonality.harmonic_fit`) plus a little of the CNN's opinion on a window
+   around it, counted once per window however many bars share it. A Viterbi
+   pass with a switching penalty keeps one signature until the evidence
+   stays changed, and a new one is cheaper to enter on one of its tonic
+   chords, so changes land on the bar where the new key begins. Segments
+   shorter than MIN_SEGMENT_BARS are folded into a neighbour.
+2. Which key each segment is in. The segment's chords (mean fit per bar),
+   the CNN run over the segment's spectrogram, and where the music rests
+   (first, last and longest-held chord: `tonality.tonic_evidence`) are
+   summed as log-odds; that separates A minor from C major when the
+   progression never plays the dominant, which the CNN alone cannot.
+
+The song's key is the key held longest. Without chords (no harmony
+recognised) the CNN decides alone; without beats, 2-second blocks stand in
+for bars.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,10 +37,22 @@ from madmom.ml.nn.activations import softmax
 from madmom.models import KEY_CNN
 from madmom.processors import SequentialProcessor
 
+from .tonality import NUM_KEYS, bar_weights, chord_runs, harmonic_fit, relative, tonic_evidence
+
 FPS = 5
-WINDOW_S = 20.0
-HOP_S = 5.0
-SWITCH_LOG_PENALTY = 8.0
+LOCAL_WINDOW_S = 10.0
+LOCAL_HOP_S = 2.5
+FALLBACK_BAR_S = 2.0
+PROBABILITY_FLOOR = 1e-2  # the CNN is often sure and wrong about relative keys: it never vetoes on its own
+# Pass 1 (bars): emission = chord fit + LOCAL_CNN_WEIGHT * log p_cnn(window) * bar length / window length;
+# a change costs SWITCH_PENALTY, less ENTRY_BONUS times the share of the bar playing one of the new tonic chords.
+LOCAL_CNN_WEIGHT = 1.0
+SWITCH_PENALTY = 6.0
+ENTRY_BONUS = 2.0
+MIN_SEGMENT_BARS = 4
+# Pass 2 (segments): FIT_WEIGHT * mean chord fit per bar + CNN_WEIGHT * log p_cnn(segment) + tonic evidence.
+FIT_WEIGHT = 2.0
+CNN_WEIGHT = 0.25
 
 
 @dataclass(frozen=True)
@@ -38,8 +67,16 @@ class KeySegment:
 class KeyResult:
     key: str | None
     confidence: float
-    probabilities: np.ndarray
+    probabilities: np.ndarray  # the song key's posterior over KEY_LABELS
     segments: list[KeySegment]
+
+
+@dataclass(frozen=True)
+class _Span:
+    first: int  # first bar
+    stop: int  # one past the last bar
+    key: int
+    posterior: np.ndarray
 
 
 class KeyRecognizer:
@@ -57,46 +94,138 @@ class KeyRecognizer:
         """Softmax over the 24 KEY_LABELS for one spectrogram slice."""
         return softmax(np.asarray(self._nn(spec)).reshape(1, -1))[0]
 
-    def __call__(self, mono: np.ndarray, sample_rate: int) -> KeyResult:
-        spec = np.asarray(self._spec(Signal(mono, sample_rate=sample_rate, num_channels=1)))
+    def spectrogram(self, mono: np.ndarray, sample_rate: int) -> np.ndarray:
+        """The CNN's input at FPS; frame-local, so chunks of a long file can be joined."""
+        return np.asarray(self._spec(Signal(mono, sample_rate=sample_rate, num_channels=1)), dtype=np.float32)
+
+    def __call__(self, spec: np.ndarray, duration: float, *, chords: Sequence = (),
+                 downbeats: np.ndarray | None = None) -> KeyResult:
+        """The key timeline of one song from its whole spectrogram.
+
+        chords: ChordSegment-like objects (start, end, label) from the chord recogniser;
+        downbeats: bar start times in seconds (the bar grid key changes snap to).
+        """
         if len(spec) < FPS:
-            return KeyResult(None, 0.0, np.zeros(len(KEY_LABELS)), [])
-        overall = self.probabilities(spec)
-        best = int(overall.argmax())
-        window, hop = int(WINDOW_S * FPS), int(HOP_S * FPS)
+            return KeyResult(None, 0.0, np.zeros(NUM_KEYS), [])
+        edges = bar_edges(downbeats, duration)
+        window, hop = int(LOCAL_WINDOW_S * FPS), int(LOCAL_HOP_S * FPS)
         starts = list(range(0, max(len(spec) - window, 0) + 1, hop))
         local = np.array([self.probabilities(spec[s:s + window]) for s in starts])
-        duration = len(spec) / FPS
-        return KeyResult(
-            key=KEY_LABELS[best], confidence=float(overall[best]), probabilities=overall,
-            segments=key_segments(local, [s / FPS for s in starts], window / FPS, duration),
-        )
+        centres = (np.array(starts) + min(window, len(spec)) / 2) / FPS
+        mids = (edges[:-1] + edges[1:]) / 2
+        local_log = _log(local[np.abs(mids[:, None] - centres[None, :]).argmin(axis=1)])
+
+        def segment_cnn(first: int, stop: int) -> np.ndarray:
+            lo, hi = int(edges[first] * FPS), int(np.ceil(edges[stop] * FPS))
+            piece = spec[lo:hi] if hi - lo >= FPS else spec
+            return self.probabilities(piece)
+
+        spans = decode(edges, chords, local_log, segment_cnn, beat_s=_beat_s(downbeats, edges))
+        segments = [KeySegment(start=float(edges[s.first]), end=float(edges[s.stop]), key=KEY_LABELS[s.key],
+                               confidence=float(s.posterior[s.key])) for s in spans]
+        main = max(spans, key=lambda s: (sum(edges[t.stop] - edges[t.first] for t in spans if t.key == s.key)))
+        return KeyResult(key=KEY_LABELS[main.key], confidence=float(main.posterior[main.key]),
+                         probabilities=main.posterior, segments=segments)
 
 
-def key_segments(local: np.ndarray, window_starts: list[float], window_s: float, duration: float) -> list[KeySegment]:
-    """Viterbi over windowed key probabilities; a change is placed halfway between the windows that disagree."""
-    log_p = np.log(np.clip(local, 1e-9, 1.0))
-    n, k = log_p.shape
-    transition = np.full((k, k), -SWITCH_LOG_PENALTY)
-    np.fill_diagonal(transition, 0.0)
-    score = log_p[0].copy()
+def _log(p: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(p, PROBABILITY_FLOOR, 1.0))
+
+
+def _beat_s(downbeats: np.ndarray | None, edges: np.ndarray) -> float:
+    """A rough beat length for the 'held at least a beat' rule: a quarter of the median bar."""
+    return float(np.median(np.diff(edges))) / 4 if len(edges) > 1 else 0.5
+
+
+def bar_edges(downbeats: np.ndarray | None, duration: float) -> np.ndarray:
+    """Bar lines from 0 to `duration`: the downbeats (the stretch before the first is a bar of its own),
+    or FALLBACK_BAR_S blocks when there are fewer than two downbeats."""
+    marks = np.asarray(downbeats if downbeats is not None else [], dtype=float)
+    marks = marks[(marks > 0.05) & (marks < duration - 0.05)]
+    if len(marks) < 2:
+        marks = np.arange(FALLBACK_BAR_S, duration - 0.05, FALLBACK_BAR_S)
+    return np.concatenate([[0.0], marks, [duration]])
+
+
+def decode(edges: np.ndarray, chords: Sequence, local_log: np.ndarray, segment_cnn, *, beat_s: float) -> list[_Span]:
+    """Both passes: key spans over the bars between `edges`.
+
+    local_log: (bars, 24) CNN log-probabilities around each bar; segment_cnn(first, stop) -> (24,) CNN
+    probabilities for bars first..stop-1.
+    """
+    runs = chord_runs(chords)
+    weights = bar_weights(runs, edges)
+    fit = harmonic_fit(weights)
+    share = np.diff(edges)[:, None] / LOCAL_WINDOW_S
+    emission = by_signature(fit + LOCAL_CNN_WEIGHT * share * local_log)
+    entry = ENTRY_BONUS * (weights[:, :12] + weights[:, [relative(k) for k in range(12)]])
+    path = switch_path(emission, entry)
+    bounds = merge_short(path, emission, MIN_SEGMENT_BARS)
+    spans: list[_Span] = []
+    for first, stop in bounds:
+        inside = chord_runs(chords, float(edges[first]), float(edges[stop]))
+        played = weights[first:stop].sum(axis=1) > 0
+        score = CNN_WEIGHT * _log(segment_cnn(first, stop))
+        if played.any():
+            score = score + FIT_WEIGHT * fit[first:stop][played].mean(axis=0)
+            score = score + tonic_evidence(inside, weights[first:stop], beat_s)
+        else:
+            score = score / CNN_WEIGHT  # no harmony recognised: the CNN decides alone
+        posterior = np.exp(score - score.max())
+        posterior /= posterior.sum()
+        key = int(np.argmax(score))
+        if spans and spans[-1].key == key:
+            previous = spans.pop()
+            size_a, size_b = previous.stop - previous.first, stop - first
+            posterior = (previous.posterior * size_a + posterior * size_b) / (size_a + size_b)
+            first = previous.first
+        spans.append(_Span(first, stop, key, posterior))
+    return spans
+
+
+def by_signature(scores: np.ndarray) -> np.ndarray:
+    """(bars, 24) key log-scores to (bars, 12) signature log-scores: major key k or its relative minor."""
+    minors = scores[:, [relative(k) for k in range(12)]]
+    return np.logaddexp(scores[:, :12], minors)
+
+
+def switch_path(emission: np.ndarray, entry: np.ndarray, penalty: float = SWITCH_PENALTY) -> np.ndarray:
+    """Viterbi over bars: staying in a key is free, changing costs `penalty` less entry[bar, new key]."""
+    n, k = emission.shape
+    score = emission[0].copy()
     back = np.zeros((n, k), dtype=int)
     for i in range(1, n):
-        cand = score[:, None] + transition
-        back[i] = cand.argmax(axis=0)
-        score = cand.max(axis=0) + log_p[i]
+        best = int(score.argmax())
+        switch = score[best] - penalty + entry[i]
+        stay = score >= switch
+        back[i] = np.where(stay, np.arange(k), best)
+        score = np.where(stay, score, switch) + emission[i]
     path = np.empty(n, dtype=int)
     path[-1] = int(score.argmax())
     for i in range(n - 1, 0, -1):
         path[i - 1] = back[i, path[i]]
-    centres = np.array(window_starts) + min(window_s, duration) / 2
-    out: list[KeySegment] = []
-    run_start = 0
-    for i in range(1, n + 1):
-        if i == n or path[i] != path[run_start]:
-            start = 0.0 if run_start == 0 else float((centres[run_start - 1] + centres[run_start]) / 2)
-            end = duration if i == n else float((centres[i - 1] + centres[i]) / 2)
-            conf = float(local[run_start:i, path[run_start]].mean())
-            out.append(KeySegment(start=start, end=end, key=KEY_LABELS[path[run_start]], confidence=conf))
-            run_start = i
-    return out
+    return path
+
+
+def merge_short(path: np.ndarray, emission: np.ndarray, min_bars: int) -> list[tuple[int, int]]:
+    """Runs of one key as (first, stop) bar ranges; runs shorter than `min_bars` join the neighbour whose
+    key explains their bars better, shortest first, until none is left (or one run remains)."""
+    bounds = np.flatnonzero(np.diff(path)) + 1
+    runs = [[int(a), int(b), int(path[a])] for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(path)])]
+    while len(runs) > 1:
+        i = min(range(len(runs)), key=lambda j: runs[j][1] - runs[j][0])
+        first, stop, _ = runs[i]
+        if stop - first >= min_bars:
+            break
+        neighbours = [j for j in (i - 1, i + 1) if 0 <= j < len(runs)]
+        j = max(neighbours, key=lambda j: emission[first:stop, runs[j][2]].sum())
+        runs[j][0], runs[j][1] = min(runs[j][0], first), max(runs[j][1], stop)
+        del runs[i]
+        merged = []
+        for run in runs:
+            if merged and merged[-1][2] == run[2]:
+                merged[-1][1] = run[1]
+            else:
+                merged.append(run)
+        runs = merged
+    return [(first, stop) for first, stop, _ in runs]

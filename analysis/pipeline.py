@@ -3,44 +3,56 @@
 An Analyzer loads each model once at construction and is reused for every
 file a process handles; `analyze` is the single entry point the CLI and the
 daemon's workers both call.
+
+Audio is decoded as a stream of chunks (`analysis.chunk_s`, with margins),
+so memory is bounded by one chunk whatever the file's length. Each chunk
+yields only compact per-frame results (network activations, chord features,
+key spectrogram, loudness blocks, energy); the decoders that need the whole
+file (beat/bar DBN, chord CRF, key) then run over the joined results, so
+nothing breaks at a chunk border. A typical song is a single chunk.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
-import onnxruntime
 
 from . import ANALYZER_VERSION
-from .audio import content_hash, decode, probe
+from .audio import SAMPLE_RATE, Chunk, content_hash, probe, stream
+from .chords import FPS as CHORD_FPS
 from .chords import ChordRecognizer
-from .errors import InputError
-from .features import RhythmFeatureProcessor
-from .key import KeyRecognizer
 from .danceability import danceability
-from .loudness import energy_curve, measure_loudness
-from .rhythm import BeatTracker, DownbeatNetwork
+from .errors import InputError
+from .features import FPS as RHYTHM_FPS
+from .features import RhythmFeatureProcessor, RhythmFeatures
+from .key import FPS as KEY_FPS
+from .key import KeyRecognizer
+from .loudness import LoudnessMeter, energy_curve
+from .rhythm import Activations, BeatTracker, DownbeatNetwork
 from .tempo import estimate_tempo
 from .timeline import Results, assemble
 from .transients import detect_onsets, match_beats
 
-onnxruntime.set_default_logger_severity(3)
-
 # Below this length beat tracking and key detection have too little to go on.
 MIN_MUSIC_S = 3.0
+DEFAULT_CHUNK_S = 600.0
+# Context either side of a chunk: the BLSTM needs seconds of it to settle, the STFTs a frame.
+MARGIN_S = 15.0
 
 ANALYSES = {
-    "beats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4)",
-    "downbeats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4)",
+    "beats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps",
+    "downbeats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps",
     "tempo": "median beat interval; local median over 5 beats",
     "transients": "spectral flux (2048/100 fps, shared with beats), nearest within 70 ms",
     "chords": "madmom CNN chord features + CRF, forward-backward confidence",
-    "key": "madmom KEY_CNN, 20 s windows + Viterbi for changes",
-    "loudness": "essentia LoudnessEBUR128",
+    "key": "madmom KEY_CNN + chord-based tonal evidence, bar-grid Viterbi for changes",
+    "loudness": "ITU-R BS.1770-4 / EBU R128 + Tech 3342 LRA",
     "danceability": "beat salience x tempo steadiness x attack x tempo preference",
     "energy": "RMS dBFS over 0.5 s mapped -60..0 dB to 0..1",
     "tags": "not configured",
@@ -49,10 +61,28 @@ ANALYSES = {
 Progress = Callable[[str, float], None]
 
 
+@dataclass
+class _Frames:
+    """Per-frame results of the chunks so far, each list on its own clock."""
+
+    activations: list[np.ndarray] = field(default_factory=list)
+    flux: list[np.ndarray] = field(default_factory=list)
+    chord_features: list[np.ndarray] = field(default_factory=list)
+    key_spectrogram: list[np.ndarray] = field(default_factory=list)
+    energy: list[np.ndarray] = field(default_factory=list)
+
+
+def core_frames(chunk: Chunk, frames: int, fps: float) -> slice:
+    """The frames of a chunk whose centres fall in its core, so consecutive chunks tile the file's frames."""
+    hop = SAMPLE_RATE / fps
+    return slice(math.ceil(chunk.core_start / hop), min(math.ceil(chunk.core_end / hop), frames))
+
+
 class Analyzer:
     """Holds every model; one per process, reused for every file."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, chunk_s: float = DEFAULT_CHUNK_S) -> None:
+        self.chunk_s = float(round(chunk_s))
         self._features = RhythmFeatureProcessor()
         self._downbeats = DownbeatNetwork()
         self._tracker = BeatTracker()
@@ -67,8 +97,9 @@ class Analyzer:
         started = time.perf_counter()
 
         @contextmanager
-        def stage(name: str, fraction: float):
-            report(name, fraction)
+        def stage(name: str, fraction: float | None = None):
+            if fraction is not None:
+                report(name, fraction)
             t0 = time.perf_counter()
             yield
             stages[name] = round(stages.get(name, 0.0) + time.perf_counter() - t0, 4)
@@ -78,45 +109,77 @@ class Analyzer:
             if max_duration_s is not None and info.duration > max_duration_s:
                 raise InputError(f"{info.path}: {info.duration:.0f} s is longer than jobs.max_duration_s = {max_duration_s:g}")
             digest = content_hash(path)
-            audio = decode(info)
-        mono, sr = audio.mono, audio.sample_rate
+        meter = LoudnessMeter(SAMPLE_RATE, 1 if info.channels == 1 else 2)
+        frames = _Frames()
+        samples = 0
+        for chunk in _timed(stream(info, chunk_s=self.chunk_s, margin_s=MARGIN_S), stage, "decode"):
+            samples = chunk.offset + chunk.core_end
+            self._take_chunk(chunk, meter, frames, stage)
+            report("analyse", 0.7 * samples / max(info.duration * SAMPLE_RATE, 1.0))
+        duration = samples / SAMPLE_RATE
+        with stage("loudness"):
+            loudness = meter.result()
         notes: list[str] = []
-        with stage("loudness", 0.1):
-            loudness = measure_loudness(audio.samples, sr)
-            energy = energy_curve(mono, sr)
-        results = Results(info=info, content_hash=digest, duration=audio.duration,
-                          loudness=loudness, energy=energy, notes=notes)
+        results = Results(info=info, content_hash=digest, duration=duration, loudness=loudness,
+                          energy=np.concatenate(frames.energy), notes=notes)
         if loudness.silent:
             notes.append("silence: no beats, chords or key")
-        elif audio.duration < MIN_MUSIC_S:
-            notes.append(f"too short ({audio.duration:.1f} s < {MIN_MUSIC_S:g} s): no beats, chords or key")
+        elif duration < MIN_MUSIC_S:
+            notes.append(f"too short ({duration:.1f} s < {MIN_MUSIC_S:g} s): no beats, chords or key")
         else:
-            self._music(results, mono, sr, stage)
+            self._music(results, frames, stage, report)
         report("assemble", 0.95)
         wall = time.perf_counter() - started
         performance = {
             "wall_s": round(wall, 3),
-            "realtime_factor": round(audio.duration / wall, 2) if wall > 0 else None,
+            "realtime_factor": round(duration / wall, 2) if wall > 0 else None,
             "stages": stages,
         }
         analyzer = {"version": ANALYZER_VERSION, "device": "cpu", "analyses": dict(ANALYSES)}
         return assemble(results, analyzer=analyzer, performance=performance)
 
-    def _music(self, results: Results, mono: np.ndarray, sr: int, stage) -> None:
-        with stage("features", 0.2):
-            features = self._features(mono, sr)
-        with stage("inference", 0.3):
-            activations = self._downbeats(features)
-        with stage("beats", 0.5):
+    def _take_chunk(self, chunk: Chunk, meter: LoudnessMeter, frames: _Frames, stage) -> None:
+        """Reduce one chunk to its compact per-frame results; the chunk's samples are dropped after."""
+        core = chunk.samples[chunk.core_start:chunk.core_end]
+        with stage("loudness"):
+            meter.add(core)
+            frames.energy.append(energy_curve(core.mean(axis=1, dtype=np.float32), SAMPLE_RATE))
+        mono = chunk.mono
+        with stage("features"):
+            features = self._features(mono, SAMPLE_RATE)
+            key_spec = self._key.spectrogram(mono, SAMPLE_RATE)
+        with stage("inference"):
+            activations = self._downbeats(features).values
+            chord_features = self._chords.features(mono, SAMPLE_RATE)
+        rhythm_core = core_frames(chunk, len(activations), RHYTHM_FPS)
+        frames.activations.append(activations[rhythm_core])
+        frames.flux.append(features.flux[rhythm_core])
+        frames.chord_features.append(chord_features[core_frames(chunk, len(chord_features), CHORD_FPS)])
+        frames.key_spectrogram.append(key_spec[core_frames(chunk, len(key_spec), KEY_FPS)])
+
+    def _music(self, results: Results, frames: _Frames, stage, report: Progress) -> None:
+        activations = Activations(values=np.concatenate(frames.activations), fps=RHYTHM_FPS)
+        with stage("beats", 0.75):
             beats = self._tracker(activations)
             results.beats = beats
-            results.transients = match_beats(beats.times, detect_onsets(features))
+            onsets = detect_onsets(RhythmFeatures(stacked=np.zeros((0, 0)), flux=np.concatenate(frames.flux)))
+            results.transients = match_beats(beats.times, onsets)
             results.tempo = estimate_tempo(beats.times, beats.confidence)
             results.danceability = danceability(beats, results.tempo, results.transients)
         if len(beats.times) == 0:
             results.notes.append("no beat found")
-        with stage("chords", 0.65):
-            results.chords = self._chords(mono, sr)
-        with stage("key", 0.8):
-            results.key = self._key(mono, sr)
+        with stage("chords", 0.85):
+            results.chords = self._chords(np.concatenate(frames.chord_features))
+        with stage("key", 0.9):
+            results.key = self._key(np.concatenate(frames.key_spectrogram), results.duration, chords=results.chords,
+                                    downbeats=beats.times[beats.positions == 1])
 
+
+def _timed(chunks: Iterator[Chunk], stage, name: str) -> Iterator[Chunk]:
+    """Count the time spent waiting for the decoder under its own stage."""
+    while True:
+        with stage(name):
+            chunk = next(chunks, None)
+        if chunk is None:
+            return
+        yield chunk

@@ -128,7 +128,7 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
     from analysis.pipeline import Analyzer
     from .jobrun import analyze_file
 
-    analyzer = Analyzer()
+    analyzer = Analyzer(chunk_s=settings.analysis.chunk_s)
     documents, failed = [], 0
     for path in files:
         try:

@@ -59,7 +59,7 @@ class Supervisor:
         self._apply(settings)
         self.engine: Engine = open_database(settings.store.url)
         self.pool = Pool(self.worker_count, store_url=settings.store.url, nice=settings.resources.nice,
-                         memory_mb=settings.jobs.memory_mb)
+                         memory_mb=settings.jobs.memory_mb, chunk_s=settings.analysis.chunk_s)
         self.intake: Intake | None = None
         self._next_claim = 0.0
         self._next_expire = 0.0
@@ -166,6 +166,7 @@ class Supervisor:
                                         max_duration_s=self.settings.jobs.max_duration_s, force=job.force,
                                         plot_path=str(self._plot_path(job.path)) if self.settings.output.plots else None))
             log.info("job %d: %s -> %s (attempt %d)", job.id, job.path, slot.name, job.attempts)
+            self._next_status = 0.0
         self._next_claim = 0.0  # every worker got one: look again as soon as one is free
 
     def _plot_path(self, audio_path: str) -> Path:

@@ -10,6 +10,7 @@ not flap around a threshold. Checks whose sensor does not exist are off.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import psutil
@@ -76,34 +77,44 @@ class Throttle:
 
 
 class MachineProbe:
-    """Reads psutil; `own_pids` are subtracted from the CPU total."""
+    """Reads psutil; the CPU time of `own_pids` (workers, decoders) is taken out of the machine's total.
+
+    Both are measured as CPU-time deltas over the same interval, so a worker
+    that started between two samples counts as ours from its first second.
+    """
 
     def __init__(self) -> None:
-        psutil.cpu_percent(interval=None)
-        self._procs: dict[int, psutil.Process] = {}
         self._cpus = psutil.cpu_count() or 1
+        self._last_total = psutil.cpu_times()
+        self._last_wall = time.monotonic()
+        self._own: dict[int, float] = {}
 
     def sample(self, own_pids: list[int]) -> Sample:
-        total = psutil.cpu_percent(interval=None)
-        own = sum(self._proc_cpu(pid) for pid in own_pids) / self._cpus
+        total, wall = psutil.cpu_times(), time.monotonic()
+        elapsed = max(wall - self._last_wall, 1e-3)
+        busy = _busy(total) - _busy(self._last_total)
+        own_now = {pid: used for pid in own_pids if (used := _cpu_seconds(pid)) is not None}
+        own = sum(used - self._own.get(pid, 0.0) for pid, used in own_now.items())
+        self._last_total, self._last_wall, self._own = total, wall, own_now
+        other = 100.0 * max(busy - own, 0.0) / (elapsed * self._cpus)
         return Sample(
-            other_cpu_percent=max(total - own, 0.0),
+            other_cpu_percent=min(other, 100.0),
             available_mb=psutil.virtual_memory().available / 2**20,
             temp_c=_max_temperature(),
             on_battery=_on_battery(),
         )
 
-    def _proc_cpu(self, pid: int) -> float:
-        proc = self._procs.get(pid)
-        try:
-            if proc is None:
-                proc = self._procs[pid] = psutil.Process(pid)
-                proc.cpu_percent(interval=None)
-                return 0.0
-            return proc.cpu_percent(interval=None)
-        except psutil.Error:
-            self._procs.pop(pid, None)
-            return 0.0
+
+def _busy(times) -> float:
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return times.user + times.system
 
 
 def _max_temperature() -> float | None:

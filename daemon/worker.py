@@ -41,7 +41,7 @@ class Outcome:
     permanent: bool = False
 
 
-def main(conn: Connection, store_url: str, nice: int, memory_mb: int) -> None:
+def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: float) -> None:
     """Entry point of the spawned process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which drains.
     if nice:
@@ -49,7 +49,7 @@ def main(conn: Connection, store_url: str, nice: int, memory_mb: int) -> None:
     from analysis.pipeline import Analyzer
     from store.db import open_database
 
-    analyzer = Analyzer()
+    analyzer = Analyzer(chunk_s=chunk_s)
     engine = open_database(store_url)
     _cap_address_space(memory_mb)
     send_lock = threading.Lock()

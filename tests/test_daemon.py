@@ -53,6 +53,14 @@ def copy_in(src: Path, inbox: Path, name: str) -> Path:
     return final
 
 
+def busy_worker(d: Daemon) -> int:
+    """The pid of the worker the daemon reports busy (status is rewritten whenever a job is handed out)."""
+    def find():
+        rows = d.query("SELECT data FROM daemon_status")
+        return next((w["pid"] for w in json.loads(rows[0][0])["workers"] if w["busy"]), None) if rows else None
+    return wait_for(find, 30, "a busy worker in the daemon's status")
+
+
 def test_notify_protocol_on_a_socket_the_test_owns(tmp_path):
     for address in (str(tmp_path / "n.sock"), f"@beatwatch-test-{os.getpid()}"):
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
@@ -85,14 +93,11 @@ def test_files_are_analysed_once_and_the_daemon_speaks_sd_notify(daemon, songs):
 
 
 def test_kill_9_of_a_worker_mid_job_requeues_and_finishes_once(daemon, songs):
-    d = daemon("[jobs]\nlease_s = 3\n")
+    d = daemon("[jobs]\nlease_s = 5\n")
     copy_in(songs["long"], d.inbox, "long.flac")
     running = wait_for(lambda: d.query("SELECT id FROM jobs WHERE state = 'running' AND stage NOT IN ('claimed', 'decode')"),
                        60, "the long job to be mid-analysis")
-    victim = next(pid for pid in d.worker_pids() if d.query("SELECT 1"))
-    busy = [w for w in json.loads(d.query("SELECT data FROM daemon_status")[0][0])["workers"] if w["busy"]]
-    victim = busy[0]["pid"] if busy else victim
-    os.kill(victim, signal.SIGKILL)
+    os.kill(busy_worker(d), signal.SIGKILL)
     wait_for(lambda: d.drained(1), 120, "the job to be retried and finish")
     assert d.query("SELECT state, attempts FROM jobs WHERE id = ?", running[0][0]) == [("done", 2)]
     assert d.query("SELECT COUNT(*) FROM analyses") == [(1,)]
@@ -102,14 +107,12 @@ def test_kill_9_of_a_worker_mid_job_requeues_and_finishes_once(daemon, songs):
 
 
 def test_a_stopped_worker_loses_its_lease_and_its_late_result_is_discarded(daemon, songs):
-    d = daemon("[jobs]\nlease_s = 2\ntimeout_s = 600\n")
+    d = daemon("[jobs]\nlease_s = 4\ntimeout_s = 600\n")
     copy_in(songs["long"], d.inbox, "long.flac")
     wait_for(lambda: d.query("SELECT 1 FROM jobs WHERE state = 'running' AND stage NOT IN ('claimed', 'decode')"),
              60, "the job to be mid-analysis")
-    workers = json.loads(d.query("SELECT data FROM daemon_status")[0][0])["workers"]
-    stopped = wait_for(lambda: next((w["pid"] for w in json.loads(d.query("SELECT data FROM daemon_status")[0][0])
-                                     ["workers"] if w["busy"]), None), 10, "the busy worker in status")
-    assert len(workers) == 2
+    stopped = busy_worker(d)
+    assert len(d.worker_pids()) == 2
     os.kill(stopped, signal.SIGSTOP)
     try:
         wait_for(lambda: d.query("SELECT 1 FROM jobs WHERE state = 'done'"), 120, "the other worker to finish the job")

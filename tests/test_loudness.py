@@ -45,3 +45,18 @@ def test_energy_curve_levels():
     assert np.all(curve[4:8] == 0.0)
     assert curve[9] == pytest.approx(0.0, abs=0.01)
 
+
+
+def test_meter_fed_in_pieces_equals_one_pass():
+    from analysis.loudness import LoudnessMeter
+
+    rng = np.random.default_rng(5)
+    music = (rng.standard_normal((SR * 12, 2)) * np.linspace(0.01, 0.3, SR * 12)[:, None]).astype(np.float32)
+    whole = measure_loudness(music, SR)
+    meter = LoudnessMeter(SR, 2)
+    for start in range(0, len(music), 77777):
+        meter.add(music[start:start + 77777])
+    pieces = meter.result()
+    assert pieces.integrated_lufs == pytest.approx(whole.integrated_lufs, abs=1e-9)
+    assert pieces.range_lu == pytest.approx(whole.range_lu, abs=1e-9)
+    assert np.allclose(pieces.momentary, whole.momentary)

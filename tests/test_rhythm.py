@@ -87,3 +87,25 @@ def test_steady_clicks_are_more_danceable_than_irregular_bursts(analyzer, media)
     bursts_doc = analyzer.analyze(write_wav(media / "dance_bursts.wav", bursts))
     assert steady_doc["summary"]["danceability"] > 0.6
     assert bursts_doc["summary"]["danceability"] < steady_doc["summary"]["danceability"] - 0.2
+
+
+def test_features_equal_madmoms_own_preprocessing():
+    """The vectorised chain must feed the network exactly what madmom's processors would."""
+    from madmom.audio.signal import Signal
+    from madmom.features.downbeats import RNNDownBeatProcessor
+
+    from analysis.features import RhythmFeatureProcessor
+
+    signal, _ = click_track(117, seconds=8.0)
+    reference = RNNDownBeatProcessor().processors[0](Signal(signal, sample_rate=44100, num_channels=1))
+    ours = RhythmFeatureProcessor()(signal, 44100).stacked
+    assert ours.shape == reference.shape
+    assert np.abs(ours - reference).max() < 1e-4
+
+
+def test_refining_moves_beats_to_the_activation_peak():
+    from analysis.rhythm import refine_to_peaks
+
+    activation = np.zeros(100)
+    activation[[11, 48, 99]] = [0.9, 0.8, 0.7]
+    assert refine_to_peaks(activation, np.array([0.10, 0.50, 0.98]), 100, radius=2).tolist() == [0.11, 0.48, 0.99]
