@@ -7,11 +7,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := ffmpeg fluidsynth fluid-soundfont-gm
+MODELS := models/msd-musicnn.pb models/mtt-musicnn.pb
 export TF_CPP_MIN_LOG_LEVEL := 3
 
 .PHONY: install system-deps run test bench bench-accuracy clean
 
-install: system-deps $(STAMP)
+install: system-deps $(STAMP) $(MODELS)
 
 # ffmpeg decodes every format; fluidsynth + the GM soundfont render the test and benchmark songs.
 system-deps:
@@ -21,12 +22,18 @@ system-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# musicnn (the trained tag checkpoints) goes in without its metadata's numpy<1.17 pin, which the weights do not need.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps musicnn==0.1.0
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# The musicnn checkpoints frozen into Essentia graphs (offline); rebuilt only when the builder changes.
+$(MODELS) &: analysis/models_build.py analysis/zoo.py | $(STAMP)
+	$(BIN)/python -m analysis.models_build --out models
 
 run: install
 	mkdir -p inbox

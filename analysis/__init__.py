@@ -8,6 +8,8 @@ import os
 
 # Essentia's bundled TensorFlow logs CUDA probing at import; keep stderr for real errors.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Essentia's bundled TensorFlow 2.5 dies with SIGFPE on its first graph run when oneDNN kernels are on.
+os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
 
 import onnxruntime  # noqa: E402
 

@@ -35,6 +35,7 @@ from .key import FPS as KEY_FPS
 from .key import KeyRecognizer
 from .loudness import LoudnessMeter, energy_curve
 from .rhythm import Activations, BeatTracker, DownbeatNetwork
+from .tags import Tagger, resample, top_k
 from .tempo import estimate_tempo
 from .timeline import Results, assemble
 from .transients import detect_onsets, match_beats
@@ -55,7 +56,6 @@ ANALYSES = {
     "loudness": "ITU-R BS.1770-4 / EBU R128 + Tech 3342 LRA",
     "danceability": "beat salience x tempo steadiness x attack x tempo preference",
     "energy": "RMS dBFS over 0.5 s mapped -60..0 dB to 0..1",
-    "tags": "not configured",
 }
 
 Progress = Callable[[str, float], None]
@@ -70,6 +70,8 @@ class _Frames:
     chord_features: list[np.ndarray] = field(default_factory=list)
     key_spectrogram: list[np.ndarray] = field(default_factory=list)
     energy: list[np.ndarray] = field(default_factory=list)
+    # Each chunk's tag scores with the chunk's length, averaged over the file at the end.
+    tags: list[tuple[list[dict], float]] = field(default_factory=list)
 
 
 def core_frames(chunk: Chunk, frames: int, fps: float) -> slice:
@@ -81,10 +83,14 @@ def core_frames(chunk: Chunk, frames: int, fps: float) -> slice:
 class Analyzer:
     """Holds every model; one per process, reused for every file."""
 
-    def __init__(self, *, chunk_s: float = DEFAULT_CHUNK_S) -> None:
+    def __init__(self, *, chunk_s: float = DEFAULT_CHUNK_S, models_dir: os.PathLike | None = None,
+                 threads: int | None = None) -> None:
+        """threads: intra-op threads per network (1 in daemon workers, which already fill the CPUs)."""
         self.chunk_s = float(round(chunk_s))
+        self._tagger = Tagger(models_dir)
+        self.analyses = {**ANALYSES, "tags": self._tagger.describe()}
         self._features = RhythmFeatureProcessor()
-        self._downbeats = DownbeatNetwork()
+        self._downbeats = DownbeatNetwork(threads=threads)
         self._tracker = BeatTracker()
         self._chords = ChordRecognizer()
         self._key = KeyRecognizer()
@@ -128,6 +134,7 @@ class Analyzer:
             notes.append(f"too short ({duration:.1f} s < {MIN_MUSIC_S:g} s): no beats, chords or key")
         else:
             self._music(results, frames, stage, report)
+            results.tags = average_tags(frames.tags)
         report("assemble", 0.95)
         wall = time.perf_counter() - started
         performance = {
@@ -135,7 +142,7 @@ class Analyzer:
             "realtime_factor": round(duration / wall, 2) if wall > 0 else None,
             "stages": stages,
         }
-        analyzer = {"version": ANALYZER_VERSION, "device": "cpu", "analyses": dict(ANALYSES)}
+        analyzer = {"version": ANALYZER_VERSION, "device": "cpu", "analyses": dict(self.analyses)}
         return assemble(results, analyzer=analyzer, performance=performance)
 
     def _take_chunk(self, chunk: Chunk, meter: LoudnessMeter, frames: _Frames, stage) -> None:
@@ -151,6 +158,10 @@ class Analyzer:
         with stage("inference"):
             activations = self._downbeats(features).values
             chord_features = self._chords.features(mono, SAMPLE_RATE)
+        if self._tagger.models:
+            with stage("tags"):
+                core_mono = core.mean(axis=1, dtype=np.float32)
+                frames.tags.append((self._tagger(resample(core_mono, SAMPLE_RATE)), len(core) / SAMPLE_RATE))
         rhythm_core = core_frames(chunk, len(activations), RHYTHM_FPS)
         frames.activations.append(activations[rhythm_core])
         frames.flux.append(features.flux[rhythm_core])
@@ -173,6 +184,18 @@ class Analyzer:
         with stage("key", 0.9):
             results.key = self._key(np.concatenate(frames.key_spectrogram), results.duration, chords=results.chords,
                                     downbeats=beats.times[beats.positions == 1])
+
+
+def average_tags(per_chunk: list[tuple[list[dict], float]]) -> list[dict]:
+    """Each (model, label) score averaged over the chunks, weighted by their length; best first."""
+    total = sum(seconds for _tags, seconds in per_chunk)
+    scores: dict[tuple[str, str], float] = {}
+    for tags, seconds in per_chunk:
+        for tag in tags:
+            key = (tag["model"], tag["label"])
+            scores[key] = scores.get(key, 0.0) + tag["score"] * seconds / total
+    merged = [{"label": label, "score": round(score, 4), "model": model} for (model, label), score in scores.items()]
+    return sorted(merged, key=lambda tag: (-tag["score"], tag["model"], tag["label"]))
 
 
 def _timed(chunks: Iterator[Chunk], stage, name: str) -> Iterator[Chunk]:

@@ -282,12 +282,17 @@ def _stagger(labels: Sequence[tuple[float, str]], measure: Callable[[str], float
     return placed
 
 
+def _strip(ax: Axes, name: str) -> None:
+    """A panel of labelled spans: no y scale, its name on the left."""
+    ax.set_ylim(0, 1)
+    ax.set_yticks([])
+    ax.set_ylabel(name, rotation=0, ha="right", va="center")
+
+
 def _draw_chords(ax: Axes, doc: dict, numbered: list[dict], px_per_s: float, axis_px: float,
                  measure: Callable[[str], float]) -> None:
     runs = chord_runs(doc.get("timeline", {}).get("bars") or [])
-    ax.set_ylim(0, 1)
-    ax.set_yticks([])
-    ax.set_ylabel("chords", rotation=0, ha="right", va="center")
+    _strip(ax, "chords")
     if not runs:
         _empty(ax, "no chords")
         return
@@ -308,9 +313,7 @@ def _draw_chords(ax: Axes, doc: dict, numbered: list[dict], px_per_s: float, axi
 
 def _draw_keys(ax: Axes, doc: dict, px_per_s: float, axis_px: float, measure: Callable[[str], float]) -> None:
     keys = doc.get("timeline", {}).get("keys") or []
-    ax.set_ylim(0, 1)
-    ax.set_yticks([])
-    ax.set_ylabel("key", rotation=0, ha="right", va="center")
+    _strip(ax, "key")
     if not keys:
         _empty(ax, "no key")
         return

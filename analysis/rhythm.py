@@ -82,8 +82,9 @@ class Beats:
 class DownbeatNetwork:
     """madmom's eight-network BLSTM ensemble, loaded once."""
 
-    def __init__(self) -> None:
-        self._nn = NeuralNetworkEnsemble.load(DOWNBEATS_BLSTM)
+    def __init__(self, *, threads: int | None = None) -> None:
+        options = {"intra_op_num_threads": threads} if threads else {}
+        self._nn = NeuralNetworkEnsemble.load(DOWNBEATS_BLSTM, **options)
 
     def __call__(self, features: RhythmFeatures) -> Activations:
         out = np.asarray(self._nn(features.stacked), dtype=np.float32)

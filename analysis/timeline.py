@@ -16,6 +16,7 @@ from .chords import ChordSegment
 from .key import KeyResult
 from .loudness import ENERGY_HOP_S, Loudness, span_loudness
 from .rhythm import Beats
+from .tags import top_k
 from .tempo import Tempo
 from .transients import BeatTransients
 
@@ -141,7 +142,7 @@ def assemble(results: Results, *, analyzer: dict, performance: dict) -> dict:
         "loudness_range_lu": _v(results.loudness.range_lu, 2),
         "danceability": _v(results.danceability),
         "energy": _v(float(np.mean(results.energy)) if len(results.energy) else None),
-        "tags": results.tags,
+        "tags": top_k(results.tags),
     }
     return {
         "schema": SCHEMA,
@@ -154,6 +155,7 @@ def assemble(results: Results, *, analyzer: dict, performance: dict) -> dict:
         "performance": performance,
         "summary": summary,
         "notes": results.notes,
+        "tags": results.tags,
         "timeline": {
             "beats": beat_rows,
             "bars": bar_rows,

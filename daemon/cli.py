@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     click.add_argument("--out", type=Path, required=True, help="output WAV file")
     click.add_argument("--config", type=Path, help="TOML config file")
 
+    models = sub.add_parser("models", help="offline ML tag models")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    build = models_sub.add_parser("build", help="freeze the musicnn checkpoints into models.dir (offline)")
+    build.add_argument("--force", action="store_true", help="rebuild even when the graphs are up to date")
+    build.add_argument("--config", type=Path, help="TOML config file")
+    listing = models_sub.add_parser("list", help="the classifiers in models.dir, as the analyser will load them")
+    listing.add_argument("--config", type=Path, help="TOML config file")
+
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = cfg_sub.add_parser("check", help="validate a config file and print the effective values")
@@ -80,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = {"run": cmd_run, "analyze": cmd_analyze, "show": cmd_show, "config": cmd_config_check,
-                "status": cmd_status, "retry": cmd_retry, "rescan": cmd_rescan, "plot": cmd_plot, "click": cmd_click}
+                "status": cmd_status, "retry": cmd_retry, "rescan": cmd_rescan, "plot": cmd_plot, "click": cmd_click,
+                "models": cmd_models}
     try:
         return handlers[args.command](args)
     except (config_mod.ConfigError, UsageError) as exc:
@@ -128,7 +137,7 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
     from analysis.pipeline import Analyzer
     from .jobrun import analyze_file
 
-    analyzer = Analyzer(chunk_s=settings.analysis.chunk_s)
+    analyzer = Analyzer(chunk_s=settings.analysis.chunk_s, models_dir=settings.models.dir)
     documents, failed = [], 0
     for path in files:
         try:
@@ -253,6 +262,26 @@ def cmd_click(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(written)
+    return EXIT_OK
+
+
+def cmd_models(args) -> int:
+    from analysis.models_build import BuildError, build_musicnn
+    from analysis.zoo import ModelFileError, list_models
+
+    folder = config_mod.load(args.config).models.dir
+    try:
+        if args.models_command == "build":
+            for path in build_musicnn(folder, force=args.force):
+                print(path)
+        infos = list_models(folder) if folder.is_dir() else []
+    except (BuildError, ModelFileError) as exc:
+        print(f"beatwatch: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.models_command == "list":
+        print(f"{len(infos)} model(s) in {folder}")
+        for info in infos:
+            print(f"  {info.summary()}")
     return EXIT_OK
 
 

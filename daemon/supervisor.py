@@ -59,7 +59,8 @@ class Supervisor:
         self._apply(settings)
         self.engine: Engine = open_database(settings.store.url)
         self.pool = Pool(self.worker_count, store_url=settings.store.url, nice=settings.resources.nice,
-                         memory_mb=settings.jobs.memory_mb, chunk_s=settings.analysis.chunk_s)
+                         memory_mb=settings.jobs.memory_mb, chunk_s=settings.analysis.chunk_s,
+                         models_dir=str(settings.models.dir))
         self.intake: Intake | None = None
         self._next_claim = 0.0
         self._next_expire = 0.0

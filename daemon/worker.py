@@ -41,15 +41,18 @@ class Outcome:
     permanent: bool = False
 
 
-def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: float) -> None:
+def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: float, models_dir: str) -> None:
     """Entry point of the spawned process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which drains.
+    # The pool already has a worker per CPU: one thread per worker for TensorFlow (tags) too.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     if nice:
         os.nice(nice)
     from analysis.pipeline import Analyzer
     from store.db import open_database
 
-    analyzer = Analyzer(chunk_s=chunk_s)
+    analyzer = Analyzer(chunk_s=chunk_s, models_dir=Path(models_dir), threads=1)
     engine = open_database(store_url)
     _cap_address_space(memory_mb)
     send_lock = threading.Lock()

@@ -34,7 +34,7 @@ CHILD_ROWS: tuple[tuple[type[Base], str, str], ...] = (
     (Bar, "timeline", "bars"),
     (Chord, "timeline", "chords"),
     (KeySegment, "timeline", "keys"),
-    (Tag, "summary", "tags"),
+    (Tag, "", "tags"),  # top level: every score; summary.tags holds only the top ones
 )
 
 _HASH_PREFIX = re.compile(r"[0-9a-f]{8,64}")
@@ -139,7 +139,8 @@ def _child_rows(doc: dict[str, Any], analysis_id: int) -> list[tuple[type[Base],
     """Rows per child table; `idx` numbers the items in document order where the table has it."""
     batches = []
     for model, section, name in CHILD_ROWS:
-        items = (doc.get(section) or {}).get(name) or []
+        container = doc if not section else (doc.get(section) or {})
+        items = container.get(name) or ((doc.get("summary") or {}).get("tags") if model is Tag else None) or []
         fields = [column.key for column in model.__table__.columns if column.key not in ("analysis_id", "idx")]
         numbered = "idx" in model.__table__.columns
         batches.append((model, [

@@ -123,3 +123,20 @@ def test_config_check_names_the_bad_key(tmp_path):
     good = run("config", "check", str(Path(__file__).parents[1] / "config.example.toml"), cwd=tmp_path,
                env={"BEATWATCH_WORKERS__COUNT": "3"})
     assert good.returncode == 0 and "count = 3" in good.stdout
+
+
+def test_plot_and_click_commands_find_the_track_by_hash(analysed, tmp_path):
+    import soundfile as sf
+
+    root, tempi, _ = analysed
+    doc = json.loads((root / "music" / "song 2.mp3.beatwatch.json").read_text())
+    digest = doc["file"]["content_hash"][:10]
+    plot = run("plot", digest, "--out", str(tmp_path / "song.svg"), cwd=root)
+    assert plot.returncode == 0, plot.stderr
+    assert (tmp_path / "song.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+    click = run("click", str(root / "music" / "song 2.mp3"), "--out", str(tmp_path / "click.wav"), cwd=root)
+    assert click.returncode == 0, click.stderr
+    audio, rate = sf.read(tmp_path / "click.wav")
+    assert rate == 44100 and abs(len(audio) / rate - doc["file"]["duration"]) < 0.1
+    bad = run("plot", digest, "--out", str(tmp_path / "song.gif"), cwd=root)
+    assert bad.returncode == 2 and "gif" in bad.stderr

@@ -93,7 +93,7 @@ def test_files_are_analysed_once_and_the_daemon_speaks_sd_notify(daemon, songs):
 
 
 def test_kill_9_of_a_worker_mid_job_requeues_and_finishes_once(daemon, songs):
-    d = daemon("[jobs]\nlease_s = 5\n")
+    d = daemon("[jobs]\nlease_s = 10\n")
     copy_in(songs["long"], d.inbox, "long.flac")
     running = wait_for(lambda: d.query("SELECT id FROM jobs WHERE state = 'running' AND stage NOT IN ('claimed', 'decode')"),
                        60, "the long job to be mid-analysis")
