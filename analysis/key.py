@@ -2,20 +2,24 @@
 
 Two passes over bars:
 
-1. Where the key changes. Each bar scores the 12 key signatures (a major
-   key and its relative minor together: they share their chords, so only
-   pass 2 can tell them apart) by how well its chords fit them
-   (`tonality.harmonic_fit`) plus a little of the CNN's opinion on a window
-   around it, counted once per window however many bars share it. A Viterbi
-   pass with a switching penalty keeps one signature until the evidence
-   stays changed, and a new one is cheaper to enter on one of its tonic
-   chords, so changes land on the bar where the new key begins. Segments
-   shorter than MIN_SEGMENT_BARS are folded into a neighbour.
+1. Where the key changes. Each bar scores the 24 keys by how well its
+   chords fit them (`tonality.harmonic_fit`) plus a little of the CNN's
+   opinion on a window around it, counted once per window however many bars
+   share it. A Viterbi pass with a switching penalty keeps one key until the
+   evidence stays changed, and a key is cheaper to enter on its own tonic
+   chord, so a change lands on the bar where the new key arrives on its
+   tonic. Segments shorter than MIN_SEGMENT_BARS are folded into a
+   neighbour. (A key and its relative share their chords, so the penalty
+   also keeps this pass from flipping between them; which of the two a
+   segment is in is pass 2's question.)
 2. Which key each segment is in. The segment's chords (mean fit per bar),
    the CNN run over the segment's spectrogram, and where the music rests
-   (first, last and longest-held chord: `tonality.tonic_evidence`) are
-   summed as log-odds; that separates A minor from C major when the
-   progression never plays the dominant, which the CNN alone cannot.
+   (its first and last chord, a chord held longer than the rest, a chord
+   reached from its dominant: `tonality.tonic_evidence`) are summed as
+   log-odds, and their softmax is the confidence. That separates A minor
+   from C major when the progression never plays the dominant (Am F C G),
+   which the CNN alone cannot; the CNN's log-probability is floored so
+   that, sure and wrong about relative keys as it often is, it cannot veto.
 
 The song's key is the key held longest. Without chords (no harmony
 recognised) the CNN decides alone; without beats, 2-second blocks stand in
@@ -37,22 +41,22 @@ from madmom.ml.nn.activations import softmax
 from madmom.models import KEY_CNN
 from madmom.processors import SequentialProcessor
 
-from .tonality import NUM_KEYS, bar_weights, chord_runs, harmonic_fit, relative, tonic_evidence
+from .tonality import NUM_KEYS, bar_weights, chord_runs, harmonic_fit, tonic_evidence
 
 FPS = 5
 LOCAL_WINDOW_S = 10.0
 LOCAL_HOP_S = 2.5
 FALLBACK_BAR_S = 2.0
-PROBABILITY_FLOOR = 1e-2  # the CNN is often sure and wrong about relative keys: it never vetoes on its own
+PROBABILITY_FLOOR = 2e-2
 # Pass 1 (bars): emission = chord fit + LOCAL_CNN_WEIGHT * log p_cnn(window) * bar length / window length;
-# a change costs SWITCH_PENALTY, less ENTRY_BONUS times the share of the bar playing one of the new tonic chords.
+# a change costs SWITCH_PENALTY, less ENTRY_BONUS times the share of the bar playing the new key's tonic chord.
 LOCAL_CNN_WEIGHT = 1.0
 SWITCH_PENALTY = 6.0
 ENTRY_BONUS = 2.0
 MIN_SEGMENT_BARS = 4
 # Pass 2 (segments): FIT_WEIGHT * mean chord fit per bar + CNN_WEIGHT * log p_cnn(segment) + tonic evidence.
 FIT_WEIGHT = 2.0
-CNN_WEIGHT = 0.25
+CNN_WEIGHT = 0.2
 
 
 @dataclass(frozen=True)
@@ -113,14 +117,17 @@ class KeyRecognizer:
         local = np.array([self.probabilities(spec[s:s + window]) for s in starts])
         centres = (np.array(starts) + min(window, len(spec)) / 2) / FPS
         mids = (edges[:-1] + edges[1:]) / 2
-        local_log = _log(local[np.abs(mids[:, None] - centres[None, :]).argmin(axis=1)])
+        right = np.clip(np.searchsorted(centres, mids), 0, len(centres) - 1)
+        left = np.maximum(right - 1, 0)
+        closest = np.where(np.abs(centres[left] - mids) <= np.abs(centres[right] - mids), left, right)
+        local_log = _log(local[closest])
 
         def segment_cnn(first: int, stop: int) -> np.ndarray:
             lo, hi = int(edges[first] * FPS), int(np.ceil(edges[stop] * FPS))
             piece = spec[lo:hi] if hi - lo >= FPS else spec
             return self.probabilities(piece)
 
-        spans = decode(edges, chords, local_log, segment_cnn, beat_s=_beat_s(downbeats, edges))
+        spans = decode(edges, chords, local_log, segment_cnn, beat_s=float(np.median(np.diff(edges))) / 4)
         segments = [KeySegment(start=float(edges[s.first]), end=float(edges[s.stop]), key=KEY_LABELS[s.key],
                                confidence=float(s.posterior[s.key])) for s in spans]
         main = max(spans, key=lambda s: (sum(edges[t.stop] - edges[t.first] for t in spans if t.key == s.key)))
@@ -130,11 +137,6 @@ class KeyRecognizer:
 
 def _log(p: np.ndarray) -> np.ndarray:
     return np.log(np.clip(p, PROBABILITY_FLOOR, 1.0))
-
-
-def _beat_s(downbeats: np.ndarray | None, edges: np.ndarray) -> float:
-    """A rough beat length for the 'held at least a beat' rule: a quarter of the median bar."""
-    return float(np.median(np.diff(edges))) / 4 if len(edges) > 1 else 0.5
 
 
 def bar_edges(downbeats: np.ndarray | None, duration: float) -> np.ndarray:
@@ -151,15 +153,15 @@ def decode(edges: np.ndarray, chords: Sequence, local_log: np.ndarray, segment_c
     """Both passes: key spans over the bars between `edges`.
 
     local_log: (bars, 24) CNN log-probabilities around each bar; segment_cnn(first, stop) -> (24,) CNN
-    probabilities for bars first..stop-1.
+    probabilities for bars first..stop-1; beat_s: a beat's length, for "a chord held at least a beat"
+    (a quarter of the median bar).
     """
     runs = chord_runs(chords)
     weights = bar_weights(runs, edges)
     fit = harmonic_fit(weights)
     share = np.diff(edges)[:, None] / LOCAL_WINDOW_S
-    emission = by_signature(fit + LOCAL_CNN_WEIGHT * share * local_log)
-    entry = ENTRY_BONUS * (weights[:, :12] + weights[:, [relative(k) for k in range(12)]])
-    path = switch_path(emission, entry)
+    emission = fit + LOCAL_CNN_WEIGHT * share * local_log
+    path = switch_path(emission, ENTRY_BONUS * weights, SWITCH_PENALTY)
     bounds = merge_short(path, emission, MIN_SEGMENT_BARS)
     spans: list[_Span] = []
     for first, stop in bounds:
@@ -183,14 +185,8 @@ def decode(edges: np.ndarray, chords: Sequence, local_log: np.ndarray, segment_c
     return spans
 
 
-def by_signature(scores: np.ndarray) -> np.ndarray:
-    """(bars, 24) key log-scores to (bars, 12) signature log-scores: major key k or its relative minor."""
-    minors = scores[:, [relative(k) for k in range(12)]]
-    return np.logaddexp(scores[:, :12], minors)
-
-
-def switch_path(emission: np.ndarray, entry: np.ndarray, penalty: float = SWITCH_PENALTY) -> np.ndarray:
-    """Viterbi over bars: staying in a key is free, changing costs `penalty` less entry[bar, new key]."""
+def switch_path(emission: np.ndarray, entry: np.ndarray, penalty: float) -> np.ndarray:
+    """Viterbi over bars: staying in a key is free, changing to key k costs `penalty` less entry[bar, k]."""
     n, k = emission.shape
     score = emission[0].copy()
     back = np.zeros((n, k), dtype=int)

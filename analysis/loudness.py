@@ -22,6 +22,7 @@ ENERGY_HOP_S = 0.5
 ENERGY_FLOOR_DB = -60.0
 SILENCE_LUFS = -70.0
 SHORT_TERM_S = 3.0
+FILTER_SLICE = 441000
 RELATIVE_GATE_LU = -10.0
 LRA_RELATIVE_GATE_LU = -20.0
 LRA_PERCENTILES = (10.0, 95.0)
@@ -94,11 +95,15 @@ class LoudnessMeter:
 
     def add(self, samples: np.ndarray) -> None:
         """samples: np.ndarray [shape=(n, channels)], the next piece of the file."""
-        weighted, self._state = sosfilt(self._sos, samples.astype(np.float64), axis=0, zi=self._state)
-        squares = np.concatenate([self._carry, np.square(weighted)])
-        blocks = len(squares) // self._hop
-        self._blocks.append(squares[: blocks * self._hop].reshape(blocks, self._hop, -1).mean(axis=1).sum(axis=1))
-        self._carry = squares[blocks * self._hop:]
+        # Filtered in slices so a long chunk never needs several float64 copies of itself at once.
+        for start in range(0, len(samples), FILTER_SLICE):
+            piece = samples[start:start + FILTER_SLICE].astype(np.float64)
+            weighted, self._state = sosfilt(self._sos, piece, axis=0, zi=self._state)
+            squares = np.concatenate([self._carry, np.square(weighted)])
+            blocks = len(squares) // self._hop
+            channels = squares.shape[1]
+            self._blocks.append(squares[: blocks * self._hop].reshape(blocks, self._hop, channels).mean(axis=1).sum(axis=1))
+            self._carry = squares[blocks * self._hop:]
 
     def result(self) -> Loudness:
         block_power = np.concatenate(self._blocks) if self._blocks else np.zeros(0)

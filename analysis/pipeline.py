@@ -25,12 +25,16 @@ import numpy as np
 
 from . import ANALYZER_VERSION
 from .audio import SAMPLE_RATE, Chunk, content_hash, probe, stream
+from .beat_chords import BeatChordDecoder
 from .chords import FPS as CHORD_FPS
 from .chords import ChordRecognizer
+from .chords import segments as chord_segments
 from .danceability import danceability
+from .device import resolve_device
 from .errors import InputError
 from .features import FPS as RHYTHM_FPS
 from .features import RhythmFeatureProcessor, RhythmFeatures
+from .harmonic_rhythm import regroup
 from .key import FPS as KEY_FPS
 from .key import KeyRecognizer
 from .loudness import LoudnessMeter, energy_curve
@@ -42,16 +46,18 @@ from .transients import detect_onsets, match_beats
 
 # Below this length beat tracking and key detection have too little to go on.
 MIN_MUSIC_S = 3.0
-DEFAULT_CHUNK_S = 600.0
+DEFAULT_CHUNK_S = 300.0
 # Context either side of a chunk: the BLSTM needs seconds of it to settle, the STFTs a frame.
-MARGIN_S = 15.0
+MARGIN_S = 10.0
 
 ANALYSES = {
     "beats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps",
-    "downbeats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps",
+    "downbeats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps; "
+                 "bars regrouped by harmonic rhythm where the network hears no accent",
     "tempo": "median beat interval; local median over 5 beats",
     "transients": "spectral flux (2048/100 fps, shared with beats), nearest within 70 ms",
-    "chords": "madmom CNN chord features + CRF, forward-backward confidence",
+    "chords": "madmom CNN chord features scored per beat with its CRF weights, beat-grid Viterbi; "
+              "CRF forward-backward confidence",
     "key": "madmom KEY_CNN + chord-based tonal evidence, bar-grid Viterbi for changes",
     "loudness": "ITU-R BS.1770-4 / EBU R128 + Tech 3342 LRA",
     "danceability": "beat salience x tempo steadiness x attack x tempo preference",
@@ -84,15 +90,18 @@ class Analyzer:
     """Holds every model; one per process, reused for every file."""
 
     def __init__(self, *, chunk_s: float = DEFAULT_CHUNK_S, models_dir: os.PathLike | None = None,
-                 threads: int | None = None) -> None:
-        """threads: intra-op threads per network (1 in daemon workers, which already fill the CPUs)."""
+                 threads: int | None = None, device: str = "auto") -> None:
+        """threads: intra-op threads per network (1 in daemon workers, which already fill the CPUs);
+        device: inference.device; raises DeviceError when it cannot be honoured."""
+        self.device = resolve_device(device)
         self.chunk_s = float(round(chunk_s))
         self._tagger = Tagger(models_dir)
         self.analyses = {**ANALYSES, "tags": self._tagger.describe()}
         self._features = RhythmFeatureProcessor()
-        self._downbeats = DownbeatNetwork(threads=threads)
+        self._downbeats = DownbeatNetwork(threads=threads, providers=self.device.providers)
         self._tracker = BeatTracker()
         self._chords = ChordRecognizer()
+        self._beat_chords = BeatChordDecoder()
         self._key = KeyRecognizer()
 
     def analyze(self, path: str | os.PathLike, *, max_duration_s: float | None = None,
@@ -142,7 +151,8 @@ class Analyzer:
             "realtime_factor": round(duration / wall, 2) if wall > 0 else None,
             "stages": stages,
         }
-        analyzer = {"version": ANALYZER_VERSION, "device": "cpu", "analyses": dict(self.analyses)}
+        analyzer = {"version": ANALYZER_VERSION, "device": self.device.name, "device_reason": self.device.reason,
+                    "analyses": dict(self.analyses)}
         return assemble(results, analyzer=analyzer, performance=performance)
 
     def _take_chunk(self, chunk: Chunk, meter: LoudnessMeter, frames: _Frames, stage) -> None:
@@ -180,7 +190,11 @@ class Analyzer:
         if len(beats.times) == 0:
             results.notes.append("no beat found")
         with stage("chords", 0.85):
-            results.chords = self._chords(np.concatenate(frames.chord_features))
+            chord_features = np.concatenate(frames.chord_features)
+            chord_frames = self._chords.frames(chord_features)
+            beats = results.beats = regroup(beats, chord_segments(chord_frames), activations)
+            results.chords = (self._beat_chords(chord_features, chord_frames.posteriors, beats, results.duration)
+                              or chord_segments(chord_frames))
         with stage("key", 0.9):
             results.key = self._key(np.concatenate(frames.key_spectrogram), results.duration, chords=results.chords,
                                     downbeats=beats.times[beats.positions == 1])

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from madmom.features.downbeats import DBNDownBeatTrackingProcessor
-from madmom.ml.nn import NeuralNetworkEnsemble
+from madmom.ml.nn import NeuralNetwork, NeuralNetworkEnsemble
 from madmom.models import DOWNBEATS_BLSTM
 
 from .features import FPS, RhythmFeatures
@@ -31,6 +31,10 @@ MIN_BPM = 55.0
 MAX_BPM = 215.0
 CONFIDENCE_RADIUS_FRAMES = 3
 DBN_POOL = 2
+# madmom's tempo-change penalty (100 at 100 fps) per one-frame change of beat interval: at 50 fps a frame is
+# twice the tempo step, so the same penalty is halved. Left at 100, a fast song whose beat falls between two
+# whole-frame intervals (172 BPM = 17.4 frames) could not alternate them and was tracked at half tempo.
+TRANSITION_LAMBDA = 100.0 / DBN_POOL
 DBN_WINDOW_S = 120.0
 DBN_OVERLAP_S = 20.0
 # A beat of the next window this close to the last kept beat is the same beat.
@@ -80,11 +84,12 @@ class Beats:
 
 
 class DownbeatNetwork:
-    """madmom's eight-network BLSTM ensemble, loaded once."""
+    """madmom's eight-network BLSTM ensemble, loaded once, on the onnxruntime providers given (GPU first when set)."""
 
-    def __init__(self, *, threads: int | None = None) -> None:
+    def __init__(self, *, threads: int | None = None, providers: list[str] | None = None) -> None:
         options = {"intra_op_num_threads": threads} if threads else {}
-        self._nn = NeuralNetworkEnsemble.load(DOWNBEATS_BLSTM, **options)
+        self._nn = NeuralNetworkEnsemble([NeuralNetwork.load(f, providers=providers, **options)
+                                          for f in DOWNBEATS_BLSTM])
 
     def __call__(self, features: RhythmFeatures) -> Activations:
         out = np.asarray(self._nn(features.stacked), dtype=np.float32)
@@ -96,7 +101,8 @@ class BeatTracker:
 
     def __init__(self, *, meters=METERS, min_bpm: float = MIN_BPM, max_bpm: float = MAX_BPM) -> None:
         self._dbn = DBNDownBeatTrackingProcessor(
-            beats_per_bar=list(meters), min_bpm=min_bpm, max_bpm=max_bpm, fps=FPS // DBN_POOL)
+            beats_per_bar=list(meters), min_bpm=min_bpm, max_bpm=max_bpm, fps=FPS // DBN_POOL,
+            transition_lambda=TRANSITION_LAMBDA)
 
     def __call__(self, activations: Activations) -> Beats:
         values = activations.values

@@ -4,7 +4,7 @@ Pitch-class profiles (and madmom's key CNN, which learns them) cannot tell
 C major from A minor when the music only uses their shared chords: Am F C G
 is the same set of notes as C G Am F. What tells them apart is where the
 music rests: the chord it starts on, the chord it ends on, the chord it
-holds longest. This module scores keys from the chord labels the chord
+holds longest, the chord its dominant resolves to. This module scores keys from the chord labels the chord
 recogniser already produced, so the key recogniser can add that evidence to
 the CNN's and decode a key timeline on the bar grid.
 
@@ -35,11 +35,13 @@ CHORD_GIVEN_MODE: dict[int, dict[tuple[int, int], float]] = {
             (7, 1): .07, (5, 0): .03, (1, 0): .01},
 }
 # Tonic evidence (log-odds added to a key whose tonic triad is ...): the first chord that lasts a beat,
-# the last one, and the chord held longest.
+# the last one, a chord held longer than the others (`held_excess`), one reached from its dominant (`cadences`).
 FIRST_CHORD_WEIGHT = 2.0
 LAST_CHORD_WEIGHT = 0.5
 MOST_HELD_WEIGHT = 0.75
 MIN_CHORD_BEATS = 1.0
+HELD_EXCESS_FULL = 1.5
+CADENCE_WEIGHT = 1.5
 
 
 def chord_class(label: str) -> int | None:
@@ -135,7 +137,32 @@ def tonic_evidence(runs: Sequence[Chord], weights: np.ndarray, beat_s: float) ->
         return evidence
     evidence[held[0].chord] += FIRST_CHORD_WEIGHT
     evidence[held[-1].chord] += LAST_CHORD_WEIGHT
-    totals = weights.sum(axis=0)
-    if totals.max() > 0:
-        evidence[totals >= totals.max() * 0.9] += MOST_HELD_WEIGHT
+    evidence += MOST_HELD_WEIGHT * held_excess(weights.sum(axis=0))
+    evidence += CADENCE_WEIGHT * cadences(held)
     return evidence
+
+
+def cadences(runs: Sequence[Chord]) -> np.ndarray:
+    """Per key, the share of arrivals on its tonic chord that come from its dominant (a major triad a fifth
+    above: G -> C, E -> Am), counted with one arrival more than heard so that a single one counts little."""
+    arrivals = np.zeros(NUM_KEYS)
+    authentic = np.zeros(NUM_KEYS)
+    for before, after in zip(runs, runs[1:]):
+        if before.chord == after.chord:
+            continue
+        arrivals[after.chord] += 1
+        if before.chord < 12 and before.chord == (after.chord % 12 + 7) % 12:
+            authentic[after.chord] += 1
+    return authentic / (arrivals + 1.0)
+
+
+def held_excess(totals: np.ndarray) -> np.ndarray:
+    """0..1 per chord: how far it is held beyond the average chord in use, full at HELD_EXCESS_FULL times it.
+
+    A progression that gives every chord the same time gives no chord credit (recognition jitter of a
+    fraction of a bar moves these shares around), a tonic held twice as long as the rest gets it all.
+    """
+    used = totals[totals >= 0.5]
+    if len(used) == 0:
+        return np.zeros_like(totals)
+    return np.clip((totals / used.mean() - 1.0) / (HELD_EXCESS_FULL - 1.0), 0.0, 1.0)

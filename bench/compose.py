@@ -21,6 +21,8 @@ PPQ = 480
 # One lead-in beat of silence at 120 BPM puts the first beat at 0.5 s, so trackers see a beginning.
 LEAD_IN_TEMPO = 500_000
 RAMP_STEPS_PER_BEAT = 4
+DRIFT = 0.05  # a drift's largest departure from its centre tempo
+DRIFT_PERIOD_BARS = (6.0, 16.0)  # the two slow waves a drift is made of last this many bars
 # The file FluidSynth plays has one tempo and 1 ms ticks: its player re-bases its clock at every
 # set_tempo event with a rounding bias that drifted a 320-event ramp by ~19 ms; absolute ticks do not.
 RENDER_PPQ = 500
@@ -29,11 +31,20 @@ RENDER_TEMPO = 500_000
 COMP, BASS, MELODY, DRUMS = 0, 1, 2, 9
 BASS_PROGRAM = 33  # fingered electric bass
 MELODY_PROGRAM = 73  # flute
-KICK, SNARE, CLOSED_HAT = 36, 38, 42
+KICK, SNARE, CLOSED_HAT, PEDAL_HAT, OPEN_HAT, RIDE = 36, 38, 42, 44, 46, 51
 VOICING_LOW = 55  # lowest note of a chord voicing: G3, so voicings sit around middle C
 BASS_LOW = 40  # E2: bass roots land in E2..D#3
 MELODY_RANGE = (67, 84)
 SCALES: dict[Mode, tuple[int, ...]] = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
+SWING_OFFBEAT = PPQ * 2 // 3  # a swung eighth lands on the third triplet of the beat
+# Off-beat rhythms in beats from the chord's start, by the chord's length in beats: (onset, length).
+CHARLESTON = {4: ((0, 0.6), (1 + 2 / 3, 0.3), (2, 0.6), (3 + 2 / 3, 0.3)), 3: ((0, 0.6), (1 + 2 / 3, 0.3)),
+              2: ((0, 0.6), (1 + 2 / 3, 0.3))}
+SYNCOPATED_COMP = {4: ((0, 0.75), (1.5, 0.4), (2.5, 0.4), (3.5, 0.35)), 3: ((0, 0.75), (1.5, 0.4), (2.5, 0.35)),
+                   2: ((0, 0.75), (1.5, 0.4))}
+SYNCOPATED_BASS = {4: ((0, 1.2, 0), (1.5, 0.4, 0), (2.5, 0.4, 12), (3, 0.8, 0)),
+                   3: ((0, 1.2, 0), (1.5, 0.4, 0), (2.5, 0.4, 12)), 2: ((0, 1.2, 0), (1.5, 0.4, 0))}
+BREAK_BARS = 4  # each drum break of the "breaks" style lasts this many bars (fewer in short songs)
 
 
 @dataclass(frozen=True)
@@ -111,12 +122,29 @@ def tempo_map(spec: SongSpec) -> tuple[tuple[int, int], ...]:
         events.append((PPQ, _tempo_us(tempo.bpm)))
     elif tempo.kind == "step":
         events += [(PPQ, _tempo_us(tempo.bpm)), (PPQ + tempo.step_bar * spec.meter * PPQ, _tempo_us(tempo.end_bpm))]
+    elif tempo.kind == "drift":
+        steps = spec.bars * spec.meter * RAMP_STEPS_PER_BEAT
+        bars = np.arange(steps) / (spec.meter * RAMP_STEPS_PER_BEAT)
+        wave = drift_wave(spec.seed, bars)
+        for step in range(steps):
+            events.append((PPQ + step * PPQ // RAMP_STEPS_PER_BEAT, _tempo_us(tempo.bpm * (1 + DRIFT * wave[step]))))
     else:
         steps = spec.bars * spec.meter * RAMP_STEPS_PER_BEAT
         for step in range(steps):
             bpm = tempo.bpm + (tempo.end_bpm - tempo.bpm) * (step + 0.5) / steps
             events.append((PPQ + step * PPQ // RAMP_STEPS_PER_BEAT, _tempo_us(bpm)))
     return tuple(events)
+
+
+def drift_wave(seed: int, bars: np.ndarray) -> np.ndarray:
+    """A slow wander in -1..1 over `bars` (positions in bars): two sines of random period and phase."""
+    rng = random.Random(seed * 7919 + 17)
+    wave = np.zeros(len(bars))
+    for _ in range(2):
+        period, phase = rng.uniform(*DRIFT_PERIOD_BARS), rng.uniform(0, 2 * np.pi)
+        wave += np.sin(2 * np.pi * bars / period + phase)
+    peak = float(np.abs(wave).max(initial=0.0))
+    return wave / peak if peak > 0 else wave
 
 
 def _voicings(pcs: tuple[int, int, int]) -> list[tuple[int, ...]]:
@@ -154,14 +182,17 @@ class _Composer:
         self.notes.append(Note(tick, tick + length, channel, pitch, self.velocity(base_velocity)))
 
     def chord_slots(self) -> list[_Slot]:
-        """One chord per slot (a bar, or half a bar), the progression cycled and transposed on modulation."""
+        """One chord per slot (a bar, or half a bar), the progression cycled; a modulation starts it again
+        from the top in the new key, as a chorus lifted a step up does."""
         spec = self.spec
         _, chords = PROGRESSIONS[spec.progression]
         slot_ticks = spec.meter * PPQ // spec.changes_per_bar
+        restart = spec.modulation.bar * spec.changes_per_bar if spec.modulation else None
         slots = []
         for index in range(spec.bars * spec.changes_per_bar):
             tonic = spec.tonic_at(index // spec.changes_per_bar)
-            degree, quality = chords[index % len(chords)]
+            step = index - restart if restart is not None and index >= restart else index
+            degree, quality = chords[step % len(chords)]
             start = PPQ + index * slot_ticks
             slots.append(_Slot(start, start + slot_ticks, (tonic + degree) % 12, quality, tonic))
         return slots
@@ -176,17 +207,49 @@ class _Composer:
                 for pitch in voicing:
                     self.add(slot.start, slot.end - slot.start - PPQ // 16, COMP, pitch, 72)
                 continue
+            pattern = {"swing": CHARLESTON, "syncopated": SYNCOPATED_COMP}.get(self.spec.style)
+            if pattern is not None:
+                for onset, length in pattern[(slot.end - slot.start) // PPQ]:
+                    accent = 86 if onset == 0 else 76
+                    for pitch in voicing:
+                        self.add(slot.start + round(onset * PPQ), round(length * PPQ), COMP, pitch, accent)
+                continue
             for beat in range(slot.start, slot.end, PPQ):
                 accent = 88 if (beat - PPQ) % (self.spec.meter * PPQ) == 0 else 72
                 for pitch in voicing:
                     self.add(beat, PPQ * 3 // 4, COMP, pitch, accent)
 
     def bass(self, slots: list[_Slot]) -> None:
+        if self.spec.style == "swing":
+            self.walking_bass(slots)
+            return
         for slot in slots:
             pitch = BASS_LOW + (slot.root - BASS_LOW) % 12
+            if self.spec.style == "syncopated":
+                for onset, length, octave in SYNCOPATED_BASS[(slot.end - slot.start) // PPQ]:
+                    self.add(slot.start + round(onset * PPQ), round(length * PPQ), BASS, pitch + octave,
+                             100 if onset == 0 else 88)
+                continue
             for beat in range(slot.start, slot.end, PPQ):
                 accent = 100 if (beat - PPQ) % (self.spec.meter * PPQ) == 0 else 84
                 self.add(beat, PPQ * 7 // 8, BASS, pitch, accent)
+
+    def walking_bass(self, slots: list[_Slot]) -> None:
+        """Quarter notes: the root on the chord's first beat, chord tones, then a half-step into the next root."""
+        for index, slot in enumerate(slots):
+            root = BASS_LOW + (slot.root - BASS_LOW) % 12
+            following = slots[index + 1].root if index + 1 < len(slots) else slot.root
+            target = BASS_LOW + (following - BASS_LOW) % 12
+            beats = list(range(slot.start, slot.end, PPQ))
+            tones = [root + (slot.triad[1] - slot.root) % 12, root + 7, root + 12]
+            for position, beat in enumerate(beats):
+                if position == 0:
+                    pitch = root
+                elif position == len(beats) - 1:
+                    pitch = target + self.rng.choice((-1, 1))
+                else:
+                    pitch = tones[(position - 1) % len(tones)]
+                self.add(beat, PPQ * 7 // 8, BASS, pitch, 96 if position == 0 else 84)
 
     def melody(self, slots: list[_Slot]) -> None:
         """Chord tones on each chord's first beat, scale steps in between, quarters, eighth pairs and rests."""
@@ -203,9 +266,11 @@ class _Composer:
                 rhythm = self.rng.random()
                 if rhythm > 0.85:
                     continue
-                for offset in (0, PPQ // 2) if rhythm > 0.55 else (0,):
+                offbeat = SWING_OFFBEAT if self.spec.style == "swing" else PPQ // 2
+                lengths = (offbeat * 7 // 8, (PPQ - offbeat) * 7 // 8) if rhythm > 0.55 else (PPQ * 7 // 8,)
+                for offset, length in zip((0, offbeat), lengths):
                     previous = self.step(scale, previous)
-                    self.add(beat + offset, PPQ * 7 // 16 if rhythm > 0.55 else PPQ * 7 // 8, MELODY, previous, 72)
+                    self.add(beat + offset, length, MELODY, previous, 72)
 
     def step(self, scale: list[int], previous: int) -> int:
         index = min(range(len(scale)), key=lambda i: abs(scale[i] - previous))
@@ -213,11 +278,23 @@ class _Composer:
         return scale[index]
 
     def drums(self) -> None:
+        """The kit for the spec's style; "no_drums" has none."""
+        style = self.spec.style
+        if style == "swing":
+            self.swing_drums()
+        elif style == "syncopated":
+            self.syncopated_drums()
+        elif style in ("easy", "breaks"):
+            self.rock_drums(break_bars(self.spec) if style == "breaks" else frozenset())
+
+    def rock_drums(self, silent_bars: frozenset[int]) -> None:
         """Kick on downbeats (and beat 3 in 4/4), snare on the backbeats, closed hi-hat on every eighth."""
         meter = self.spec.meter
         snare_beats = (1, 3) if meter == 4 else (1, 2)
         kick_beats = (0, 2) if meter == 4 else (0,)
         for beat_index in range(self.spec.bars * meter):
+            if beat_index // meter in silent_bars:
+                continue
             tick = PPQ + beat_index * PPQ
             position = beat_index % meter
             self.add(tick, PPQ // 4, DRUMS, CLOSED_HAT, 62)
@@ -226,6 +303,54 @@ class _Composer:
                 self.add(tick, PPQ // 4, DRUMS, KICK, 112 if position == 0 else 100)
             if position in snare_beats:
                 self.add(tick, PPQ // 4, DRUMS, SNARE, 98 if meter == 4 else 80)
+
+    def swing_drums(self) -> None:
+        """Jazz time: ride on every beat plus the swung eighth after beats 2 and 4 (2 in 3/4), hi-hat foot on
+        the backbeats, a feathered kick on the downbeat and the odd snare comp on a swung off-beat."""
+        meter = self.spec.meter
+        skip_beats = (1, 3) if meter == 4 else (1,)
+        foot_beats = (1, 3) if meter == 4 else (1, 2)
+        for beat_index in range(self.spec.bars * meter):
+            tick = PPQ + beat_index * PPQ
+            position = beat_index % meter
+            self.add(tick, PPQ // 4, DRUMS, RIDE, 80 if position in foot_beats else 70)
+            if position in skip_beats:
+                self.add(tick + SWING_OFFBEAT, PPQ // 4, DRUMS, RIDE, 58)
+            if position in foot_beats:
+                self.add(tick, PPQ // 4, DRUMS, PEDAL_HAT, 64)
+            if position == 0:
+                self.add(tick, PPQ // 4, DRUMS, KICK, 70)
+            if self.rng.random() < 0.15:
+                self.add(tick + SWING_OFFBEAT, PPQ // 4, DRUMS, SNARE, 52)
+
+    def syncopated_drums(self) -> None:
+        """Funk: sixteenth hi-hats, kicks on the off-beats around the downbeat's, backbeat snares with ghost notes."""
+        meter = self.spec.meter
+        kicks = (0, 1.5, 2.5) if meter == 4 else (0, 1.5)
+        snares = (1, 3) if meter == 4 else (1, 2)
+        ghosts = (1.75, 3.25) if meter == 4 else (2.75,)
+        for bar in range(self.spec.bars):
+            start = PPQ + bar * meter * PPQ
+            for sixteenth in range(meter * 4):
+                accent = 64 if sixteenth % 2 == 0 else 42
+                self.add(start + sixteenth * PPQ // 4, PPQ // 8, DRUMS, CLOSED_HAT, accent)
+            for onset in kicks:
+                self.add(start + round(onset * PPQ), PPQ // 4, DRUMS, KICK, 108 if onset == 0 else 96)
+            for onset in snares:
+                self.add(start + round(onset * PPQ), PPQ // 4, DRUMS, SNARE, 98)
+            for onset in ghosts:
+                self.add(start + round(onset * PPQ), PPQ // 8, DRUMS, SNARE, 34)
+            self.add(start + round((meter - 0.5) * PPQ), PPQ // 4, DRUMS, OPEN_HAT, 60)
+
+
+def break_bars(spec: SongSpec) -> frozenset[int]:
+    """The 0-based bars where the "breaks" style's drums drop out: two breaks, about a third and two thirds in."""
+    length = max(2, min(BREAK_BARS, spec.bars // 6))
+    bars: set[int] = set()
+    for where in (0.3, 0.65):
+        first = round(spec.bars * where)
+        bars.update(range(first, min(first + length, spec.bars - 1)))
+    return frozenset(bars)
 
 
 def compose(spec: SongSpec) -> Score:
@@ -236,7 +361,7 @@ def compose(spec: SongSpec) -> Score:
     composer.bass(slots)
     if spec.melody:
         composer.melody(slots)
-    if spec.style == "easy":
+    if spec.style != "no_drums":
         composer.drums()
     programs = {COMP: INSTRUMENTS[spec.instrument].program, BASS: BASS_PROGRAM}
     if spec.melody:

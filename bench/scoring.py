@@ -157,3 +157,56 @@ def score(truth: dict, sidecar: dict) -> dict[str, float]:
         if value is not None:
             metrics[name] = value
     return metrics
+
+
+def _chord_items(reference: Sequence[dict], estimated: Sequence[dict], start: float, end: float) -> list[tuple]:
+    """(confidence, share of the segment that is right in majmin, seconds) per estimated chord in the music."""
+    items = []
+    for seg in estimated:
+        lo, hi = max(float(seg["start"]), start), min(float(seg["end"]), end)
+        if hi <= lo or seg.get("confidence") is None:
+            continue
+        right = 0.0
+        for ref in reference:
+            overlap = min(hi, float(ref["end"])) - max(lo, float(ref["start"]))
+            if overlap > 0 and mir_eval.chord.majmin([ref["label"]], [seg["label"]])[0] == 1.0:
+                right += overlap
+        items.append((float(seg["confidence"]), right / (hi - lo), hi - lo))
+    return items
+
+
+def confidence_items(truth: dict, sidecar: dict) -> dict[str, list[tuple[float, float, float]]]:
+    """Per analysis, (confidence, correctness 0..1, weight) for each thing the sidecar gives a confidence for.
+
+    beats: each beat in the music, right when a true beat is within 70 ms; chords: each chord segment,
+    weighted by its length, right for the share of it whose majmin label matches; key: the song's key
+    and its MIREX score; tempo: the song's BPM, right within 4 % of the truth's.
+    """
+    ref, est = truth["timeline"], sidecar.get("timeline") or {}
+    summary = sidecar.get("summary") or {}
+    start, end = float(truth["music"]["start"]), float(truth["music"]["end"])
+    ref_beats = _times(ref["beats"])
+    beats = [(float(b["confidence"]), float(np.min(np.abs(ref_beats - float(b["time"]))) <= BEAT_WINDOW_S), 1.0)
+             for b in est.get("beats") or []
+             if b.get("confidence") is not None and start - BEAT_WINDOW_S <= float(b["time"]) <= end + BEAT_WINDOW_S]
+    items = {"beats": beats, "chords": _chord_items(ref["chords"], est.get("chords") or [], start, end)}
+    if summary.get("key_confidence") is not None:
+        items["key"] = [(float(summary["key_confidence"]), key_mirex(truth["summary"]["key"], summary.get("key")), 1.0)]
+    if summary.get("bpm_confidence") is not None:
+        right = tempo_acc1(truth["summary"]["bpm"], summary.get("bpm"))
+        items["tempo"] = [(float(summary["bpm_confidence"]), right, 1.0)]
+    return items
+
+
+def quartile_accuracy(items: Sequence[tuple[float, float, float]]) -> tuple[float, float] | None:
+    """Weighted accuracy of the least and of the most confident quarter (by weight) of `items`."""
+    if len(items) < 4:
+        return None
+    ordered = sorted(items, key=lambda item: item[0])
+    weights = np.array([w for _, _, w in ordered])
+    right = np.array([r for _, r, _ in ordered])
+    position = (np.cumsum(weights) - weights / 2) / weights.sum()
+    low, high = position <= 0.25, position >= 0.75
+    if not low.any() or not high.any():
+        return None
+    return (float(np.average(right[low], weights=weights[low])), float(np.average(right[high], weights=weights[high])))

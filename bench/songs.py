@@ -42,8 +42,8 @@ from .spec import (
 )
 
 __all__ = [
-    "FORMATS", "Modulation", "RenderError", "Song", "SongSpec", "Tempo", "benchmark_suite", "encode", "ensure_suite",
-    "quick_subset", "render", "render_progression",
+    "FORMATS", "Modulation", "RenderError", "Song", "SongSpec", "Tempo", "benchmark_suite", "ci_suite", "edge_cases",
+    "encode", "ensure_suite", "quick_subset", "render", "render_progression",
 ]
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -290,28 +290,43 @@ def _spread(rng: random.Random, values: Sequence, n: int) -> list:
 
 def _tempo_plan(rng: random.Random, kind: TempoKind, bpm: float) -> tuple[float, float]:
     """End tempo for a ramp (10-15 %) or step (12-25 %): upwards from slow songs, downwards from fast ones."""
-    if kind == "steady":
+    if kind in ("steady", "drift"):
         return bpm, bpm
     low, high = (0.10, 0.15) if kind == "ramp" else (0.12, 0.25)
     direction = 1 if bpm < 100 else -1 if bpm > 150 else rng.choice((1, -1))
     return bpm, round(bpm * (1 + direction * rng.uniform(low, high)), 2)
 
 
-def benchmark_suite(n: int | None = None, seed: int = 0) -> list[SongSpec]:
-    """The accuracy suite: `n` songs (default 48) spreading tempo, tempo shape, meter, key, harmony, sound and format.
+STYLE_SUFFIX = {"easy": "", "no_drums": "-nodrums", "swing": "-swing", "syncopated": "-sync", "breaks": "-breaks"}
 
-    The first 24 songs already hold all 24 keys; tempi are spread evenly over 70-180 BPM; about 60 %
-    are steady, 20 % ramp and 20 % step; a third are in 3/4; a quarter have no drums; one in eight
-    modulates; formats rotate wav, flac, mp3, ogg, m4a.
+
+def _name(prefix: str, tonic: int, mode: Mode, tempo: Tempo, meter: int, instrument: str, style: Style,
+          modulation: Modulation | None) -> str:
+    return (f"{prefix}-{_key_slug(tonic, mode)}-{round(tempo.bpm)}bpm-{meter}4-{tempo.kind}-{instrument}"
+            + STYLE_SUFFIX[style] + ("-mod" if modulation else ""))
+
+
+def _bars(seconds_of_music: float, tempo: Tempo, meter: int) -> int:
+    return max(8, round(seconds_of_music * (tempo.bpm + tempo.end_bpm) / 2 / 60 / meter))
+
+
+def benchmark_suite(n: int | None = None, seed: int = 0, *, edges: bool = True) -> list[SongSpec]:
+    """The accuracy suite: `n` songs (default 48) spreading tempo, tempo shape, meter, key, harmony, sound and
+    format, followed by the `edge_cases` (unless `edges` is false).
+
+    The first 24 songs already hold all 24 keys; tempi are spread evenly over 70-180 BPM; half are
+    steady and a sixth each ramp, step and drift; a third are in 3/4; a third have an easy rock kit and
+    a sixth each no drums, swing, syncopation and drum breaks; one in eight modulates; formats rotate
+    wav, flac, mp3, ogg, m4a.
     """
     n = DEFAULT_SUITE_SIZE if n is None else n
     rng = random.Random(seed)
     keys = _spread(rng, [(tonic, mode) for mode in ("major", "minor") for tonic in range(12)], n)
     bpms = [round(70 + 110 * (i + 0.5) / n, 1) for i in range(n)]
     rng.shuffle(bpms)
-    kinds = _spread(rng, ["steady", "steady", "steady", "ramp", "step"], n)
+    kinds = _spread(rng, ["steady", "steady", "steady", "ramp", "step", "drift"], n)
     meters = _spread(rng, [4, 4, 3], n)
-    styles = _spread(rng, ["easy", "easy", "easy", "no_drums"], n)
+    styles = _spread(rng, ["easy", "easy", "no_drums", "swing", "syncopated", "breaks"], n)
     instruments = _spread(rng, list(INSTRUMENTS), n)
     melodies = _spread(rng, [True, False], n)
     modulated = set(rng.sample(range(n), n // 8))
@@ -322,16 +337,80 @@ def benchmark_suite(n: int | None = None, seed: int = 0) -> list[SongSpec]:
         (tonic, mode), kind, meter = keys[i], kinds[i], meters[i]
         start_bpm, end_bpm = _tempo_plan(rng, kind, bpms[i])
         seconds_of_music = rng.uniform(30, 45)
-        bars = max(8, round(seconds_of_music * (start_bpm + end_bpm) / 2 / 60 / meter))
+        bars = _bars(seconds_of_music, Tempo(kind, start_bpm, end_bpm), meter)
         tempo = Tempo(kind, start_bpm, end_bpm, bars // 2 if kind == "step" else 0)
         modulation = Modulation(round(bars * 0.6), (tonic + rng.choice((1, 2, 5))) % 12) if i in modulated else None
-        name = (f"{i:02d}-{_key_slug(tonic, mode)}-{round(start_bpm)}bpm-{meter}4-{kind}-{instruments[i]}"
-                + ("-nodrums" if styles[i] == "no_drums" else "") + ("-mod" if modulation else ""))
+        name = _name(f"{i:02d}", tonic, mode, tempo, meter, instruments[i], styles[i], modulation)
         specs.append(SongSpec(
             name=name, tempo=tempo, meter=meter, tonic=tonic, mode=mode, progression=progressions[mode][i],
             instrument=instruments[i], bars=bars, style=styles[i], melody=melodies[i],
             changes_per_bar=2 if meter == 4 and rng.random() < 0.25 else 1, modulation=modulation,
             format=FORMATS[i % len(FORMATS)], seed=seed * 1000 + i,
+        ))
+    return specs + (edge_cases() if edges else [])
+
+
+# The corners a random spread may miss: (tonic, progression, bpm, meter, tempo kind, instrument, style,
+# modulation as (fraction of the song, semitones up) or None, chords per bar, seconds of music).
+EDGE_CASES: tuple[tuple, ...] = (
+    # fast waltzes: three beats to a bar at 168-180 BPM, one with no drums, one as a jazz waltz
+    (2, "I-IV-V-I", 180.0, 3, "steady", "piano", "easy", None, 1, 36),
+    (7, "I-V-vi-IV", 176.0, 3, "steady", "guitar", "no_drums", None, 1, 36),
+    (4, "i-iv-V-i", 168.0, 3, "drift", "epiano", "swing", None, 1, 36),
+    # slow ballads: 4/4 at 70-74 BPM, half-tempo bait
+    (5, "I-vi-IV-V", 70.0, 4, "steady", "pad", "no_drums", None, 1, 44),
+    (0, "i-VI-III-VII", 72.0, 4, "steady", "piano", "easy", None, 1, 44),
+    (10, "I-V-vi-IV", 74.0, 4, "steady", "strings", "breaks", None, 2, 44),
+    # key changes, two of them in minor progressions that never play the dominant
+    (4, "i-VI-III-VII", 118.0, 4, "steady", "guitar", "syncopated", (0.55, 2), 1, 42),
+    (0, "I-V-vi-IV", 126.0, 4, "steady", "piano", "breaks", (0.4, 5), 1, 42),
+    (10, "I-vi-IV-V", 104.0, 4, "drift", "epiano", "swing", (0.6, 1), 1, 42),
+    (7, "i-iv-v", 92.0, 3, "steady", "pad", "no_drums", (0.5, 2), 1, 42),
+    # swing and syncopation at tempi where half and double are both plausible
+    (9, "ii-V-I", 84.0, 4, "steady", "piano", "swing", None, 1, 38),
+    (1, "i-VI-III-VII", 100.0, 4, "ramp", "guitar", "syncopated", None, 2, 38),
+)
+
+
+def edge_cases(seed: int = 0) -> list[SongSpec]:
+    """Fixed hard songs: fast waltzes, slow ballads, key changes (some in dominant-free minor), swing, syncopation."""
+    specs = []
+    for i, (tonic, progression, bpm, meter, kind, instrument, style, change, per_bar, length) in enumerate(EDGE_CASES):
+        mode: Mode = PROGRESSIONS[progression][0]
+        end_bpm = round(bpm * 1.12, 2) if kind == "ramp" else bpm
+        bars = _bars(length, Tempo(kind, bpm, end_bpm), meter)
+        tempo = Tempo(kind, bpm, end_bpm)
+        modulation = Modulation(round(bars * change[0]), (tonic + change[1]) % 12) if change else None
+        specs.append(SongSpec(
+            name=_name(f"x{i:02d}", tonic, mode, tempo, meter, instrument, style, modulation), tempo=tempo,
+            meter=meter, tonic=tonic, mode=mode, progression=progression, instrument=instrument, bars=bars,
+            style=style, melody=i % 3 != 1, changes_per_bar=per_bar, modulation=modulation,
+            format=FORMATS[i % len(FORMATS)], seed=seed * 1000 + 500 + i,
+        ))
+    return specs
+
+
+def ci_suite() -> list[SongSpec]:
+    """Six short songs (15-20 s) that together touch every hard case, for the test that guards the benchmark's
+    minimums: a dominant-free minor song, a fast no-drums waltz, swing, syncopation with a key change,
+    drum breaks over a tempo step, and a drift."""
+    rows = (
+        ("ci0", 9, "i-VI-III-VII", Tempo.steady(120.0), 4, "piano", "easy", None, 1),
+        ("ci1", 2, "I-IV-V-I", Tempo.steady(172.0), 3, "guitar", "no_drums", None, 1),
+        ("ci2", 7, "ii-V-I", Tempo.steady(132.0), 4, "epiano", "swing", None, 1),
+        ("ci3", 4, "i-iv-V-i", Tempo.steady(112.0), 4, "organ", "syncopated", 2, 1),
+        ("ci4", 5, "I-V-vi-IV", Tempo("step", 96.0, 116.0, 5), 4, "strings", "breaks", None, 2),
+        ("ci5", 11, "i-iv-v", Tempo("drift", 140.0, 140.0), 3, "piano", "easy", None, 1),
+    )
+    specs = []
+    for i, (prefix, tonic, progression, tempo, meter, instrument, style, change, per_bar) in enumerate(rows):
+        mode: Mode = PROGRESSIONS[progression][0]
+        bars = 16 if change else 10 if meter == 4 else 12
+        modulation = Modulation(round(bars * 0.6), (tonic + change) % 12) if change else None
+        specs.append(SongSpec(
+            name=_name(prefix, tonic, mode, tempo, meter, instrument, style, modulation), tempo=tempo, meter=meter,
+            tonic=tonic, mode=mode, progression=progression, instrument=instrument, bars=bars, style=style,
+            melody=True, changes_per_bar=per_bar, modulation=modulation, format="wav", seed=900 + i,
         ))
     return specs
 
@@ -343,11 +422,16 @@ QUICK_PICKS: tuple[Callable[[SongSpec], bool], ...] = (
     lambda s: s.tempo.kind == "step",
     lambda s: s.style == "no_drums",
     lambda s: s.modulation is not None,
+    lambda s: s.style == "swing",
+    lambda s: s.style == "syncopated",
+    lambda s: s.style == "breaks",
+    lambda s: s.tempo.kind == "drift",
 )
 
 
 def quick_subset(specs: Sequence[SongSpec]) -> list[SongSpec]:
-    """A fixed handful for CI: the first song of each kind in QUICK_PICKS (steady 4/4, waltz, ramp, step, no drums, key change)."""
+    """A fixed handful: the first song of each kind in QUICK_PICKS (steady 4/4, waltz, ramp, step, no drums,
+    key change, swing, syncopation, drum breaks, drift)."""
     chosen: list[SongSpec] = []
     for pick in QUICK_PICKS:
         match = next((s for s in specs if pick(s) and s not in chosen), None)

@@ -12,13 +12,16 @@ from typing import Literal
 
 Mode = Literal["major", "minor"]
 Quality = Literal["maj", "min"]
-TempoKind = Literal["steady", "ramp", "step"]
-# "easy" has a plain rock kit; "no_drums" leaves the pulse to bass and comping.
-# Harder material (swing, syncopation, drum breaks, drift) gets its own names here.
-Style = Literal["easy", "no_drums"]
+# "drift" wanders like a live band: a few per cent either way, slowly, never on purpose.
+TempoKind = Literal["steady", "ramp", "step", "drift"]
+# "easy" has a plain rock kit; "no_drums" leaves the pulse to bass and comping; "swing" is a jazz ride
+# pattern with swung eighths, a walking bass and Charleston comping; "syncopated" puts kicks, bass and
+# comping on off-beats; "breaks" is the easy kit dropping out for a few bars, twice.
+Style = Literal["easy", "no_drums", "swing", "syncopated", "breaks"]
 AudioFormat = Literal["wav", "flac", "mp3", "ogg", "m4a"]
 
-STYLES: tuple[Style, ...] = ("easy", "no_drums")
+STYLES: tuple[Style, ...] = ("easy", "no_drums", "swing", "syncopated", "breaks")
+TEMPO_KINDS: tuple[TempoKind, ...] = ("steady", "ramp", "step", "drift")
 FORMATS: tuple[AudioFormat, ...] = ("wav", "flac", "mp3", "ogg", "m4a")
 
 # Chords as (semitones above the tonic, quality); one entry per chord slot, cycled over the song.
@@ -75,11 +78,11 @@ def key_name(tonic: int, mode: Mode) -> str:
 
 @dataclass(frozen=True)
 class Tempo:
-    """The tempo plan: steady, a linear ramp over the song, or one jump at a bar line."""
+    """The tempo plan: steady, a linear ramp over the song, one jump at a bar line, or a slow drift around bpm."""
 
     kind: TempoKind
-    bpm: float  # at the first beat
-    end_bpm: float  # at the last beat (ramp) or from step_bar on (step); equal to bpm when steady
+    bpm: float  # at the first beat (the centre of a drift)
+    end_bpm: float  # at the last beat (ramp) or from step_bar on (step); equal to bpm when steady or drifting
     step_bar: int = 0  # 0-based bar where a step happens
 
     @classmethod
@@ -132,6 +135,8 @@ class SongSpec:
             problems.append(f"changes_per_bar {self.changes_per_bar} needs 1, or 2 in 4/4")
         if self.bars < 1:
             problems.append(f"bars {self.bars} < 1")
+        if self.tempo.kind not in TEMPO_KINDS:
+            problems.append(f"unknown tempo kind {self.tempo.kind!r}")
         if self.tempo.kind == "step" and not 0 < self.tempo.step_bar < self.bars:
             problems.append(f"step_bar {self.tempo.step_bar} is not inside 1..{self.bars - 1}")
         if self.modulation is not None and not 0 < self.modulation.bar < self.bars:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from analysis.audio import AUDIO_EXTENSIONS
+from analysis.device import DeviceError
 
 from . import config as config_mod
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 "models": cmd_models}
     try:
         return handlers[args.command](args)
-    except (config_mod.ConfigError, UsageError) as exc:
+    except (config_mod.ConfigError, UsageError, DeviceError) as exc:
         print(f"beatwatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -137,7 +138,8 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
     from analysis.pipeline import Analyzer
     from .jobrun import analyze_file
 
-    analyzer = Analyzer(chunk_s=settings.analysis.chunk_s, models_dir=settings.models.dir)
+    analyzer = Analyzer(chunk_s=settings.analysis.chunk_s, models_dir=settings.models.dir,
+                        device=settings.inference.device)
     documents, failed = [], 0
     for path in files:
         try:

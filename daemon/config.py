@@ -86,7 +86,7 @@ class Inference(Section):
 
 
 class Analysis(Section):
-    chunk_s: float = Field(600.0, ge=30)
+    chunk_s: float = Field(300.0, ge=30)
 
 
 class Models(Section):

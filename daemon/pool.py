@@ -62,9 +62,9 @@ class Slot:
 
 class Pool:
     def __init__(self, size: int, *, store_url: str, nice: int, memory_mb: int, chunk_s: float,
-                 models_dir: str) -> None:
+                 models_dir: str, device: str) -> None:
         self.size = size
-        self._args = (store_url, nice, memory_mb, chunk_s, models_dir)
+        self._args = (store_url, nice, memory_mb, chunk_s, models_dir, device)
         self._names = (f"w{i}" for i in itertools.count(1))
         self.slots: list[Slot] = []
 

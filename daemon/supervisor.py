@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from analysis.device import resolve_device
 from store import jobs
 from store.db import open_database
 from store.records import rename_path, save_timeline_in
@@ -58,9 +59,13 @@ class Supervisor:
         self.probe = MachineProbe()
         self._apply(settings)
         self.engine: Engine = open_database(settings.store.url)
+        if settings.inference.mode == "process":
+            raise config_mod.ConfigError("inference.mode = process: the shared inference process is not built yet; "
+                                         "use in_worker (each worker runs the networks, the faster choice on CPU)")
+        self.device = resolve_device(settings.inference.device)
         self.pool = Pool(self.worker_count, store_url=settings.store.url, nice=settings.resources.nice,
                          memory_mb=settings.jobs.memory_mb, chunk_s=settings.analysis.chunk_s,
-                         models_dir=str(settings.models.dir))
+                         models_dir=str(settings.models.dir), device=settings.inference.device)
         self.intake: Intake | None = None
         self._next_claim = 0.0
         self._next_expire = 0.0
@@ -321,7 +326,7 @@ class Supervisor:
             "workers": [{"name": s.name, "pid": s.process.pid, "ready": s.ready, "busy": s.busy, "stage": s.stage if s.busy else "",
                          "job_id": s.task.job_id if s.task else None, "jobs_done": s.jobs_done,
                          "rss_mb": round(s.rss_mb())} for s in self.pool.slots],
-            "inference": "in worker processes (cpu)",
+            "inference": f"in each worker on {self.device.name} ({self.device.reason})",
             "pending_files": self.intake.pending if self.intake else 0,
         })
 

@@ -41,7 +41,8 @@ class Outcome:
     permanent: bool = False
 
 
-def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: float, models_dir: str) -> None:
+def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: float, models_dir: str,
+         device: str) -> None:
     """Entry point of the spawned process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which drains.
     # The pool already has a worker per CPU: one thread per worker for TensorFlow (tags) too.
@@ -52,7 +53,7 @@ def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: f
     from analysis.pipeline import Analyzer
     from store.db import open_database
 
-    analyzer = Analyzer(chunk_s=chunk_s, models_dir=Path(models_dir), threads=1)
+    analyzer = Analyzer(chunk_s=chunk_s, models_dir=Path(models_dir), threads=1, device=device)
     engine = open_database(store_url)
     _cap_address_space(memory_mb)
     send_lock = threading.Lock()

@@ -140,3 +140,15 @@ def test_plot_and_click_commands_find_the_track_by_hash(analysed, tmp_path):
     assert rate == 44100 and abs(len(audio) / rate - doc["file"]["duration"]) < 0.1
     bad = run("plot", digest, "--out", str(tmp_path / "song.gif"), cwd=root)
     assert bad.returncode == 2 and "gif" in bad.stderr
+
+
+@pytest.mark.parametrize("env,words", [
+    ({"BEATWATCH_INFERENCE__DEVICE": "cuda"}, ["inference.device = cuda", "no CUDA provider"]),
+    ({"BEATWATCH_INFERENCE__MODE": "process"}, ["inference.mode = process"]),
+])
+def test_run_refuses_what_it_cannot_honour_in_one_line(tmp_path, env, words):
+    result = run("run", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    for word in words:
+        assert word in result.stderr

@@ -60,3 +60,13 @@ def test_meter_fed_in_pieces_equals_one_pass():
     assert pieces.integrated_lufs == pytest.approx(whole.integrated_lufs, abs=1e-9)
     assert pieces.range_lu == pytest.approx(whole.range_lu, abs=1e-9)
     assert np.allclose(pieces.momentary, whole.momentary)
+
+
+def test_pieces_shorter_than_a_block_are_carried_over():
+    from analysis.loudness import LoudnessMeter
+
+    tone = np.stack([sine(0.1, 3.0)] * 2, axis=1)
+    meter = LoudnessMeter(SR, 2)
+    for start in range(0, len(tone), 1000):  # every piece shorter than one 100 ms block
+        meter.add(tone[start:start + 1000])
+    assert meter.result().integrated_lufs == pytest.approx(measure_loudness(tone, SR).integrated_lufs, abs=1e-9)

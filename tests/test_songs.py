@@ -13,17 +13,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.scoring import key_change_recall, score, tempo_curve_accuracy
+from bench.accuracy import MEASURES
+from bench.compose import DRIFT, DRUMS, PPQ, break_bars, compose
+from bench.scoring import confidence_items, key_change_recall, quartile_accuracy, score, tempo_curve_accuracy
 from bench.songs import (
     FORMATS,
+    QUICK_PICKS,
+    Modulation,
     Song,
+    SongSpec,
     Tempo,
     benchmark_suite,
+    ci_suite,
+    edge_cases,
     encode,
     ensure_suite,
     quick_subset,
     render_progression,
 )
+from bench.spec import STYLES, TEMPO_KINDS
 
 SR = 44100
 ONSET_TOLERANCE_S = 0.020
@@ -187,10 +195,71 @@ def test_suite_spreads_keys_tempi_meters_and_formats():
     assert len({s.name for s in specs}) == len(specs)
     bpms = [s.tempo.bpm for s in specs]
     assert 70 <= min(bpms) < 80 and 170 < max(bpms) <= 180
-    assert {s.tempo.kind for s in specs} == {"steady", "ramp", "step"}
-    assert {s.meter for s in specs} == {3, 4} and {s.style for s in specs} == {"easy", "no_drums"}
+    assert {s.tempo.kind for s in specs} == set(TEMPO_KINDS)
+    assert {s.meter for s in specs} == {3, 4} and {s.style for s in specs} == set(STYLES)
     assert {s.format for s in specs} == set(FORMATS)
-    assert any(s.modulation for s in specs) and any(s.changes_per_bar == 2 for s in specs)
-    assert benchmark_suite() == specs
+    assert sum(1 for s in specs if s.modulation) >= 8 and any(s.changes_per_bar == 2 for s in specs)
+    assert benchmark_suite() == specs and specs[-len(edge_cases()):] == edge_cases()
+    fast_waltzes = [s for s in specs if s.meter == 3 and s.tempo.bpm >= 165]
+    ballads = [s for s in specs if s.meter == 4 and s.tempo.bpm <= 75]
+    assert len(fast_waltzes) >= 3 and len(ballads) >= 3
     quick = quick_subset(specs)
-    assert 5 <= len(quick) <= 6 and len({s.tempo.kind for s in quick}) == 3
+    assert len(quick) == len(QUICK_PICKS) and {s.tempo.kind for s in quick} == set(TEMPO_KINDS)
+
+
+def _spec(**changes) -> SongSpec:
+    fields = dict(name="t", tempo=Tempo.steady(120.0), meter=4, tonic=0, mode="major", progression="I-V-vi-IV",
+                  instrument="piano", bars=24, style="easy")
+    return SongSpec(**{**fields, **changes})
+
+
+def test_drum_breaks_leave_whole_bars_without_drums():
+    spec = _spec(style="breaks")
+    silent = break_bars(spec)
+    assert len(silent) == 8 and 0 not in silent and spec.bars - 1 not in silent
+    bars_with_drums = {(n.tick - PPQ) // (spec.meter * PPQ) for n in compose(spec).notes if n.channel == DRUMS}
+    assert bars_with_drums == set(range(spec.bars)) - silent
+
+
+def test_swing_and_syncopation_put_notes_off_the_straight_grid():
+    def offsets(style):
+        return {(n.tick - PPQ) % PPQ for n in compose(_spec(style=style)).notes}
+    assert PPQ * 2 // 3 in offsets("swing") and PPQ // 2 not in offsets("swing")
+    assert PPQ // 2 in offsets("syncopated") and PPQ * 3 // 4 in offsets("syncopated")
+    assert offsets("easy") <= {0, PPQ // 2}
+
+
+def test_drift_wanders_both_ways_up_to_its_bound():
+    tempo_map = compose(_spec(tempo=Tempo("drift", 100.0, 100.0))).tempo_map
+    departures = np.array([60e6 / us for tick, us in tempo_map if tick >= PPQ]) / 100.0 - 1.0
+    assert np.abs(departures).max() == pytest.approx(DRIFT, rel=0.02)
+    assert departures.max() - departures.min() > DRIFT
+
+
+def test_a_modulation_starts_the_progression_again_on_the_new_tonic():
+    spec = _spec(progression="i-iv-v", mode="minor", tonic=7, bars=10, modulation=Modulation(5, 9))
+    labels = [c.label for c in compose(spec).chords]
+    assert labels == ["G:min", "C:min", "D:min", "G:min", "C:min", "A:min", "D:min", "E:min", "A:min", "D:min"]
+
+
+def test_confidence_quartiles_compare_the_least_and_most_confident():
+    items = [(c, float(c > 0.5), 1.0) for c in np.linspace(0, 1, 40)]
+    assert quartile_accuracy(items) == (0.0, 1.0)
+    assert quartile_accuracy(items[:3]) is None
+
+
+def test_benchmark_subset_meets_the_minimums(analyzer, tmp_path_factory):
+    """Six short songs, one per hard case, analysed as the benchmark does: every measure's mean over them meets
+    the benchmark's minimum, so CI catches an accuracy regression without running the whole suite."""
+    songs = ensure_suite(tmp_path_factory.mktemp("ci-songs"), ci_suite())
+    results = []
+    for song in songs:
+        sidecar = analyzer.analyze(song.audio)
+        results.append(score(song.truth(), sidecar))
+        assert confidence_items(song.truth(), sidecar)["beats"], song.name
+    for measure in MEASURES:
+        values = [r[measure.key] for r in results if measure.key in r]
+        assert values, measure.key
+        if measure.minimum is not None:
+            mean = sum(values) / len(values)
+            assert mean >= measure.minimum, (measure.key, [round(v, 3) for v in values])

@@ -1,0 +1,213 @@
+"""`make bench`: throughput of the daemon on a batch of 3-5 minute songs, the peers on the same files,
+per-stage time, and the daemon's peak memory on a 3-hour file.
+
+Songs are rendered once into .bench/speed/ (and the 3-hour mix is joined from them), so reruns only measure.
+The peers are madmom's and Essentia's own processors for the same analyses, run one after another in one
+process on audio decoded once, with every model loaded before the clock starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from .songs import _bars, benchmark_suite, ensure_suite
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / ".bench" / "speed"
+BATCH = 8
+MIX_S = 3 * 3600
+MIN_REALTIME, MIN_RATIO, MAX_PEAK_MB = 40.0, 2.0, 2048.0
+BEATWATCH = str(Path(sys.executable).with_name("beatwatch"))
+
+
+def batch_specs(n: int = BATCH) -> list:
+    """n songs of 3-5 minutes drawn from the accuracy suite's variety."""
+    rng = random.Random(7)
+    specs = []
+    for spec in benchmark_suite(n, seed=7, edges=False)[:n]:
+        bars = _bars(rng.uniform(180, 300), spec.tempo, spec.meter)
+        specs.append(dataclasses.replace(spec, name=f"long-{spec.name}", bars=bars,
+                                         modulation=None, tempo=dataclasses.replace(spec.tempo, step_bar=min(
+                                             spec.tempo.step_bar, bars - 1))))
+    return specs
+
+
+def three_hour_mix(songs: list[Path]) -> Path:
+    mix = OUT / "mix-3h.mp3"
+    if mix.exists():
+        return mix
+    listing = OUT / "mix.txt"
+    repeats = int(MIX_S // 200) + 1
+    listing.write_text("".join(f"file '{songs[i % len(songs)]}'\n" for i in range(repeats)))
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-t", str(MIX_S),
+                    "-ac", "2", "-ar", "44100", "-b:a", "128k", str(mix)], check=True)
+    return mix
+
+
+def run_daemon(files: list[Path], *, workers: int | None, watch_memory: bool) -> dict:
+    """Start `beatwatch run` on an inbox holding `files`; wait until every job ended; read the DB."""
+    with tempfile.TemporaryDirectory(prefix="bw-bench-") as tmp:
+        root = Path(tmp)
+        inbox = root / "inbox"
+        inbox.mkdir()
+        config = root / "bench.toml"
+        config.write_text("[watch]\nsettle_s = 0.5\n" + (f"[workers]\ncount = {workers}\n" if workers else "")
+                          + "[jobs]\ntimeout_s = 7200\nmemory_mb = 4096\n")
+        daemon = subprocess.Popen([BEATWATCH, "run", "--config", str(config)], cwd=root,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_ready(root)
+            for f in files:
+                shutil.copyfile(f, inbox / f.name)
+            peak = 0.0
+            while not _drained(root, len(files)):
+                if watch_memory:
+                    peak = max(peak, _tree_rss_mb(daemon.pid))
+                time.sleep(0.2)
+            rows = _query(root, "SELECT audio_duration, wall_s, started_at, finished_at, state FROM jobs")
+            stages: dict[str, float] = {}
+            for sidecar in inbox.glob("*.beatwatch.json"):
+                for name, seconds in json.loads(sidecar.read_text())["performance"]["stages"].items():
+                    stages[name] = stages.get(name, 0.0) + seconds
+            workers_used = len(json.loads(_query(root, "SELECT data FROM daemon_status")[0][0])["workers"])
+        finally:
+            daemon.terminate()
+            daemon.wait(60)
+    audio = sum(r[0] or 0 for r in rows)
+    span = max(r[3] for r in rows) - min(r[2] for r in rows)
+    return {"audio_s": audio, "wall_s": span, "realtime": audio / span, "failed": sum(r[4] != "done" for r in rows),
+            "stages": stages, "peak_mb": peak, "workers": workers_used}
+
+
+def _query(root: Path, sql: str) -> list[tuple]:
+    import sqlite3
+
+    with sqlite3.connect(root / "beatwatch.db", timeout=30) as db:
+        try:
+            return db.execute(sql).fetchall()
+        except sqlite3.OperationalError:
+            return []
+
+
+def _wait_ready(root: Path) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        rows = _query(root, "SELECT data FROM daemon_status")
+        if rows and all(w["ready"] for w in json.loads(rows[0][0])["workers"]):
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the daemon's workers did not load their models within 300 s")
+
+
+def _drained(root: Path, expected: int) -> bool:
+    states = dict(_query(root, "SELECT state, COUNT(*) FROM jobs GROUP BY state"))
+    return sum(states.values()) >= expected and set(states) <= {"done", "failed"}
+
+
+def _tree_rss_mb(pid: int) -> float:
+    try:
+        parent = psutil.Process(pid)
+        procs = [parent, *parent.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 2**20
+
+
+def run_peers(files: list[Path]) -> dict:
+    """madmom + Essentia processors one after another on each file (audio decoded once per library)."""
+    import numpy as np
+    import essentia
+    essentia.log.infoActive = essentia.log.warningActive = False
+    import essentia.standard as es
+    from madmom.audio.signal import Signal
+    from madmom.features.beats import DBNBeatTrackingProcessor, RNNBeatProcessor
+    from madmom.features.chords import CNNChordFeatureProcessor, CRFChordRecognitionProcessor
+    from madmom.features.downbeats import DBNDownBeatTrackingProcessor, RNNDownBeatProcessor
+    from madmom.features.key import CNNKeyRecognitionProcessor
+
+    madmom_chain = [RNNBeatProcessor(), DBNBeatTrackingProcessor(fps=100), RNNDownBeatProcessor(),
+                    DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], fps=100), CNNKeyRecognitionProcessor(),
+                    CNNChordFeatureProcessor(), CRFChordRecognitionProcessor()]
+    rhythm, key, loud = es.RhythmExtractor2013(method="multifeature"), es.KeyExtractor(profileType="edma"), \
+        es.LoudnessEBUR128(sampleRate=44100)
+    audio_s = wall = 0.0
+    for path in files:
+        t0 = time.perf_counter()
+        signal = Signal(str(path), sample_rate=44100, num_channels=1)
+        beat_act = madmom_chain[0](signal)
+        madmom_chain[1](beat_act)
+        madmom_chain[3](madmom_chain[2](signal))
+        madmom_chain[4](signal)
+        madmom_chain[6](madmom_chain[5](signal))
+        stereo, *_ = es.AudioLoader(filename=str(path))()
+        mono = np.ascontiguousarray(stereo.mean(axis=1), dtype=np.float32)
+        rhythm(mono)
+        key(mono)
+        loud(stereo)
+        wall += time.perf_counter() - t0
+        audio_s += len(stereo) / 44100
+    return {"audio_s": audio_s, "wall_s": wall, "realtime": audio_s / wall}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--songs", type=int, default=BATCH, help="songs in the batch")
+    parser.add_argument("--no-mix", action="store_true", help="skip the 3-hour file")
+    parser.add_argument("--no-peers", action="store_true", help="skip madmom and Essentia")
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    print(f"rendering {args.songs} songs of 3-5 minutes (cached in {OUT}) ...", flush=True)
+    songs = [song.audio for song in ensure_suite(OUT, batch_specs(args.songs))]
+    batch = run_daemon(songs, workers=None, watch_memory=True)
+    peers = None if args.no_peers else run_peers(songs)
+    mix = None if args.no_mix else run_daemon([three_hour_mix(songs)], workers=None, watch_memory=True)
+    report = {"batch": batch, "peers": peers, "mix": mix, "cpus": psutil.cpu_count()}
+    (OUT.parent / "speed.json").write_text(json.dumps(report, indent=1))
+    print_table(report)
+    return 0
+
+
+def print_table(report: dict) -> None:
+    batch, peers, mix = report["batch"], report["peers"], report["mix"]
+    print(f"\nmachine: {report['cpus']} CPUs, no GPU (cuda figures need a GPU host)")
+    print(f"{'measure':<48}{'value':>12}  {'minimum':>10}  status")
+    rows = [("beatwatch batch throughput (x realtime, "
+             f"{batch['workers']} workers)", batch["realtime"], MIN_REALTIME, batch["realtime"] >= MIN_REALTIME)]
+    rows.append((f"  batch: {batch['audio_s'] / 60:.0f} min of audio in {batch['wall_s']:.1f} s, failed",
+                 batch["failed"], None, batch["failed"] == 0))
+    if peers:
+        ratio = batch["realtime"] / peers["realtime"]
+        rows.append(("madmom + Essentia one after another (x realtime)", peers["realtime"], None, None))
+        rows.append(("ratio beatwatch / peers", ratio, MIN_RATIO, ratio >= MIN_RATIO))
+    if mix:
+        rows.append(("3-hour file: peak RSS of the daemon tree (MB)", mix["peak_mb"], None, mix["peak_mb"] < MAX_PEAK_MB))
+        rows.append(("3-hour file: throughput (x realtime)", mix["realtime"], None, None))
+    for name, value, minimum, ok in rows:
+        status = "" if ok is None else ("PASS" if ok else "FAIL")
+        bound = "" if minimum is None else f"{minimum:g}"
+        print(f"{name:<48}{value:>12.1f}  {bound:>10}  {status}")
+    total = sum(batch["stages"].values())
+    print("\nper-stage time over the batch (s, share of analysis time):")
+    for name, seconds in sorted(batch["stages"].items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<14}{seconds:>8.2f}  {100 * seconds / total:5.1f} %")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
