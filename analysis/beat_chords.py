@@ -15,6 +15,8 @@ On the benchmark songs this lifts majmin accuracy from 0.935 to 0.974.
 from __future__ import annotations
 
 import numpy as np
+
+from .viterbi import switch_path
 from madmom.ml.crf import ConditionalRandomField
 from madmom.models import CHORDS_CFCRF
 
@@ -48,7 +50,7 @@ class BeatChordDecoder:
         evidence = np.array([unary[a:b].sum(axis=0) if b > a else np.zeros(unary.shape[1])
                              for a, b in zip(frames[:-1], frames[1:])])
         downbeat = np.isin(np.round(grid[:-1], 6), np.round(beats.times[beats.positions == 1], 6))
-        path = decode_cells(evidence, CHANGE_PENALTY - DOWNBEAT_BONUS * downbeat)
+        path = switch_path(evidence, CHANGE_PENALTY - DOWNBEAT_BONUS * downbeat)
         out: list[ChordSegment] = []
         start = 0
         for i in range(1, len(path) + 1):
@@ -67,21 +69,3 @@ def beat_grid(times: np.ndarray, duration: float) -> np.ndarray:
     edges = np.concatenate([[0.0], times, [times[-1] + period, duration]])
     edges = np.clip(edges, 0.0, duration)
     return np.unique(edges)
-
-
-def decode_cells(evidence: np.ndarray, change_cost: np.ndarray) -> np.ndarray:
-    """Viterbi over cells: keeping the chord is free, a new one at cell i costs change_cost[i]."""
-    n, k = evidence.shape
-    score = evidence[0].copy()
-    back = np.zeros((n, k), dtype=int)
-    for i in range(1, n):
-        best = int(score.argmax())
-        switch = score[best] - change_cost[i]
-        stay = score >= switch
-        back[i] = np.where(stay, np.arange(k), best)
-        score = np.where(stay, score, switch) + evidence[i]
-    path = np.empty(n, dtype=int)
-    path[-1] = int(score.argmax())
-    for i in range(n - 1, 0, -1):
-        path[i - 1] = back[i, path[i]]
-    return path

@@ -42,6 +42,7 @@ from madmom.models import KEY_CNN
 from madmom.processors import SequentialProcessor
 
 from .tonality import NUM_KEYS, bar_weights, chord_runs, harmonic_fit, tonic_evidence
+from .viterbi import switch_path
 
 FPS = 5
 LOCAL_WINDOW_S = 10.0
@@ -161,7 +162,7 @@ def decode(edges: np.ndarray, chords: Sequence, local_log: np.ndarray, segment_c
     fit = harmonic_fit(weights)
     share = np.diff(edges)[:, None] / LOCAL_WINDOW_S
     emission = fit + LOCAL_CNN_WEIGHT * share * local_log
-    path = switch_path(emission, ENTRY_BONUS * weights, SWITCH_PENALTY)
+    path = switch_path(emission, SWITCH_PENALTY - ENTRY_BONUS * weights)
     bounds = merge_short(path, emission, MIN_SEGMENT_BARS)
     spans: list[_Span] = []
     for first, stop in bounds:
@@ -183,24 +184,6 @@ def decode(edges: np.ndarray, chords: Sequence, local_log: np.ndarray, segment_c
             first = previous.first
         spans.append(_Span(first, stop, key, posterior))
     return spans
-
-
-def switch_path(emission: np.ndarray, entry: np.ndarray, penalty: float) -> np.ndarray:
-    """Viterbi over bars: staying in a key is free, changing to key k costs `penalty` less entry[bar, k]."""
-    n, k = emission.shape
-    score = emission[0].copy()
-    back = np.zeros((n, k), dtype=int)
-    for i in range(1, n):
-        best = int(score.argmax())
-        switch = score[best] - penalty + entry[i]
-        stay = score >= switch
-        back[i] = np.where(stay, np.arange(k), best)
-        score = np.where(stay, score, switch) + emission[i]
-    path = np.empty(n, dtype=int)
-    path[-1] = int(score.argmax())
-    for i in range(n - 1, 0, -1):
-        path[i - 1] = back[i, path[i]]
-    return path
 
 
 def merge_short(path: np.ndarray, emission: np.ndarray, min_bars: int) -> list[tuple[int, int]]:

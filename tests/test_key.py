@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from madmom.features.key import KEY_LABELS
 
-from analysis.beat_chords import beat_grid, decode_cells
+from analysis.beat_chords import beat_grid
+from analysis.viterbi import switch_path
 from analysis.chords import ChordSegment
 from analysis.harmonic_rhythm import regroup
 from analysis.key import KeyRecognizer, decode
@@ -181,5 +182,5 @@ def test_beat_grid_chords_keep_a_two_beat_chord_and_change_on_the_downbeat():
     evidence[4:6, 0], evidence[4:6, 5] = 0.0, 5.0  # ... but D:maj on beats 5 and 6
     evidence[7:, 3] = 4.5  # C:maj from beat 8 (a downbeat), but already a shade likelier on beat 7
     costs = np.where(np.arange(12) % 4 == 0, 3.0, 5.0)
-    assert decode_cells(evidence, costs).tolist() == [0] * 4 + [5] * 2 + [0] * 2 + [3] * 4
+    assert switch_path(evidence, costs).tolist() == [0] * 4 + [5] * 2 + [0] * 2 + [3] * 4
     assert beat_grid(np.array([0.5, 1.0, 1.5]), 3.0).tolist() == [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]
