@@ -33,7 +33,7 @@ from .danceability import danceability
 from .device import resolve_device
 from .errors import InputError
 from .features import FPS as RHYTHM_FPS
-from .features import RhythmFeatureProcessor, RhythmFeatures
+from .features import RhythmFeatureProcessor
 from .harmonic_rhythm import regroup
 from .key import FPS as KEY_FPS
 from .key import KeyRecognizer
@@ -158,9 +158,10 @@ class Analyzer:
     def _take_chunk(self, chunk: Chunk, meter: LoudnessMeter, frames: _Frames, stage) -> None:
         """Reduce one chunk to its compact per-frame results; the chunk's samples are dropped after."""
         core = chunk.samples[chunk.core_start:chunk.core_end]
+        core_mono = core.mean(axis=1, dtype=np.float32)
         with stage("loudness"):
             meter.add(core)
-            frames.energy.append(energy_curve(core.mean(axis=1, dtype=np.float32), SAMPLE_RATE))
+            frames.energy.append(energy_curve(core_mono, SAMPLE_RATE))
         mono = chunk.mono
         with stage("features"):
             features = self._features(mono, SAMPLE_RATE)
@@ -170,7 +171,6 @@ class Analyzer:
             chord_features = self._chords.features(mono, SAMPLE_RATE)
         if self._tagger.models:
             with stage("tags"):
-                core_mono = core.mean(axis=1, dtype=np.float32)
                 frames.tags.append((self._tagger(resample(core_mono, SAMPLE_RATE)), len(core) / SAMPLE_RATE))
         rhythm_core = core_frames(chunk, len(activations), RHYTHM_FPS)
         frames.activations.append(activations[rhythm_core])
@@ -183,7 +183,7 @@ class Analyzer:
         with stage("beats", 0.75):
             beats = self._tracker(activations)
             results.beats = beats
-            onsets = detect_onsets(RhythmFeatures(stacked=np.zeros((0, 0)), flux=np.concatenate(frames.flux)))
+            onsets = detect_onsets(np.concatenate(frames.flux), RHYTHM_FPS)
             results.transients = match_beats(beats.times, onsets)
             results.tempo = estimate_tempo(beats.times, beats.confidence)
             results.danceability = danceability(beats, results.tempo, results.transients)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import maximum_filter1d, uniform_filter1d
 
-from .features import RhythmFeatures
 
 SEARCH_RADIUS_S = 0.07
 PEAK_WINDOW_S = 0.03
@@ -40,18 +39,17 @@ class BeatTransients:
         return cls(np.zeros(0), np.zeros(0))
 
 
-def detect_onsets(features: RhythmFeatures) -> Onsets:
+def detect_onsets(flux: np.ndarray, fps: float) -> Onsets:
     """Peak-pick the spectral flux: local maxima above a moving mean plus a margin."""
-    flux = features.flux
     if flux.size == 0:
         return Onsets(np.zeros(0), np.zeros(0))
     scale = float(np.percentile(flux, NORM_PERCENTILE)) or 1.0
     odf = np.clip(flux / scale, 0.0, 1.0)
-    peak_size = max(int(round(PEAK_WINDOW_S * features.fps)) * 2 + 1, 3)
-    mean_size = max(int(round(THRESHOLD_WINDOW_S * features.fps)) * 2 + 1, 3)
+    peak_size = max(int(round(PEAK_WINDOW_S * fps)) * 2 + 1, 3)
+    mean_size = max(int(round(THRESHOLD_WINDOW_S * fps)) * 2 + 1, 3)
     is_peak = (odf == maximum_filter1d(odf, peak_size)) & (odf > uniform_filter1d(odf, mean_size) + THRESHOLD_DELTA)
     frames = np.flatnonzero(is_peak)
-    return Onsets(times=frames / features.fps, strengths=odf[frames])
+    return Onsets(times=frames / fps, strengths=odf[frames])
 
 
 def match_beats(beat_times: np.ndarray, onsets: Onsets, *, radius_s: float = SEARCH_RADIUS_S) -> BeatTransients:
