@@ -221,3 +221,12 @@ def decode(info: AudioInfo) -> Audio:
     samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels)
     _check_length(info, len(samples) / SAMPLE_RATE)
     return Audio(info=info, samples=samples)
+
+
+def resample(mono: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
+    """A mono signal at another rate (the tag models' 16 kHz), float32."""
+    if sample_rate == target_rate:
+        return np.ascontiguousarray(mono, dtype=np.float32)
+    import soxr
+
+    return soxr.resample(mono, sample_rate, target_rate).astype(np.float32, copy=False)

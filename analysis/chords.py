@@ -10,13 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from madmom.audio.signal import Signal
-from madmom.features.chords import CNNChordFeatureProcessor
 from madmom.ml.crf import ConditionalRandomField
 from madmom.models import CHORDS_CFCRF
 from scipy.special import logsumexp
 
+from .spectrum import log_filtered_spectrogram, log_filterbank
+
 FPS = 10
+SAMPLE_RATE = 44100
+# madmom's CNNChordFeatureProcessor input: 8192-sample frames, 24 bands per octave from 60 to 2600 Hz.
+FRAME_SIZE = 8192
+BANDS_PER_OCTAVE, FMIN, FMAX = 24, 60.0, 2600.0
 # madmom's class order: 12 major triads from A, 12 minor triads from A, then no-chord.
 PITCHES = ("A", "A#", "B", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#")
 LABELS = tuple(f"{p}:maj" for p in PITCHES) + tuple(f"{p}:min" for p in PITCHES) + ("N",)
@@ -41,15 +45,18 @@ class ChordFrames:
 
 
 class ChordRecognizer:
-    """Feature CNN and CRF, both loaded once."""
+    """The input of madmom's chord-feature CNN (which `networks` runs) and its CRF, loaded once; the
+    spectrogram comes from the blocked STFT of `spectrum.py`, and a test holds it equal to madmom's own."""
 
     def __init__(self) -> None:
-        self._features = CNNChordFeatureProcessor()
+        self._filterbank = log_filterbank(FRAME_SIZE, SAMPLE_RATE, BANDS_PER_OCTAVE, FMIN, FMAX)
         self._crf = ConditionalRandomField.load(CHORDS_CFCRF[0])
 
-    def features(self, mono: np.ndarray, sample_rate: int) -> np.ndarray:
-        """The CNN's per-frame features [shape=(frames, 128)] at FPS; local, so chunks can be joined."""
-        return np.asarray(self._features(Signal(mono, sample_rate=sample_rate, num_channels=1)), dtype=np.float32)
+    def spectrogram(self, mono: np.ndarray, sample_rate: int) -> np.ndarray:
+        """The feature CNN's input [shape=(frames, bands)] at FPS; the network was trained at SAMPLE_RATE."""
+        if sample_rate != SAMPLE_RATE:
+            raise ValueError(f"chord features expect {SAMPLE_RATE} Hz, got {sample_rate} Hz")
+        return log_filtered_spectrogram(mono, FRAME_SIZE, FPS, SAMPLE_RATE, self._filterbank)
 
     def frames(self, features: np.ndarray) -> ChordFrames:
         """CRF decoding over the whole file's features."""

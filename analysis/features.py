@@ -13,11 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from madmom.audio.filters import LogarithmicFilterbank
 from madmom.audio.spectrogram import _diff_frames
-from madmom.audio.stft import fft_frequencies
 
-from .spectrum import magnitude_spectrogram
+from .spectrum import log_filtered_spectrogram, log_filterbank
 
 FPS = 100
 FRAME_SIZES = (1024, 2048, 4096)
@@ -45,18 +43,13 @@ class RhythmFeatureProcessor:
 
     def __init__(self, sample_rate: int = 44100) -> None:
         self.sample_rate = sample_rate
-        self._filterbanks = {
-            size: np.asarray(LogarithmicFilterbank(
-                fft_frequencies(size // 2, sample_rate), num_bands=bands, fmin=FMIN, fmax=FMAX,
-                norm_filters=True, unique_filters=True), dtype=np.float32)
-            for size, bands in zip(FRAME_SIZES, BANDS_PER_OCTAVE)
-        }
+        self._filterbanks = {size: log_filterbank(size, sample_rate, bands, FMIN, FMAX)
+                             for size, bands in zip(FRAME_SIZES, BANDS_PER_OCTAVE)}
         hop = sample_rate / FPS
         self._diff_frames = {size: _diff_frames(DIFF_RATIO, hop, size, np.hanning) for size in FRAME_SIZES}
 
     def _part(self, mono: np.ndarray, size: int) -> np.ndarray:
-        spec = magnitude_spectrogram(mono, size, FPS, self.sample_rate) @ self._filterbanks[size]
-        np.log10(spec + 1.0, out=spec)
+        spec = log_filtered_spectrogram(mono, size, FPS, self.sample_rate, self._filterbanks[size])
         lag = self._diff_frames[size]
         diff = np.zeros_like(spec)
         np.maximum(spec[lag:] - spec[:-lag], 0.0, out=diff[lag:])

@@ -28,24 +28,26 @@ for bars.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-from madmom.audio.signal import FramedSignalProcessor, Signal
-from madmom.audio.spectrogram import LogarithmicFilteredSpectrogramProcessor
-from madmom.audio.stft import ShortTimeFourierTransformProcessor
-from madmom.features.key import KEY_LABELS
-from madmom.ml.nn import NeuralNetworkEnsemble
-from madmom.ml.nn.activations import softmax
-from madmom.models import KEY_CNN
-from madmom.processors import SequentialProcessor
+import math
 
+import numpy as np
+from madmom.features.key import KEY_LABELS
+
+from .spectrum import log_filtered_spectrogram, log_filterbank
 from .tonality import NUM_KEYS, bar_weights, chord_runs, harmonic_fit, tonic_evidence
 from .viterbi import switch_path
 
 FPS = 5
+# madmom's key CNN input: 8192-sample frames, 24 bands per octave from 65 to 2100 Hz.
+FRAME_SIZE = 8192
+BANDS_PER_OCTAVE, FMIN, FMAX = 24, 65.0, 2100.0
+SAMPLE_RATE = 44100
 LOCAL_WINDOW_S = 10.0
+# Longest slice the CNN hears at once (its memory grows with its input; a song is one slice).
+CNN_MAX_S = 600.0
 LOCAL_HOP_S = 2.5
 FALLBACK_BAR_S = 2.0
 PROBABILITY_FLOOR = 2e-2
@@ -58,6 +60,9 @@ MIN_SEGMENT_BARS = 4
 # Pass 2 (segments): FIT_WEIGHT * mean chord fit per bar + CNN_WEIGHT * log p_cnn(segment) + tonic evidence.
 FIT_WEIGHT = 2.0
 CNN_WEIGHT = 0.2
+
+
+KeyCnn = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -85,28 +90,23 @@ class _Span:
 
 
 class KeyRecognizer:
-    """Spectrogram chain and CNN ensemble, loaded once."""
+    """The key CNN's input (its filterbank built once) and the decoding of its opinions with the chords'."""
 
     def __init__(self) -> None:
-        self._spec = SequentialProcessor((
-            FramedSignalProcessor(frame_size=8192, fps=FPS),
-            ShortTimeFourierTransformProcessor(),
-            LogarithmicFilteredSpectrogramProcessor(num_bands=24, fmin=65, fmax=2100, unique_filters=True),
-        ))
-        self._nn = NeuralNetworkEnsemble.load(KEY_CNN)
-
-    def probabilities(self, spec: np.ndarray) -> np.ndarray:
-        """Softmax over the 24 KEY_LABELS for one spectrogram slice."""
-        return softmax(np.asarray(self._nn(spec)).reshape(1, -1))[0]
+        self._filterbank = log_filterbank(FRAME_SIZE, SAMPLE_RATE, BANDS_PER_OCTAVE, FMIN, FMAX)
 
     def spectrogram(self, mono: np.ndarray, sample_rate: int) -> np.ndarray:
-        """The CNN's input at FPS; frame-local, so chunks of a long file can be joined."""
-        return np.asarray(self._spec(Signal(mono, sample_rate=sample_rate, num_channels=1)), dtype=np.float32)
+        """The CNN's input at FPS, madmom's log-filtered spectrogram from the blocked STFT; frame-local,
+        so chunks of a long file can be joined. The network was trained at SAMPLE_RATE."""
+        if sample_rate != SAMPLE_RATE:
+            raise ValueError(f"key spectrogram expects {SAMPLE_RATE} Hz, got {sample_rate} Hz")
+        return log_filtered_spectrogram(mono, FRAME_SIZE, FPS, SAMPLE_RATE, self._filterbank)
 
-    def __call__(self, spec: np.ndarray, duration: float, *, chords: Sequence = (),
+    def __call__(self, spec: np.ndarray, duration: float, cnn: KeyCnn, *, chords: Sequence = (),
                  downbeats: np.ndarray | None = None) -> KeyResult:
         """The key timeline of one song from its whole spectrogram.
 
+        cnn: madmom's key CNN (`Networks.key`), spectrogram slices -> softmax over KEY_LABELS each;
         chords: ChordSegment-like objects (start, end, label) from the chord recogniser;
         downbeats: bar start times in seconds (the bar grid key changes snap to).
         """
@@ -115,7 +115,7 @@ class KeyRecognizer:
         edges = bar_edges(downbeats, duration)
         window, hop = int(LOCAL_WINDOW_S * FPS), int(LOCAL_HOP_S * FPS)
         starts = list(range(0, max(len(spec) - window, 0) + 1, hop))
-        local = np.array([self.probabilities(spec[s:s + window]) for s in starts])
+        local = np.array(cnn([spec[s:s + window] for s in starts]))
         centres = (np.array(starts) + min(window, len(spec)) / 2) / FPS
         mids = (edges[:-1] + edges[1:]) / 2
         right = np.clip(np.searchsorted(centres, mids), 0, len(centres) - 1)
@@ -126,7 +126,9 @@ class KeyRecognizer:
         def segment_cnn(first: int, stop: int) -> np.ndarray:
             lo, hi = int(edges[first] * FPS), int(np.ceil(edges[stop] * FPS))
             piece = spec[lo:hi] if hi - lo >= FPS else spec
-            return self.probabilities(piece)
+            # The CNN's memory grows with its input: a long segment is heard in equal parts, averaged.
+            parts = np.array_split(piece, math.ceil(len(piece) / (CNN_MAX_S * FPS)))
+            return np.average(cnn(parts), axis=0, weights=[len(part) for part in parts])
 
         spans = decode(edges, chords, local_log, segment_cnn, beat_s=float(np.median(np.diff(edges))) / 4)
         segments = [KeySegment(start=float(edges[s.first]), end=float(edges[s.stop]), key=KEY_LABELS[s.key],

@@ -1,8 +1,10 @@
 """The analysis chain for one file: decode once, share spectrograms, run every analysis.
 
-An Analyzer loads each model once at construction and is reused for every
-file a process handles; `analyze` is the single entry point the CLI and the
-daemon's workers both call.
+An Analyzer is built once per process and reused for every file it
+handles; `analyze` is the single entry point the CLI and the daemon's
+workers both call. The neural networks are handed in (`networks.Networks`,
+or the daemon's inference-process client with the same methods), so the
+chain is the same wherever they run.
 
 Audio is decoded as a stream of chunks (`analysis.chunk_s`, with margins),
 so memory is bounded by one chunk whatever the file's length. Each chunk
@@ -20,17 +22,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import ANALYZER_VERSION
-from .audio import SAMPLE_RATE, Chunk, content_hash, probe, stream
+from .audio import SAMPLE_RATE, Chunk, content_hash, probe, resample, stream
 from .beat_chords import BeatChordDecoder
 from .chords import FPS as CHORD_FPS
 from .chords import ChordRecognizer
 from .chords import segments as chord_segments
 from .danceability import danceability
-from .device import resolve_device
 from .errors import InputError
 from .features import FPS as RHYTHM_FPS
 from .features import RhythmFeatureProcessor
@@ -38,11 +40,14 @@ from .harmonic_rhythm import regroup
 from .key import FPS as KEY_FPS
 from .key import KeyRecognizer
 from .loudness import LoudnessMeter, energy_curve
-from .rhythm import Activations, BeatTracker, DownbeatNetwork
-from .tags import Tagger, resample, top_k
+from .rhythm import Activations, BeatTracker
 from .tempo import estimate_tempo
 from .timeline import Results, assemble
 from .transients import detect_onsets, match_beats
+from .zoo import SAMPLE_RATE as TAG_SAMPLE_RATE
+
+if TYPE_CHECKING:  # a worker served by the inference process never loads the networks' runtimes
+    from .networks import Networks
 
 # Below this length beat tracking and key detection have too little to go on.
 MIN_MUSIC_S = 3.0
@@ -87,18 +92,15 @@ def core_frames(chunk: Chunk, frames: int, fps: float) -> slice:
 
 
 class Analyzer:
-    """Holds every model; one per process, reused for every file."""
+    """The analyses' filterbanks, decoders and networks; one per process, reused for every file."""
 
-    def __init__(self, *, chunk_s: float = DEFAULT_CHUNK_S, models_dir: os.PathLike | None = None,
-                 threads: int | None = None, device: str = "auto") -> None:
-        """threads: intra-op threads per network (1 in daemon workers, which already fill the CPUs);
-        device: inference.device; raises DeviceError when it cannot be honoured."""
-        self.device = resolve_device(device)
+    def __init__(self, networks: Networks, *, chunk_s: float = DEFAULT_CHUNK_S) -> None:
+        """networks: this process's own (`Networks`) or a client of the daemon's inference process,
+        which has the same methods."""
+        self.networks = networks
         self.chunk_s = float(round(chunk_s))
-        self._tagger = Tagger(models_dir)
-        self.analyses = {**ANALYSES, "tags": self._tagger.describe()}
+        self.analyses = {**ANALYSES, "tags": networks.describe_tags()}
         self._features = RhythmFeatureProcessor()
-        self._downbeats = DownbeatNetwork(threads=threads, providers=self.device.providers)
         self._tracker = BeatTracker()
         self._chords = ChordRecognizer()
         self._beat_chords = BeatChordDecoder()
@@ -151,7 +153,8 @@ class Analyzer:
             "realtime_factor": round(duration / wall, 2) if wall > 0 else None,
             "stages": stages,
         }
-        analyzer = {"version": ANALYZER_VERSION, "device": self.device.name, "device_reason": self.device.reason,
+        device = self.networks.device
+        analyzer = {"version": ANALYZER_VERSION, "device": device.name, "device_reason": device.reason,
                     "analyses": dict(self.analyses)}
         return assemble(results, analyzer=analyzer, performance=performance)
 
@@ -166,12 +169,14 @@ class Analyzer:
         with stage("features"):
             features = self._features(mono, SAMPLE_RATE)
             key_spec = self._key.spectrogram(mono, SAMPLE_RATE)
+            chord_spec = self._chords.spectrogram(mono, SAMPLE_RATE)
         with stage("inference"):
-            activations = self._downbeats(features).values
-            chord_features = self._chords.features(mono, SAMPLE_RATE)
-        if self._tagger.models:
+            activations = self.networks.downbeats([features.stacked])[0]
+            chord_features = self.networks.chord_features([chord_spec])[0]
+        if self.networks.tag_models:
             with stage("tags"):
-                frames.tags.append((self._tagger(resample(core_mono, SAMPLE_RATE)), len(core) / SAMPLE_RATE))
+                tags = self.networks.tags([resample(core_mono, SAMPLE_RATE, TAG_SAMPLE_RATE)])[0]
+                frames.tags.append((tags, len(core) / SAMPLE_RATE))
         rhythm_core = core_frames(chunk, len(activations), RHYTHM_FPS)
         frames.activations.append(activations[rhythm_core])
         frames.flux.append(features.flux[rhythm_core])
@@ -196,8 +201,8 @@ class Analyzer:
             results.chords = (self._beat_chords(chord_features, chord_frames.posteriors, beats, results.duration)
                               or chord_segments(chord_frames))
         with stage("key", 0.9):
-            results.key = self._key(np.concatenate(frames.key_spectrogram), results.duration, chords=results.chords,
-                                    downbeats=beats.times[beats.positions == 1])
+            results.key = self._key(np.concatenate(frames.key_spectrogram), results.duration, self.networks.key,
+                                    chords=results.chords, downbeats=beats.times[beats.positions == 1])
 
 
 def average_tags(per_chunk: list[tuple[list[dict], float]]) -> list[dict]:

@@ -21,10 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from madmom.features.downbeats import DBNDownBeatTrackingProcessor
-from madmom.ml.nn import NeuralNetwork, NeuralNetworkEnsemble
-from madmom.models import DOWNBEATS_BLSTM
 
-from .features import FPS, RhythmFeatures
+from .features import FPS
 
 METERS = (3, 4)
 MIN_BPM = 55.0
@@ -81,19 +79,6 @@ class Beats:
     @classmethod
     def empty(cls) -> "Beats":
         return cls(times=np.zeros(0), positions=np.zeros(0, dtype=int), confidence=np.zeros(0))
-
-
-class DownbeatNetwork:
-    """madmom's eight-network BLSTM ensemble, loaded once, on the onnxruntime providers given (GPU first when set)."""
-
-    def __init__(self, *, threads: int | None = None, providers: list[str] | None = None) -> None:
-        options = {"intra_op_num_threads": threads} if threads else {}
-        self._nn = NeuralNetworkEnsemble([NeuralNetwork.load(f, providers=providers, **options)
-                                          for f in DOWNBEATS_BLSTM])
-
-    def __call__(self, features: RhythmFeatures) -> Activations:
-        out = np.asarray(self._nn(features.stacked), dtype=np.float32)
-        return Activations(values=out[:, 1:], fps=features.fps)
 
 
 class BeatTracker:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-import soxr
 
 from .zoo import (FRAME_SIZE, HEAD_ALGORITHM, HOP_SIZE, MEL_BANDS, MUSICNN_ALGORITHM, PATCH_FRAMES, SAMPLE_RATE,
                   ModelFileError, ModelInfo, model_files, read_model)
@@ -46,13 +45,6 @@ BATCH_SIZE = 1
 TOP_K = 5
 # Zoo algorithms that take 16 kHz audio and name their graph, input and output nodes like MusiCNN's.
 AUDIO_ALGORITHMS = frozenset({"TensorflowPredictVGGish", "TensorflowPredictEffnetDiscogs", "TensorflowPredictMAEST"})
-
-
-def resample(mono: np.ndarray, sample_rate: int) -> np.ndarray:
-    """The track at the models' 16 kHz, once per track for every model."""
-    if sample_rate == SAMPLE_RATE:
-        return np.ascontiguousarray(mono, dtype=np.float32)
-    return soxr.resample(mono, sample_rate, SAMPLE_RATE).astype(np.float32, copy=False)
 
 
 def patch_starts(n_samples: int, max_patches: int | None = MAX_PATCHES) -> np.ndarray:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from analysis.audio import AUDIO_EXTENSIONS
-from analysis.device import DeviceError
+from analysis.device import DeviceError, resolve_device
 
 from . import config as config_mod
 
@@ -135,11 +135,12 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
                  engine, quiet: bool) -> tuple[list[dict], int]:
     """Analyse each file with one Analyzer; a failure is reported in one line and the rest go on."""
     from analysis.errors import AnalysisError
+    from analysis.networks import Networks
     from analysis.pipeline import Analyzer
     from .jobrun import analyze_file
 
-    analyzer = Analyzer(chunk_s=settings.analysis.chunk_s, models_dir=settings.models.dir,
-                        device=settings.inference.device)
+    networks = Networks(device=resolve_device(settings.inference.device), models_dir=settings.models.dir)
+    analyzer = Analyzer(networks, chunk_s=settings.analysis.chunk_s)
     documents, failed = [], 0
     for path in files:
         try:

@@ -21,6 +21,13 @@ log = logging.getLogger(__name__)
 _ctx = mp.get_context("spawn")
 
 
+def spawn(target, args: tuple, *, name: str) -> mp.process.BaseProcess:
+    """A started child that shares nothing with the supervisor but what `args` passes."""
+    process = _ctx.Process(target=target, args=args, name=name, daemon=True)
+    process.start()
+    return process
+
+
 @dataclass
 class Slot:
     """One worker process and what it is doing."""
@@ -62,9 +69,10 @@ class Slot:
 
 class Pool:
     def __init__(self, size: int, *, store_url: str, nice: int, memory_mb: int, chunk_s: float,
-                 models_dir: str, device: str) -> None:
+                 models_dir: str, device: str, inference_address: str | None = None) -> None:
+        """inference_address: the inference process's socket, or None when workers run the networks."""
         self.size = size
-        self._args = (store_url, nice, memory_mb, chunk_s, models_dir, device)
+        self._args = (store_url, nice, memory_mb, chunk_s, models_dir, device, inference_address)
         self._names = (f"w{i}" for i in itertools.count(1))
         self.slots: list[Slot] = []
 
@@ -73,9 +81,7 @@ class Pool:
         while len(self.slots) < self.size:
             parent, child = _ctx.Pipe()
             name = next(self._names)
-            process = _ctx.Process(target=worker.main, args=(child, *self._args),
-                                   name=f"beatwatch-{name}", daemon=True)
-            process.start()
+            process = spawn(worker.main, (child, *self._args), name=f"beatwatch-{name}")
             child.close()
             self.slots.append(Slot(name=name, process=process, conn=parent))
             log.info("started worker %s (pid %s)", name, process.pid)

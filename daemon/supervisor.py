@@ -28,6 +28,7 @@ from store.status import write_status
 
 from . import config as config_mod
 from .cpus import usable_cpus
+from .inference import InferenceProcess
 from .moves import move_aside
 from .notify import Notifier
 from .pool import Pool, Slot
@@ -59,13 +60,16 @@ class Supervisor:
         self.probe = MachineProbe()
         self._apply(settings)
         self.engine: Engine = open_database(settings.store.url)
-        if settings.inference.mode == "process":
-            raise config_mod.ConfigError("inference.mode = process: the shared inference process is not built yet; "
-                                         "use in_worker (each worker runs the networks, the faster choice on CPU)")
         self.device = resolve_device(settings.inference.device)
+        inference = settings.inference
+        self.inference = InferenceProcess(
+            device=inference.device, models_dir=str(settings.models.dir), max_batch=inference.max_batch,
+            max_wait_ms=inference.max_wait_ms, threads=self.worker_count, nice=settings.resources.nice,
+        ) if inference.mode == "process" else None
         self.pool = Pool(self.worker_count, store_url=settings.store.url, nice=settings.resources.nice,
                          memory_mb=settings.jobs.memory_mb, chunk_s=settings.analysis.chunk_s,
-                         models_dir=str(settings.models.dir), device=settings.inference.device)
+                         models_dir=str(settings.models.dir), device=inference.device,
+                         inference_address=self.inference.address if self.inference else None)
         self.intake: Intake | None = None
         self._next_claim = 0.0
         self._next_expire = 0.0
@@ -99,6 +103,8 @@ class Supervisor:
                 log.warning("removed %d half-written sidecar(s) under %s", removed, folder)
         self.intake = self._new_intake()
         self.intake.start()
+        if self.inference is not None:
+            self.inference.start()
         self.pool.fill()
         log.info("beatwatch %s watching %s with %d worker(s)", self.id, inbox, self.worker_count)
 
@@ -132,6 +138,8 @@ class Supervisor:
                 jobs.release(self.engine, slot.task.job_id, slot.task.token, now=now)
                 log.warning("job %d (%s) requeued: not finished within shutdown.grace_s", slot.task.job_id, slot.task.path)
         self.pool.stop_all("shutting down")
+        if self.inference is not None:
+            self.inference.stop()
         self._write_status(now, state="stopped")
         self.engine.dispose()
 
@@ -148,6 +156,8 @@ class Supervisor:
                 self._next_claim = 0.0
         self._handle_messages(now, mono, timeout=0)
         self._police_workers(now, mono)
+        if self.inference is not None:
+            self.inference.check()
         if self.draining_since is None:
             self.pool.fill()
             self._dispatch(now, mono)
@@ -180,7 +190,8 @@ class Supervisor:
         return sidecar.with_name(sidecar.name.removesuffix(".json") + ".png")
 
     def _own_pids(self) -> list[int]:
-        return [pid for slot in self.pool.slots for pid in slot.pids()]
+        pids = [pid for slot in self.pool.slots for pid in slot.pids()]
+        return pids + [self.inference.pid] if self.inference is not None and self.inference.pid else pids
 
     # ----- worker messages -------------------------------------------------------------------
 
@@ -326,9 +337,16 @@ class Supervisor:
             "workers": [{"name": s.name, "pid": s.process.pid, "ready": s.ready, "busy": s.busy, "stage": s.stage if s.busy else "",
                          "job_id": s.task.job_id if s.task else None, "jobs_done": s.jobs_done,
                          "rss_mb": round(s.rss_mb())} for s in self.pool.slots],
-            "inference": f"in each worker on {self.device.name} ({self.device.reason})",
+            "inference": self._describe_inference(),
             "pending_files": self.intake.pending if self.intake else 0,
         })
+
+    def _describe_inference(self) -> str:
+        where = f"on {self.device.name} ({self.device.reason})"
+        if self.inference is None:
+            return f"in each worker {where}"
+        state = f"pid {self.inference.pid}" if self.inference.pid else "restarting"
+        return f"inference process ({state}, restarts: {self.inference.restarts}) {where}"
 
     def _tell_systemd(self, mono: float) -> None:
         if not self.notifier.enabled:

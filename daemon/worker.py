@@ -42,7 +42,7 @@ class Outcome:
 
 
 def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: float, models_dir: str,
-         device: str) -> None:
+         device: str, inference_address: str | None) -> None:
     """Entry point of the spawned process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which drains.
     # The pool already has a worker per CPU: one thread per worker for TensorFlow (tags) too.
@@ -53,7 +53,7 @@ def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: f
     from analysis.pipeline import Analyzer
     from store.db import open_database
 
-    analyzer = Analyzer(chunk_s=chunk_s, models_dir=Path(models_dir), threads=1, device=device)
+    analyzer = Analyzer(_networks(models_dir, device, inference_address), chunk_s=chunk_s)
     engine = open_database(store_url)
     _cap_address_space(memory_mb)
     send_lock = threading.Lock()
@@ -80,6 +80,16 @@ def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: f
             stop_beat.set()
             beat.join()
         send("result", task.job_id, task.token, outcome)
+
+
+def _networks(models_dir: str, device: str, inference_address: str | None):
+    """The inference process's client when there is one (inference.mode = process), else our own models."""
+    if inference_address is not None:
+        from .inference_client import InferenceClient
+        return InferenceClient(inference_address)
+    from analysis.device import resolve_device
+    from analysis.networks import Networks
+    return Networks(device=resolve_device(device), threads=1, models_dir=Path(models_dir))
 
 
 def _cap_address_space(memory_mb: int) -> None:

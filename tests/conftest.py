@@ -49,8 +49,9 @@ def encode(src: Path, dst: Path, *extra: str) -> Path:
 
 @pytest.fixture(scope="session")
 def analyzer():
+    from analysis.networks import Networks
     from analysis.pipeline import Analyzer
-    return Analyzer()
+    return Analyzer(Networks())
 
 
 @pytest.fixture(scope="session")

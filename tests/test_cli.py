@@ -144,7 +144,8 @@ def test_plot_and_click_commands_find_the_track_by_hash(analysed, tmp_path):
 
 @pytest.mark.parametrize("env,words", [
     ({"BEATWATCH_INFERENCE__DEVICE": "cuda"}, ["inference.device = cuda", "no CUDA provider"]),
-    ({"BEATWATCH_INFERENCE__MODE": "process"}, ["inference.mode = process"]),
+    ({"BEATWATCH_INFERENCE__DEVICE": "cuda", "BEATWATCH_INFERENCE__MODE": "process"},
+     ["inference.device = cuda", "no CUDA provider"]),
 ])
 def test_run_refuses_what_it_cannot_honour_in_one_line(tmp_path, env, words):
     result = run("run", cwd=tmp_path, env=env)

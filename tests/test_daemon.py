@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from daemon.notify import Notifier
@@ -225,3 +227,30 @@ def test_after_move_and_plots(daemon, songs):
     assert d.query("SELECT path, sidecar_path FROM tracks") == [(str(moved), str(sidecar))]
     assert d.states() == {"done": 1, "failed": 1}
     assert d.stop() == 0
+
+
+def _inference_status(d: Daemon) -> str:
+    rows = d.query("SELECT data FROM daemon_status")
+    return json.loads(rows[0][0])["inference"] if rows else ""
+
+
+def test_inference_process_serves_the_workers_and_is_restarted_after_kill_9(daemon, songs):
+    d = daemon('[inference]\nmode = "process"\ndevice = "cpu"\n')
+    status = wait_for(lambda: re.search(r"inference process \(pid (\d+), restarts: 0\) on cpu", _inference_status(d)),
+                      30, "status to name the inference process")
+    first_pid = int(status.group(1))
+    copy_in(songs["long"], d.inbox, "long.flac")
+    copy_in(songs[120], d.inbox, "song.wav")
+    wait_for(lambda: d.query("SELECT id FROM jobs WHERE state = 'running' AND stage NOT IN ('claimed', 'decode')"),
+             60, "a job to be mid-analysis")
+    os.kill(first_pid, signal.SIGKILL)
+    wait_for(lambda: d.drained(2), 180, "both jobs to finish through the restarted process")
+    assert d.states() == {"done": 2}
+    wait_for(lambda: re.search(r"inference process \(pid \d+, restarts: 1\) on cpu", _inference_status(d)),
+             30, "status to count the restart")
+    document = json.loads((d.inbox / "long.flac.beatwatch.json").read_text())
+    assert document["analyzer"]["device"] == "cpu"
+    assert document["analyzer"]["device_reason"].startswith("inference process: ")
+    assert len(document["timeline"]["beats"]) > 150
+    assert d.stop() == 0
+    assert not psutil.pid_exists(first_pid)

@@ -123,12 +123,12 @@ def recognizer() -> KeyRecognizer:
     return KeyRecognizer()
 
 
-def test_key_timeline_changes_on_a_bar_line_and_names_the_longest_key(recognizer):
+def test_key_timeline_changes_on_a_bar_line_and_names_the_longest_key(recognizer, analyzer):
     labels = C_MAJOR_SAME_CHORDS * 2 + ["D:maj", "A:maj", "B:min", "G:maj"] * 3
     duration = len(labels) * BAR_S + 1.0
     downbeats = np.arange(len(labels)) * BAR_S + 0.5
     spec = np.zeros((int(duration * 5), 105), dtype=np.float32)
-    result = recognizer(spec, duration, chords=chords_of(labels, lag_s=0.6), downbeats=downbeats)
+    result = recognizer(spec, duration, analyzer.networks.key, chords=chords_of(labels, lag_s=0.6), downbeats=downbeats)
     assert [k.key for k in result.segments] == ["C major", "D major"]
     assert result.segments[1].start == pytest.approx(downbeats[8])
     assert result.segments[0].start == 0.0 and result.segments[-1].end == pytest.approx(duration)

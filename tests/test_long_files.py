@@ -20,7 +20,7 @@ def long_song(media):
 def test_chunks_and_windows_leave_no_gap_double_beat_or_bar_jump(analyzer, long_song):
     path, truth = long_song
     whole = analyzer.analyze(path)
-    chunked = Analyzer(chunk_s=30).analyze(path)
+    chunked = Analyzer(analyzer.networks, chunk_s=30).analyze(path)
     assert whole["file"]["duration"] == chunked["file"]["duration"]
     beats = chunked["timeline"]["beats"]
     times = np.array([b["time"] for b in beats])

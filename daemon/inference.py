@@ -1,0 +1,192 @@
+"""The inference process: one long-lived process that owns the networks and serves every worker.
+
+Loading each model once, in one place, is what lets a GPU be fed from all
+workers together: requests for a batchable network that arrive within
+`inference.max_wait_ms` of the first are run as one batch of up to
+`inference.max_batch` inputs; the others run as they come. Workers talk to
+it over a Unix socket in a private folder (multiprocessing.connection,
+pickled arrays). If it dies, the supervisor starts a new one on the same
+socket path and each worker's client reconnects and sends its pending
+request again (`inference_client`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, Listener
+from pathlib import Path
+
+from .pool import spawn
+
+log = logging.getLogger(__name__)
+
+METHODS = frozenset({"downbeats", "chord_features", "key", "tags"})
+# A process that dies this soon after starting is not restarted at once, so a broken model cannot spin.
+RESTART_BACKOFF_S = 5.0
+
+
+@dataclass
+class Request:
+    conn: Connection
+    send_lock: threading.Lock
+    id: int
+    method: str
+    inputs: list
+
+    def reply(self, *message) -> None:
+        try:
+            with self.send_lock:
+                self.conn.send((self.id, *message))
+        except (OSError, ValueError):
+            pass  # that worker went away; its job is its supervisor's business
+
+
+@dataclass
+class Batcher:
+    """Groups queued requests into batches and runs them on the networks."""
+
+    networks: object
+    requests: queue.Queue
+    max_batch: int
+    max_wait_s: float
+    batchable: frozenset
+    _held: deque = field(default_factory=deque)
+
+    def next_batch(self) -> list[Request]:
+        first = self._held.popleft() if self._held else self.requests.get()
+        batch, size = [first], len(first.inputs)
+        if first.method not in self.batchable:
+            return batch
+        for item in [item for item in self._held if item.method == first.method]:
+            if size + len(item.inputs) <= self.max_batch:
+                self._held.remove(item)
+                batch.append(item)
+                size += len(item.inputs)
+        deadline = time.monotonic() + self.max_wait_s
+        while size < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self.requests.get(timeout=remaining) if remaining > 0 else self.requests.get_nowait()
+            except queue.Empty:
+                break
+            if item.method == first.method and size + len(item.inputs) <= self.max_batch:
+                batch.append(item)
+                size += len(item.inputs)
+            else:
+                self._held.append(item)
+        return batch
+
+    def run(self, batch: list[Request]) -> None:
+        method = getattr(self.networks, batch[0].method)
+        try:
+            outputs = method([x for request in batch for x in request.inputs])
+        except Exception as exc:  # noqa: BLE001 - a bad input fails its request, never the process
+            if len(batch) > 1:
+                for request in batch:  # find whose input it was; the others still get answers
+                    self.run([request])
+                return
+            batch[0].reply("error", f"{type(exc).__name__}: {exc}")
+            return
+        start = 0
+        for request in batch:
+            request.reply("ok", outputs[start:start + len(request.inputs)], len(batch))
+            start += len(request.inputs)
+
+    def forever(self) -> None:
+        while True:
+            self.run(self.next_batch())
+
+
+def _read(conn: Connection, hello: dict, requests: queue.Queue) -> None:
+    """One worker's connection: greet it, then queue each request it sends until it hangs up."""
+    send_lock = threading.Lock()
+    try:
+        with send_lock:
+            conn.send(hello)
+        while True:
+            request_id, method, inputs = conn.recv()
+            request = Request(conn, send_lock, request_id, method, list(inputs))
+            if method in METHODS:
+                requests.put(request)
+            else:
+                request.reply("error", f"unknown inference method {method!r}")
+    except (EOFError, OSError, ValueError, TypeError):
+        conn.close()
+
+
+def serve(address: str, device: str, models_dir: str | None, max_batch: int, max_wait_ms: float,
+          threads: int | None, nice: int) -> None:
+    """Entry point of the spawned process: load the networks, then answer requests until killed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us last.
+    if nice:
+        os.nice(nice)
+    from analysis.device import resolve_device
+    from analysis.networks import BATCHED, Networks
+
+    networks = Networks(device=resolve_device(device), threads=threads,
+                        models_dir=Path(models_dir) if models_dir else None)
+    hello = {"pid": os.getpid(), "device": networks.device.name, "reason": networks.device.reason,
+             "tag_models": networks.tag_models, "tags": networks.describe_tags()}
+    requests: queue.Queue = queue.Queue()
+    if os.path.exists(address):
+        os.unlink(address)  # left by a killed predecessor
+    listener = Listener(address, family="AF_UNIX")
+
+    def accept() -> None:
+        while True:
+            conn = listener.accept()
+            threading.Thread(target=_read, args=(conn, hello, requests), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    Batcher(networks, requests, max_batch, max_wait_ms / 1000.0, BATCHED).forever()
+
+
+class InferenceProcess:
+    """The supervisor's handle: start it, restart it when it dies, stop it last."""
+
+    def __init__(self, *, device: str, models_dir: str | None, max_batch: int, max_wait_ms: float,
+                 threads: int | None, nice: int) -> None:
+        self._folder = tempfile.mkdtemp(prefix="beatwatch-")
+        self.address = os.path.join(self._folder, "inference.sock")
+        self._args = (self.address, device, models_dir, max_batch, max_wait_ms, threads, nice)
+        self.process = None
+        self.restarts = 0
+        self._started = 0.0
+
+    def start(self) -> None:
+        self.process = spawn(serve, self._args, name="beatwatch-inference")
+        self._started = time.monotonic()
+        log.info("started the inference process (pid %s)", self.process.pid)
+
+    def check(self) -> None:
+        """Restart it if it died (its clients resend what they were waiting for)."""
+        if self.process is None or self.process.is_alive():
+            return
+        if time.monotonic() - self._started < RESTART_BACKOFF_S:
+            return
+        log.warning("inference process (pid %s) exited with code %s; restarting", self.process.pid,
+                    self.process.exitcode)
+        self.restarts += 1
+        self.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None and self.process.is_alive() else None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=10)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(timeout=5)
+        shutil.rmtree(self._folder, ignore_errors=True)
