@@ -52,9 +52,7 @@ class Audio:
     @property
     def mono(self) -> np.ndarray:
         """Channel average, shape (n,), the signal every analysis but loudness reads."""
-        if self.samples.shape[1] == 1:
-            return self.samples[:, 0]
-        return self.samples.mean(axis=1, dtype=np.float32)
+        return mono_mix(self.samples)
 
     @property
     def duration(self) -> float:
@@ -141,9 +139,14 @@ class Chunk:
 
     @property
     def mono(self) -> np.ndarray:
-        if self.samples.shape[1] == 1:
-            return self.samples[:, 0]
-        return self.samples.mean(axis=1, dtype=np.float32)
+        return mono_mix(self.samples)
+
+
+def mono_mix(samples: np.ndarray) -> np.ndarray:
+    """(n, channels) -> (n,) float32 channel average; a mono signal is returned as a view, not copied."""
+    if samples.shape[1] == 1:
+        return samples[:, 0]
+    return samples.mean(axis=1, dtype=np.float32)
 
 
 def _channels(info: AudioInfo) -> int:

@@ -161,11 +161,11 @@ class Analyzer:
     def _take_chunk(self, chunk: Chunk, meter: LoudnessMeter, frames: _Frames, stage) -> None:
         """Reduce one chunk to its compact per-frame results; the chunk's samples are dropped after."""
         core = chunk.samples[chunk.core_start:chunk.core_end]
-        core_mono = core.mean(axis=1, dtype=np.float32)
+        mono = chunk.mono
+        core_mono = mono[chunk.core_start:chunk.core_end]
         with stage("loudness"):
             meter.add(core)
             frames.energy.append(energy_curve(core_mono, SAMPLE_RATE))
-        mono = chunk.mono
         with stage("features"):
             features = self._features(mono, SAMPLE_RATE)
             key_spec = self._key.spectrogram(mono, SAMPLE_RATE)

@@ -138,7 +138,9 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
     from analysis.networks import Networks
     from analysis.pipeline import Analyzer
     from .jobrun import analyze_file
+    from .memory import return_freed_memory
 
+    return_freed_memory()
     networks = Networks(device=resolve_device(settings.inference.device), models_dir=settings.models.dir)
     analyzer = Analyzer(networks, chunk_s=settings.analysis.chunk_s)
     documents, failed = [], 0

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from .memory import return_freed_memory
+
 HEARTBEAT_S = 1.0
 
 
@@ -50,6 +52,7 @@ def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: f
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     if nice:
         os.nice(nice)
+    return_freed_memory()
     from analysis.pipeline import Analyzer
     from store.db import open_database
 
