@@ -94,10 +94,13 @@ def core_frames(chunk: Chunk, frames: int, fps: float) -> slice:
 class Analyzer:
     """The analyses' filterbanks, decoders and networks; one per process, reused for every file."""
 
-    def __init__(self, networks: Networks, *, chunk_s: float = DEFAULT_CHUNK_S) -> None:
+    def __init__(self, networks: Networks, *, chunk_s: float = DEFAULT_CHUNK_S,
+                 after_chunk: Callable[[], object] = lambda: None) -> None:
         """networks: this process's own (`Networks`) or a client of the daemon's inference process,
-        which has the same methods."""
+        which has the same methods; after_chunk: run between the chunks of a long file (the daemon
+        hands freed memory back to the system there)."""
         self.networks = networks
+        self._after_chunk = after_chunk
         self.chunk_s = float(round(chunk_s))
         self.analyses = {**ANALYSES, "tags": networks.describe_tags()}
         self._features = RhythmFeatureProcessor()
@@ -132,6 +135,9 @@ class Analyzer:
         for chunk in _timed(stream(info, chunk_s=self.chunk_s, margin_s=MARGIN_S), stage, "decode"):
             samples = chunk.offset + chunk.core_end
             self._take_chunk(chunk, meter, frames, stage)
+            del chunk  # everything this chunk computed is garbage by now
+            if info.duration > self.chunk_s:  # a song is one chunk: nothing to hand back between chunks
+                self._after_chunk()
             report("analyse", 0.7 * samples / max(info.duration * SAMPLE_RATE, 1.0))
         duration = samples / SAMPLE_RATE
         with stage("loudness"):

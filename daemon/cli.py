@@ -138,11 +138,10 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
     from analysis.networks import Networks
     from analysis.pipeline import Analyzer
     from .jobrun import analyze_file
-    from .memory import return_freed_memory
+    from .memory import release_free_memory
 
-    return_freed_memory()
     networks = Networks(device=resolve_device(settings.inference.device), models_dir=settings.models.dir)
-    analyzer = Analyzer(networks, chunk_s=settings.analysis.chunk_s)
+    analyzer = Analyzer(networks, chunk_s=settings.analysis.chunk_s, after_chunk=release_free_memory)
     documents, failed = [], 0
     for path in files:
         try:

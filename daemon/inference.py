@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 
-from .memory import return_freed_memory
 from .pool import spawn
 
 log = logging.getLogger(__name__)
@@ -130,7 +129,6 @@ def serve(address: str, device: str, models_dir: str | None, max_batch: int, max
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us last.
     if nice:
         os.nice(nice)
-    return_freed_memory()
     from analysis.device import resolve_device
     from analysis.networks import BATCHED, Networks
 

@@ -1,25 +1,22 @@
-"""Freed memory goes back to the system at once, so a long job's peak is one chunk's, not its history's.
+"""Freed memory goes back to the system between a long file's chunks: its peak is one chunk's, not its history's.
 
-glibc serves allocations above a threshold with a mapping of their own and
-unmaps them on free, but it raises that threshold (up to 32 MB) each time
-such a block is freed; after the first chunk, the analysis's 1-30 MB
-arrays come from the heap instead, whose freed pages the process keeps.
-Fixing the threshold at 1 MB cut the peak RSS of a 30-minute mix analysed
-in one process from 1.20 GB to 0.87 GB.
+glibc keeps freed heap pages for reuse, and it serves the analysis's
+multi-MB arrays from the heap once it has raised its mmap threshold (up to
+32 MB) after the first large free; over a long file the pages each chunk
+freed stay resident in fragments. malloc_trim after each chunk hands them
+back. Fixing the mmap threshold low instead bounded memory as well, but
+every large array then paid for fresh pages: feature extraction ran up to
+3x slower and the batch 15 % slower. Songs (one chunk) are not trimmed.
 """
 
 from __future__ import annotations
 
 import ctypes
 
-M_MMAP_THRESHOLD = -3
-THRESHOLD_BYTES = 1 << 20
 
-
-def return_freed_memory() -> bool:
-    """Fix glibc's mmap threshold for this process; False where the C library is not glibc."""
+def release_free_memory() -> bool:
+    """Return glibc's free heap pages to the system; False where the C library is not glibc."""
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, THRESHOLD_BYTES))
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
     except (OSError, AttributeError):
         return False

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from .memory import return_freed_memory
+from .memory import release_free_memory
 
 HEARTBEAT_S = 1.0
 
@@ -52,11 +52,11 @@ def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: f
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     if nice:
         os.nice(nice)
-    return_freed_memory()
     from analysis.pipeline import Analyzer
     from store.db import open_database
 
-    analyzer = Analyzer(_networks(models_dir, device, inference_address), chunk_s=chunk_s)
+    analyzer = Analyzer(_networks(models_dir, device, inference_address), chunk_s=chunk_s,
+                        after_chunk=release_free_memory)
     engine = open_database(store_url)
     _cap_address_space(memory_mb)
     send_lock = threading.Lock()
