@@ -48,8 +48,9 @@ def _network(prefix: str, model: onnx.ModelProto, nodes: list, initializers: lis
         nodes.append(helper.make_node("Transpose", [sequence], [f"{sequence}_t"], perm=[0, 2, 1, 3]))
         nodes.append(helper.make_node("Reshape", [f"{sequence}_t", "keep_two_dims"], [f"{sequence}_cat"]))
         current = f"{sequence}_cat"
-    dense = [tensor for tensor in model.graph.initializer if tensor.name.startswith(("weights_", "bias_"))]
-    kernel, bias = (numpy_helper.to_array(tensor) for tensor in sorted(dense, key=lambda t: t.name, reverse=True))
+    dense = {tensor.name.split("_")[0]: numpy_helper.to_array(tensor) for tensor in model.graph.initializer
+             if tensor.name.startswith(("weights_", "bias_"))}
+    kernel, bias = dense["weights"], dense["bias"]
     initializers += [numpy_helper.from_array(kernel, f"{prefix}_kernel"), numpy_helper.from_array(bias, f"{prefix}_bias")]
     nodes.append(helper.make_node("MatMul", [current, f"{prefix}_kernel"], [f"{prefix}_mm"]))
     nodes.append(helper.make_node("Add", [f"{prefix}_mm", f"{prefix}_bias"], [f"{prefix}_logits"]))

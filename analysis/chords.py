@@ -14,10 +14,10 @@ from madmom.ml.crf import ConditionalRandomField
 from madmom.models import CHORDS_CFCRF
 from scipy.special import logsumexp
 
+from .audio import SAMPLE_RATE
 from .spectrum import log_filtered_spectrogram, log_filterbank
 
 FPS = 10
-SAMPLE_RATE = 44100
 # madmom's CNNChordFeatureProcessor input: 8192-sample frames, 24 bands per octave from 60 to 2600 Hz.
 FRAME_SIZE = 8192
 BANDS_PER_OCTAVE, FMIN, FMAX = 24, 60.0, 2600.0

@@ -1,6 +1,6 @@
 """Where the networks run, decided once and said out loud: a GPU run never quietly becomes a CPU run.
 
-The beat/downbeat networks (the bulk of the neural work) run through
+madmom's networks (beats/downbeats, chord features, key) run through
 onnxruntime, which can use a GPU only when its CUDA execution provider is
 installed (the onnxruntime-gpu build). "auto" takes the GPU when that holds
 and otherwise says why it chose the CPU; "cuda" without a usable provider is

@@ -36,6 +36,7 @@ import math
 import numpy as np
 from madmom.features.key import KEY_LABELS
 
+from .audio import SAMPLE_RATE
 from .spectrum import log_filtered_spectrogram, log_filterbank
 from .tonality import NUM_KEYS, bar_weights, chord_runs, harmonic_fit, tonic_evidence
 from .viterbi import switch_path
@@ -44,7 +45,6 @@ FPS = 5
 # madmom's key CNN input: 8192-sample frames, 24 bands per octave from 65 to 2100 Hz.
 FRAME_SIZE = 8192
 BANDS_PER_OCTAVE, FMIN, FMAX = 24, 65.0, 2100.0
-SAMPLE_RATE = 44100
 LOCAL_WINDOW_S = 10.0
 # Longest slice the CNN hears at once (its memory grows with its input; a song is one slice).
 CNN_MAX_S = 600.0

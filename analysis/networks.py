@@ -17,6 +17,7 @@ input at a time, so their lists are run in turn.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -56,14 +57,15 @@ class _Feedforward:
 class Networks:
     """The downbeat ensemble, chord-feature CNN, key CNN and tag models of one process."""
 
-    def __init__(self, *, device: Device | None = None, threads: int | None = None,
-                 models_dir: os.PathLike | None = None) -> None:
-        """threads: intra-op threads per session (1 in daemon workers, which already fill the CPUs)."""
-        self.device = device or resolve_device("auto")
+    def __init__(self, *, device: str = "auto", threads: int | None = None,
+                 models_dir: os.PathLike | str | None = None) -> None:
+        """device: inference.device (raises DeviceError when it cannot be honoured);
+        threads: intra-op threads per session (1 in daemon workers, which already fill the CPUs)."""
+        self.device = resolve_device(device)
         self._downbeats = session(ensemble_graph(list(DOWNBEATS_BLSTM)), self.device, threads)
         self._chords = _Feedforward(CHORDS_CNN_FEAT[0], self.device, threads)
         self._key = [_Feedforward(path, self.device, threads) for path in KEY_CNN]
-        self._tagger = Tagger(models_dir)
+        self._tagger = Tagger(Path(models_dir) if models_dir is not None else None)
 
     @property
     def tag_models(self) -> list[str]:

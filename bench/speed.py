@@ -26,6 +26,8 @@ from pathlib import Path
 import onnxruntime
 import psutil
 
+from analysis.audio import probe
+
 from .songs import _bars, benchmark_suite, ensure_suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +53,7 @@ def batch_specs(n: int = BATCH) -> list:
 def three_hour_mix(songs: list[Path]) -> Path:
     """The batch's songs joined (through the concat filter, which takes mixed formats) and looped to MIX_S."""
     mix = OUT / "mix-3h.mp3"
-    if mix.exists() and _duration(mix) >= MIX_S - 1:
+    if mix.exists() and probe(mix).duration >= MIX_S - 1:
         return mix
     cycle = OUT / "mix-cycle.wav"
     inputs = [arg for song in songs for arg in ("-i", str(song))]
@@ -63,12 +65,6 @@ def three_hour_mix(songs: list[Path]) -> Path:
                     "-b:a", "128k", str(mix)], check=True)
     cycle.unlink()
     return mix
-
-
-def _duration(path: Path) -> float:
-    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
-                           capture_output=True, text=True)
-    return float(probe.stdout.strip() or 0)
 
 
 def run_daemon(files: list[Path], *, mode: str, device: str = "cpu", watch_memory: bool) -> dict:

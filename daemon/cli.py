@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from analysis.audio import AUDIO_EXTENSIONS
-from analysis.device import DeviceError, resolve_device
+from analysis.device import DeviceError
 
 from . import config as config_mod
 
@@ -140,7 +140,7 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
     from .jobrun import analyze_file
     from .memory import release_free_memory
 
-    networks = Networks(device=resolve_device(settings.inference.device), models_dir=settings.models.dir)
+    networks = Networks(device=settings.inference.device, models_dir=settings.models.dir)
     analyzer = Analyzer(networks, chunk_s=settings.analysis.chunk_s, after_chunk=release_free_memory)
     documents, failed = [], 0
     for path in files:

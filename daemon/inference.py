@@ -23,7 +23,6 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Listener
-from pathlib import Path
 
 from .pool import spawn
 
@@ -129,11 +128,9 @@ def serve(address: str, device: str, models_dir: str | None, max_batch: int, max
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us last.
     if nice:
         os.nice(nice)
-    from analysis.device import resolve_device
     from analysis.networks import BATCHED, Networks
 
-    networks = Networks(device=resolve_device(device), threads=threads,
-                        models_dir=Path(models_dir) if models_dir else None)
+    networks = Networks(device=device, threads=threads, models_dir=models_dir or None)
     hello = {"pid": os.getpid(), "device": networks.device.name, "reason": networks.device.reason,
              "tag_models": networks.tag_models, "tags": networks.describe_tags()}
     requests: queue.Queue = queue.Queue()

@@ -90,9 +90,8 @@ def _networks(models_dir: str, device: str, inference_address: str | None):
     if inference_address is not None:
         from .inference_client import InferenceClient
         return InferenceClient(inference_address)
-    from analysis.device import resolve_device
     from analysis.networks import Networks
-    return Networks(device=resolve_device(device), threads=1, models_dir=Path(models_dir))
+    return Networks(device=device, threads=1, models_dir=models_dir)
 
 
 def _cap_address_space(memory_mb: int) -> None:
