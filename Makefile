@@ -32,8 +32,8 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 # The musicnn checkpoints frozen into Essentia graphs (offline); rebuilt only when the builder changes.
-$(MODELS) &: analysis/models_build.py analysis/zoo.py | $(STAMP)
-	$(BIN)/python -m analysis.models_build --out models
+$(MODELS) &: analysis/nets/models_build.py analysis/nets/zoo.py | $(STAMP)
+	$(BIN)/python -m beatwatch.analysis.nets.models_build --out models
 
 run: install
 	mkdir -p inbox

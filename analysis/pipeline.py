@@ -27,27 +27,27 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import ANALYZER_VERSION
-from .audio import SAMPLE_RATE, Chunk, content_hash, probe, resample, stream
-from .beat_chords import BeatChordDecoder
-from .chords import FPS as CHORD_FPS
-from .chords import ChordRecognizer
-from .chords import segments as chord_segments
-from .danceability import danceability
+from beatwatch.analysis.audio.decode import SAMPLE_RATE, Chunk, content_hash, probe, resample, stream
+from beatwatch.analysis.harmony.beat_chords import BeatChordDecoder
+from beatwatch.analysis.harmony.chords import FPS as CHORD_FPS
+from beatwatch.analysis.harmony.chords import ChordRecognizer
+from beatwatch.analysis.harmony.chords import segments as chord_segments
+from beatwatch.analysis.rhythm.danceability import danceability
 from .errors import InputError
-from .features import FPS as RHYTHM_FPS
-from .features import RhythmFeatureProcessor
-from .harmonic_rhythm import regroup
-from .key import FPS as KEY_FPS
-from .key import KeyRecognizer
+from beatwatch.analysis.audio.features import FPS as RHYTHM_FPS
+from beatwatch.analysis.audio.features import RhythmFeatureProcessor
+from beatwatch.analysis.rhythm.harmonic_rhythm import regroup
+from beatwatch.analysis.harmony.key import FPS as KEY_FPS
+from beatwatch.analysis.harmony.key import KeyRecognizer
 from .loudness import LoudnessMeter, energy_curve
-from .rhythm import Activations, BeatTracker
-from .tempo import estimate_tempo
+from beatwatch.analysis.rhythm.beats import Activations, BeatTracker
+from beatwatch.analysis.rhythm.tempo import estimate_tempo
 from .timeline import Results, assemble
-from .transients import detect_onsets, match_beats
-from .zoo import SAMPLE_RATE as TAG_SAMPLE_RATE
+from beatwatch.analysis.rhythm.transients import detect_onsets, match_beats
+from beatwatch.analysis.nets.zoo import SAMPLE_RATE as TAG_SAMPLE_RATE
 
 if TYPE_CHECKING:  # a worker served by the inference process never loads the networks' runtimes
-    from .networks import Networks
+    from beatwatch.analysis.nets.networks import Networks
 
 # Below this length beat tracking and key detection have too little to go on.
 MIN_MUSIC_S = 3.0

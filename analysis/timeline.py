@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import AudioInfo
-from .chords import ChordSegment
-from .key import KeyResult
+from beatwatch.analysis.audio.decode import AudioInfo
+from beatwatch.analysis.harmony.chords import ChordSegment
+from beatwatch.analysis.harmony.key import KeyResult
 from .loudness import ENERGY_HOP_S, Loudness, span_loudness
-from .rhythm import Beats
-from .tags import top_k
-from .tempo import Tempo
-from .transients import BeatTransients
+from beatwatch.analysis.rhythm.beats import Beats
+from beatwatch.analysis.nets.tags import top_k
+from beatwatch.analysis.rhythm.tempo import Tempo
+from beatwatch.analysis.rhythm.transients import BeatTransients
 
 SCHEMA = "beatwatch.timeline/1"
 

@@ -91,7 +91,7 @@ def analyse(audio: Path) -> dict:
     from madmom.audio.signal import Signal
     from madmom.features.key import key_prediction_to_label
 
-    from analysis.audio import decode, probe
+    from beatwatch.analysis.audio.decode import decode, probe
 
     p = _load()
     mono = np.ascontiguousarray(decode(probe(audio)).mono, dtype=np.float32)

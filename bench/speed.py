@@ -26,7 +26,7 @@ from pathlib import Path
 import onnxruntime
 import psutil
 
-from analysis.audio import probe
+from beatwatch.analysis.audio.decode import probe
 
 from .songs import _bars, benchmark_suite, ensure_suite
 
@@ -109,9 +109,9 @@ def run_daemon(files: list[Path], *, mode: str, device: str = "cpu", watch_memor
 def writing_s(documents: list[dict], folder: Path) -> float:
     """The supervisor's write path (atomic sidecar, then the rows in one transaction) run again on the batch's
     documents into a fresh database: the daemon stores after the sidecar's own timings are taken."""
-    from store.db import open_database, sqlite_url
-    from store.records import save_timeline
-    from store.sidecar import write_sidecar
+    from beatwatch.store.db import open_database, sqlite_url
+    from beatwatch.store.records import save_timeline
+    from beatwatch.store.sidecar import write_sidecar
 
     folder.mkdir()
     engine = open_database(sqlite_url(folder / "rewrite.db"))

@@ -9,8 +9,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from analysis.audio import AUDIO_EXTENSIONS
-from analysis.device import DeviceError
+from beatwatch.analysis.audio.decode import AUDIO_EXTENSIONS
+from beatwatch.analysis.nets.device import DeviceError
 
 from . import config as config_mod
 
@@ -127,16 +127,16 @@ def _one_line(doc: dict, sidecar: Path) -> str:
 
 
 def _open_store(settings: config_mod.Settings):
-    from store.db import open_database
+    from beatwatch.store.db import open_database
     return open_database(settings.store.url)
 
 
 def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir: Path | None,
                  engine, quiet: bool) -> tuple[list[dict], int]:
     """Analyse each file with one Analyzer; a failure is reported in one line and the rest go on."""
-    from analysis.errors import AnalysisError
-    from analysis.networks import Networks
-    from analysis.pipeline import Analyzer
+    from beatwatch.analysis.errors import AnalysisError
+    from beatwatch.analysis.nets.networks import Networks
+    from beatwatch.analysis.pipeline import Analyzer
     from .jobrun import analyze_file
     from .memory import release_free_memory
 
@@ -177,7 +177,7 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from store.records import find_analysis
+    from beatwatch.store.records import find_analysis
 
     settings = config_mod.load(args.config)
     try:
@@ -207,7 +207,7 @@ def _load_track(args) -> tuple[dict, Path | None]:
     if target.name.endswith(".beatwatch.json") and target.is_file():
         sidecar = target
     else:
-        from store.records import find_analysis
+        from beatwatch.store.records import find_analysis
 
         try:
             found = find_analysis(_open_store(config_mod.load(args.config)), args.target)
@@ -225,14 +225,14 @@ def _load_track(args) -> tuple[dict, Path | None]:
 
 
 def _decode(path: Path):
-    from analysis.audio import decode, probe
+    from beatwatch.analysis.audio.decode import decode, probe
 
     return decode(probe(path))
 
 
 def cmd_plot(args) -> int:
-    from analysis.errors import AnalysisError
-    from analysis.plot import render_plot
+    from beatwatch.analysis.errors import AnalysisError
+    from beatwatch.render.plot import render_plot
 
     try:
         document, audio_path = _load_track(args)
@@ -250,8 +250,8 @@ def cmd_plot(args) -> int:
 
 
 def cmd_click(args) -> int:
-    from analysis.click import render_click
-    from analysis.errors import AnalysisError
+    from beatwatch.render.click import render_click
+    from beatwatch.analysis.errors import AnalysisError
 
     try:
         document, audio_path = _load_track(args)
@@ -270,8 +270,8 @@ def cmd_click(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from analysis.models_build import BuildError, build_musicnn
-    from analysis.zoo import ModelFileError, list_models
+    from beatwatch.analysis.nets.models_build import BuildError, build_musicnn
+    from beatwatch.analysis.nets.zoo import ModelFileError, list_models
 
     folder = config_mod.load(args.config).models.dir
     try:
@@ -328,7 +328,7 @@ def cmd_status(args) -> int:
 def cmd_retry(args) -> int:
     import time
 
-    from store import jobs
+    from beatwatch.store import jobs
 
     if not args.ids and not args.failed:
         raise UsageError("retry needs job ids or --failed")
@@ -342,7 +342,7 @@ def cmd_rescan(args) -> int:
     import os
     import time
 
-    from store import jobs
+    from beatwatch.store import jobs
     from .watcher import NameFilter
 
     settings = config_mod.load(args.config)

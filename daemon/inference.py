@@ -128,7 +128,7 @@ def serve(address: str, device: str, models_dir: str | None, max_batch: int, max
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us last.
     if nice:
         os.nice(nice)
-    from analysis.networks import BATCHED, Networks
+    from beatwatch.analysis.nets.networks import BATCHED, Networks
 
     networks = Networks(device=device, threads=threads, models_dir=models_dir or None)
     hello = {"pid": os.getpid(), "device": networks.device.name, "reason": networks.device.reason,

@@ -1,4 +1,4 @@
-"""A worker's side of the inference process: the same methods as `analysis.networks.Networks`.
+"""A worker's side of the inference process: the same methods as `beatwatch.analysis.nets.networks.Networks`.
 
 The Analyzer cannot tell it from local networks. A request that finds the
 socket closed or gone (the process was killed and is being restarted) is
@@ -13,8 +13,8 @@ import logging
 import time
 from multiprocessing.connection import Client, Connection
 
-from analysis.device import Device
-from analysis.errors import AnalysisError
+from beatwatch.analysis.nets.device import Device
+from beatwatch.analysis.errors import AnalysisError
 
 log = logging.getLogger(__name__)
 

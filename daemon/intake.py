@@ -11,7 +11,7 @@ import time
 
 from sqlalchemy import Engine
 
-from store import jobs
+from beatwatch.store import jobs
 
 from .stability import StabilityTracker
 from .watcher import InboxWatcher, NameFilter

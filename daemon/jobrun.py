@@ -12,9 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from analysis.pipeline import Analyzer, Progress
-from store.records import save_timeline
-from store.sidecar import sidecar_path, write_sidecar
+from beatwatch.analysis.pipeline import Analyzer, Progress
+from beatwatch.store.records import save_timeline
+from beatwatch.store.sidecar import sidecar_path, write_sidecar
 
 
 @dataclass(frozen=True)

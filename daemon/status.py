@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from store import jobs
-from store.status import read_status
+from beatwatch.store import jobs
+from beatwatch.store.status import read_status
 
 BAR_WIDTH = 20
 STALE_AFTER_S = 30.0

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from analysis.device import resolve_device
-from store import jobs
-from store.db import open_database
-from store.records import rename_path, save_timeline_in
-from store.sidecar import remove_stray_temp_sidecars, sidecar_path, write_sidecar
-from store.status import write_status
+from beatwatch.analysis.nets.device import resolve_device
+from beatwatch.store import jobs
+from beatwatch.store.db import open_database
+from beatwatch.store.records import rename_path, save_timeline_in
+from beatwatch.store.sidecar import remove_stray_temp_sidecars, sidecar_path, write_sidecar
+from beatwatch.store.status import write_status
 
 from . import config as config_mod
 from .cpus import usable_cpus

@@ -52,8 +52,8 @@ def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: f
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     if nice:
         os.nice(nice)
-    from analysis.pipeline import Analyzer
-    from store.db import open_database
+    from beatwatch.analysis.pipeline import Analyzer
+    from beatwatch.store.db import open_database
 
     analyzer = Analyzer(_networks(models_dir, device, inference_address), chunk_s=chunk_s,
                         after_chunk=release_free_memory)
@@ -90,7 +90,7 @@ def _networks(models_dir: str, device: str, inference_address: str | None):
     if inference_address is not None:
         from .inference_client import InferenceClient
         return InferenceClient(inference_address)
-    from analysis.networks import Networks
+    from beatwatch.analysis.nets.networks import Networks
     return Networks(device=device, threads=1, models_dir=models_dir)
 
 
@@ -108,7 +108,7 @@ def _cap_address_space(memory_mb: int) -> None:
 
 def _plot(document: dict, out: Path) -> None:
     """Drawn here, not in the supervisor: a figure takes a second, the supervisor loop must not wait."""
-    from analysis.plot import render_plot
+    from beatwatch.render.plot import render_plot
 
     temp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
     render_plot(document, temp)
@@ -122,11 +122,11 @@ def _heartbeat(send, job_id: int, stop: threading.Event) -> None:
 
 def run_task(analyzer, engine, task: Task, *, progress) -> Outcome:
     """Reuse an existing analysis of the same content (unless retry forces), else analyse; errors become outcomes."""
-    from analysis import ANALYZER_VERSION
-    from analysis.audio import content_hash
-    from analysis.errors import AnalysisError
-    from analysis.timeline import printable
-    from store.records import existing_analysis
+    from beatwatch.analysis import ANALYZER_VERSION
+    from beatwatch.analysis.audio.decode import content_hash
+    from beatwatch.analysis.errors import AnalysisError
+    from beatwatch.analysis.timeline import printable
+    from beatwatch.store.records import existing_analysis
 
     try:
         digest = content_hash(task.path)

@@ -49,8 +49,8 @@ def encode(src: Path, dst: Path, *extra: str) -> Path:
 
 @pytest.fixture(scope="session")
 def analyzer():
-    from analysis.networks import Networks
-    from analysis.pipeline import Analyzer
+    from beatwatch.analysis.nets.networks import Networks
+    from beatwatch.analysis.pipeline import Analyzer
     return Analyzer(Networks())
 
 

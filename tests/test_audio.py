@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.audio import SAMPLE_RATE, content_hash, decode, probe
-from analysis.errors import InputError
+from beatwatch.analysis.audio.decode import SAMPLE_RATE, content_hash, decode, probe
+from beatwatch.analysis.errors import InputError
 from tests.conftest import click_track, encode, write_wav
 
 

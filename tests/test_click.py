@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from analysis.audio import Audio, AudioInfo, decode, probe
-from analysis.click import BLOCK_S, CLICK_S, PEAK_LIMIT, render_click
+from beatwatch.analysis.audio.decode import Audio, AudioInfo, decode, probe
+from beatwatch.render.click import BLOCK_S, CLICK_S, PEAK_LIMIT, render_click
 from tests.conftest import SR, write_wav
 
 ONSET_TOLERANCE_S = 0.010

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import ConfigError, Settings, load
+from beatwatch.daemon.config import ConfigError, Settings, load
 
 EXAMPLE = Path(__file__).parents[1] / "config.example.toml"
 

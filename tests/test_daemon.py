@@ -14,7 +14,7 @@ import numpy as np
 import psutil
 import pytest
 
-from daemon.notify import Notifier
+from beatwatch.daemon.notify import Notifier
 from tests.conftest import click_track, encode, write_wav
 from tests.daemon_harness import Daemon, wait_for
 

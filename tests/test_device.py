@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis.device import DeviceError, resolve_device
+from beatwatch.analysis.nets.device import DeviceError, resolve_device
 
 
 def test_auto_on_this_host_is_the_cpu_with_its_reason():

@@ -6,7 +6,7 @@ import argparse
 import tomllib
 from pathlib import Path
 
-from daemon.cli import _parser
+from beatwatch.daemon.cli import _parser
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text()

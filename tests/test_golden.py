@@ -31,8 +31,8 @@ def comparable(document: dict) -> dict:
 def test_sidecar_matches_the_release_before(tmp_path):
     if not (MODELS / "msd-musicnn.pb").is_file():
         pytest.skip("tag models not built (make install builds them)")
-    from analysis.networks import Networks
-    from analysis.pipeline import Analyzer
+    from beatwatch.analysis.nets.networks import Networks
+    from beatwatch.analysis.pipeline import Analyzer
 
     song = render_progression(tmp_path, "i-VI-III-VII", tonic=9, bars=8, style="easy", melody=True)
     document = Analyzer(Networks(models_dir=MODELS)).analyze(song.audio)

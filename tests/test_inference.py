@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from daemon.inference import InferenceProcess
-from daemon.inference_client import InferenceClient
+from beatwatch.daemon.inference import InferenceProcess
+from beatwatch.daemon.inference_client import InferenceClient
 from tests.daemon_harness import wait_for
 
 FEATURES = 314
@@ -89,7 +89,7 @@ def test_requests_pending_when_the_process_is_killed_are_answered_after_the_rest
 
 
 def test_a_bad_request_gets_an_error_and_the_process_serves_on(inference):
-    from analysis.errors import AnalysisError
+    from beatwatch.analysis.errors import AnalysisError
 
     server = inference()
     client = InferenceClient(server.address)

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import DEFAULT_IGNORE
-from daemon.intake import Intake
-from daemon.stability import files_open_for_writing
-from daemon.watcher import NameFilter
-from store import jobs
-from store.db import open_database, sqlite_url
+from beatwatch.daemon.config import DEFAULT_IGNORE
+from beatwatch.daemon.intake import Intake
+from beatwatch.daemon.stability import files_open_for_writing
+from beatwatch.daemon.watcher import NameFilter
+from beatwatch.store import jobs
+from beatwatch.store.db import open_database, sqlite_url
 from tests.daemon_harness import wait_for
 
 SETTLE_S = 0.5

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
-from store import jobs
-from store.db import open_database, sqlite_url
-from store.records import SCHEMA, save_timeline, save_timeline_in
-from store.transactions import write_transaction
+from beatwatch.store import jobs
+from beatwatch.store.db import open_database, sqlite_url
+from beatwatch.store.records import SCHEMA, save_timeline, save_timeline_in
+from beatwatch.store.transactions import write_transaction
 
 T0 = 1_700_000_000.0
 LEASE = 30.0

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from madmom.features.key import KEY_LABELS
 
-from analysis.beat_chords import beat_grid
-from analysis.viterbi import switch_path
-from analysis.chords import ChordSegment
-from analysis.harmonic_rhythm import regroup
-from analysis.key import KeyRecognizer, decode
-from analysis.rhythm import Activations, Beats
-from analysis.tonality import LAST_CHORD_WEIGHT, Chord, cadences, chord_class, held_excess, relative, tonic_evidence
+from beatwatch.analysis.harmony.beat_chords import beat_grid
+from beatwatch.analysis.harmony.viterbi import switch_path
+from beatwatch.analysis.harmony.chords import ChordSegment
+from beatwatch.analysis.rhythm.harmonic_rhythm import regroup
+from beatwatch.analysis.harmony.key import KeyRecognizer, decode
+from beatwatch.analysis.rhythm.beats import Activations, Beats
+from beatwatch.analysis.harmony.tonality import LAST_CHORD_WEIGHT, Chord, cadences, chord_class, held_excess, relative, tonic_evidence
 
 BAR_S = 2.0
 UNIFORM = np.full(24, 1 / 24)

@@ -6,7 +6,7 @@ import mir_eval
 import numpy as np
 import pytest
 
-from analysis.pipeline import Analyzer
+from beatwatch.analysis.pipeline import Analyzer
 from tests.conftest import click_track, encode, write_wav
 
 
@@ -41,8 +41,8 @@ def test_chunks_and_windows_leave_no_gap_double_beat_or_bar_jump(analyzer, long_
 
 
 def test_core_frames_tile_the_file():
-    from analysis.audio import Chunk
-    from analysis.pipeline import core_frames
+    from beatwatch.analysis.audio.decode import Chunk
+    from beatwatch.analysis.pipeline import core_frames
 
     total_frames, taken = 1001, []
     # 10.005 s of audio in chunks of 3 s with 1 s margins, as stream() makes them.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.loudness import energy_curve, measure_loudness, span_loudness
+from beatwatch.analysis.loudness import energy_curve, measure_loudness, span_loudness
 from tests.conftest import SR
 
 
@@ -48,7 +48,7 @@ def test_energy_curve_levels():
 
 
 def test_meter_fed_in_pieces_equals_one_pass():
-    from analysis.loudness import LoudnessMeter
+    from beatwatch.analysis.loudness import LoudnessMeter
 
     rng = np.random.default_rng(5)
     music = (rng.standard_normal((SR * 12, 2)) * np.linspace(0.01, 0.3, SR * 12)[:, None]).astype(np.float32)
@@ -63,7 +63,7 @@ def test_meter_fed_in_pieces_equals_one_pass():
 
 
 def test_pieces_shorter_than_a_block_are_carried_over():
-    from analysis.loudness import LoudnessMeter
+    from beatwatch.analysis.loudness import LoudnessMeter
 
     tone = np.stack([sine(0.1, 3.0)] * 2, axis=1)
     meter = LoudnessMeter(SR, 2)

@@ -7,7 +7,7 @@ import sys
 
 SCRIPT = """
 import sys, numpy as np
-from daemon.memory import release_free_memory
+from beatwatch.daemon.memory import release_free_memory
 def rss_mb():
     return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) / 1024
 big = np.ones(1 << 21)  # a 16 MB block: freeing it raises glibc's mmap threshold, as a chunk's arrays do

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from analysis.audio import Audio, AudioInfo, decode, probe
-from analysis.plot import (DPI, ENVELOPE_BLOCK, build_figure, chord_name, figure_size, label_stride, render_plot,
+from beatwatch.analysis.audio.decode import Audio, AudioInfo, decode, probe
+from beatwatch.render.plot import (DPI, ENVELOPE_BLOCK, build_figure, chord_name, figure_size, label_stride, render_plot,
                            waveform_envelope)
 from tests.conftest import SR, click_track, write_wav
 

@@ -6,9 +6,9 @@ import mir_eval
 import numpy as np
 import pytest
 
-from analysis.rhythm import Activations, BeatTracker
-from analysis.tempo import estimate_tempo, local_tempo
-from analysis.transients import Onsets, match_beats
+from beatwatch.analysis.rhythm.beats import Activations, BeatTracker
+from beatwatch.analysis.rhythm.tempo import estimate_tempo, local_tempo
+from beatwatch.analysis.rhythm.transients import Onsets, match_beats
 from tests.conftest import click_track, write_wav
 
 
@@ -94,7 +94,7 @@ def test_features_equal_madmoms_own_preprocessing():
     from madmom.audio.signal import Signal
     from madmom.features.downbeats import RNNDownBeatProcessor
 
-    from analysis.features import RhythmFeatureProcessor
+    from beatwatch.analysis.audio.features import RhythmFeatureProcessor
 
     signal, _ = click_track(117, seconds=8.0)
     reference = RNNDownBeatProcessor().processors[0](Signal(signal, sample_rate=44100, num_channels=1))
@@ -104,7 +104,7 @@ def test_features_equal_madmoms_own_preprocessing():
 
 
 def test_refining_moves_beats_to_the_activation_peak():
-    from analysis.rhythm import refine_to_peaks
+    from beatwatch.analysis.rhythm.beats import refine_to_peaks
 
     activation = np.zeros(100)
     activation[[11, 48, 99]] = [0.9, 0.8, 0.7]

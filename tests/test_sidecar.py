@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from store.sidecar import remove_stray_temp_sidecars, sidecar_path, write_sidecar
+from beatwatch.store.sidecar import remove_stray_temp_sidecars, sidecar_path, write_sidecar
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = {"schema": "beatwatch.timeline/1", "file": {"path": "/m/Café Ñandú.flac"},
@@ -62,7 +62,7 @@ def test_a_document_that_cannot_be_written_keeps_the_old_sidecar(tmp_path):
 
 CRASH_MID_WRITE = """
 import os, sys
-from store.sidecar import write_sidecar
+from beatwatch.store.sidecar import write_sidecar
 
 class Beats(list):
     def __iter__(self):
@@ -106,7 +106,7 @@ def test_stray_cleanup_removes_only_old_sidecar_temps_in_every_subfolder(tmp_pat
 
 
 def test_a_name_too_long_for_the_suffix_gets_a_short_unique_sidecar(tmp_path):
-    from store.sidecar import MAX_NAME_BYTES, sidecar_path, write_sidecar
+    from beatwatch.store.sidecar import MAX_NAME_BYTES, sidecar_path, write_sidecar
 
     first, second = "a" * 246 + "1.wav", "a" * 246 + "2.wav"
     one, two = sidecar_path(tmp_path / first), sidecar_path(tmp_path / second)

@@ -32,7 +32,7 @@ def _madmom_chain(*processors):
 def test_chord_spectrogram_equals_madmoms(chord_signal):
     from madmom.features.chords import CNNChordFeatureProcessor
 
-    from analysis.chords import ChordRecognizer
+    from beatwatch.analysis.harmony.chords import ChordRecognizer
 
     reference = _madmom_chain(*CNNChordFeatureProcessor().processors[:4])(chord_signal)
     ours = ChordRecognizer().spectrogram(chord_signal, SR)
@@ -43,7 +43,7 @@ def test_chord_spectrogram_equals_madmoms(chord_signal):
 def test_chord_features_equal_madmoms(chord_signal, analyzer):
     from madmom.features.chords import CNNChordFeatureProcessor
 
-    from analysis.chords import ChordRecognizer
+    from beatwatch.analysis.harmony.chords import ChordRecognizer
 
     reference = _madmom_chain(CNNChordFeatureProcessor())(chord_signal)
     ours = analyzer.networks.chord_features([ChordRecognizer().spectrogram(chord_signal, SR)])[0]
@@ -56,7 +56,7 @@ def test_key_spectrogram_equals_madmoms(chord_signal):
     from madmom.audio.spectrogram import LogarithmicFilteredSpectrogramProcessor
     from madmom.audio.stft import ShortTimeFourierTransformProcessor
 
-    from analysis.key import KeyRecognizer
+    from beatwatch.analysis.harmony.key import KeyRecognizer
 
     reference = _madmom_chain(
         FramedSignalProcessor(frame_size=8192, fps=5), ShortTimeFourierTransformProcessor(),
@@ -72,7 +72,7 @@ def test_filtering_per_block_equals_filtering_madmoms_magnitude(monkeypatch, siz
     from madmom.audio.signal import FramedSignal, Signal
     from madmom.audio.spectrogram import Spectrogram
 
-    from analysis import spectrum
+    from beatwatch.analysis import spectrum
 
     monkeypatch.setattr(spectrum, "BLOCK_SAMPLES", 37 * size)
     signal = np.random.default_rng(1).standard_normal(7 * rate).astype(np.float32)

@@ -10,10 +10,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from store.db import open_database, sqlite_url
-from store.migrations import STEPS, SchemaTooNew, Step, current_version, migrate
-from store.models import Base, File
-from store.records import AmbiguousHash, find_analysis, save_timeline
+from beatwatch.store.db import open_database, sqlite_url
+from beatwatch.store.migrations import STEPS, SchemaTooNew, Step, current_version, migrate
+from beatwatch.store.models import Base, File
+from beatwatch.store.records import AmbiguousHash, find_analysis, save_timeline
 
 HASH_A = "a" * 64
 HASH_B = "b" * 64

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.audio import resample
-from analysis.models_build import build_musicnn, is_fresh
-from analysis.tags import PATCH_FRAMES, Tagger, top_k
-from analysis.zoo import SAMPLE_RATE, list_models, write_metadata
+from beatwatch.analysis.audio.decode import resample
+from beatwatch.analysis.nets.models_build import build_musicnn, is_fresh
+from beatwatch.analysis.nets.tags import PATCH_FRAMES, Tagger, top_k
+from beatwatch.analysis.nets.zoo import SAMPLE_RATE, list_models, write_metadata
 from tests.conftest import SR, click_track
 
 # Scores are rounded to 4 decimals and TF 2.21 sums in a different order than Essentia's TF 2.5.
@@ -210,7 +210,7 @@ def test_long_tracks_are_sampled_evenly(built):
 
 def test_tagging_survives_onednn_switched_on_in_the_environment(built):
     """Essentia's TensorFlow dies with SIGFPE under TF_ENABLE_ONEDNN_OPTS=1; the tagger must switch it off."""
-    script = ("import sys, numpy as np; from pathlib import Path; from analysis.tags import Tagger; "
+    script = ("import sys, numpy as np; from pathlib import Path; from beatwatch.analysis.nets.tags import Tagger; "
               "print(len(Tagger(Path(sys.argv[1]))(np.ones(16000, np.float32))))")
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"}
     done = subprocess.run([sys.executable, "-c", script, str(built)], env=env, capture_output=True, text=True)

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from daemon.config import Resources
-from daemon.cpus import cgroup_cpu_limit, usable_cpus
-from daemon.throttle import MachineProbe, Sample, Throttle
+from beatwatch.daemon.config import Resources
+from beatwatch.daemon.cpus import cgroup_cpu_limit, usable_cpus
+from beatwatch.daemon.throttle import MachineProbe, Sample, Throttle
 
 
 def sample(cpu=10.0, mem=8000.0, temp=None, battery=None) -> Sample:

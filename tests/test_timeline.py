@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from analysis.audio import AudioInfo
-from analysis.chords import ChordSegment
-from analysis.loudness import Loudness
-from analysis.rhythm import Activations, BeatTracker, Beats
-from analysis.tempo import estimate_tempo
-from analysis.timeline import SCHEMA, Results, assemble, bar_chord, bars_from_beats
-from analysis.transients import BeatTransients
+from beatwatch.analysis.audio.decode import AudioInfo
+from beatwatch.analysis.harmony.chords import ChordSegment
+from beatwatch.analysis.loudness import Loudness
+from beatwatch.analysis.rhythm.beats import Activations, BeatTracker, Beats
+from beatwatch.analysis.rhythm.tempo import estimate_tempo
+from beatwatch.analysis.timeline import SCHEMA, Results, assemble, bar_chord, bars_from_beats
+from beatwatch.analysis.rhythm.transients import BeatTransients
 
 INFO = AudioInfo(path="/music/waltz.flac", size=1000, format="flac", duration=14.0, sample_rate=48000, channels=2)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DecoderError, InputError
+from beatwatch.analysis.errors import DecoderError, InputError
 
 SAMPLE_RATE = 44100
 # Names the daemon and `analyze FOLDER` treat as music; anything else in a folder is left alone.

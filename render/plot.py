@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.ticker import FuncFormatter, MultipleLocator
 
-from .audio import Audio
+from beatwatch.analysis.audio.decode import Audio
 
 FORMATS = (".png", ".svg", ".html")
 DPI = 100

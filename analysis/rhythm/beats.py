@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from madmom.features.downbeats import DBNDownBeatTrackingProcessor
 
-from .features import FPS
+from beatwatch.analysis.audio.features import FPS
 
 METERS = (3, 4)
 MIN_BPM = 55.0

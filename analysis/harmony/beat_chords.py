@@ -21,7 +21,7 @@ from madmom.ml.crf import ConditionalRandomField
 from madmom.models import CHORDS_CFCRF
 
 from .chords import FPS, LABELS, ChordSegment
-from .rhythm import Beats
+from beatwatch.analysis.rhythm.beats import Beats
 
 CHANGE_PENALTY = 5.0
 DOWNBEAT_BONUS = 2.0

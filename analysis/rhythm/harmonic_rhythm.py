@@ -26,7 +26,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .rhythm import Activations, Beats
+from .beats import Activations, Beats
 
 METERS = (3, 4)
 CHANGE_RADIUS_BEATS = 0.4  # a chord change counts for a beat this close (fully at the beat, less further off)

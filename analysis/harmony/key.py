@@ -36,8 +36,8 @@ import math
 import numpy as np
 from madmom.features.key import KEY_LABELS
 
-from .audio import SAMPLE_RATE
-from .spectrum import log_filtered_spectrogram, log_filterbank
+from beatwatch.analysis.audio.decode import SAMPLE_RATE
+from beatwatch.analysis.audio.spectrum import log_filtered_spectrogram, log_filterbank
 from .tonality import NUM_KEYS, bar_weights, chord_runs, harmonic_fit, tonic_evidence
 from .viterbi import switch_path
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .rhythm import Beats
+from .beats import Beats
 from .tempo import Tempo
 from .transients import BeatTransients
 

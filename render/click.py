@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .audio import Audio
+from beatwatch.analysis.audio.decode import Audio
 
 CLICK_S = 0.03
 CLICK_DECAY_S = 0.006

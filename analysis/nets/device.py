@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import onnxruntime
 
-from .errors import AnalysisError
+from beatwatch.analysis.errors import AnalysisError
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 

@@ -14,8 +14,8 @@ from madmom.ml.crf import ConditionalRandomField
 from madmom.models import CHORDS_CFCRF
 from scipy.special import logsumexp
 
-from .audio import SAMPLE_RATE
-from .spectrum import log_filtered_spectrogram, log_filterbank
+from beatwatch.analysis.audio.decode import SAMPLE_RATE
+from beatwatch.analysis.audio.spectrum import log_filtered_spectrogram, log_filterbank
 
 FPS = 10
 # madmom's CNNChordFeatureProcessor input: 8192-sample frames, 24 bands per octave from 60 to 2600 Hz.

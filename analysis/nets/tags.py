@@ -6,7 +6,7 @@ TensorflowPredictMusiCNN feeds its graph) are computed once per track and
 shared by every MusiCNN-family model, and zoo classification heads reuse those
 models' embeddings, so a further model costs one network pass, not another
 front end. Only Essentia's bundled TensorFlow runs here: the `tensorflow`
-Python package never loads in this process (see analysis.models_build).
+Python package never loads in this process (see beatwatch.analysis.nets.models_build).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The signal layer: one decode per file, the STFTs and the rhythm network's input features built from it."""

@@ -1,0 +1,1 @@
+"""Time: beats, bars and meter from the downbeat network, tempo, transients and danceability built on them."""
