@@ -46,7 +46,7 @@ from .timeline import Results, assemble
 from beatwatch.analysis.rhythm.transients import detect_onsets, match_beats
 from beatwatch.analysis.nets.zoo import SAMPLE_RATE as TAG_SAMPLE_RATE
 
-if TYPE_CHECKING:  # a worker served by the inference process never loads the networks' runtimes
+if TYPE_CHECKING:  # a worker served by the inference process loads neither onnxruntime nor Essentia
     from beatwatch.analysis.nets.networks import Networks
 
 # Below this length beat tracking and key detection have too little to go on.
