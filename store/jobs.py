@@ -148,7 +148,7 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
             row["path"] = storable(row["path"])
         if not rows:
             return []
-        table = models.Job.__table__
+        table = models.JobRow.__table__
         return list(conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
 
 

@@ -20,7 +20,7 @@ import pytest
 from beatwatch.analysis.audio.decode import resample
 from beatwatch.analysis.nets.models_build import build_musicnn, is_fresh
 from beatwatch.analysis.nets.tags import PATCH_FRAMES, Tagger
-from beatwatch.analysis.nets.zoo import SAMPLE_RATE, list_models, write_metadata
+from beatwatch.analysis.nets.zoo import TAG_SAMPLE_RATE, list_models, write_metadata
 from tests.conftest import SR, click_track
 
 # Scores are rounded to 4 decimals and TF 2.21 sums in a different order than Essentia's TF 2.5.
@@ -92,7 +92,7 @@ def built(tmp_path_factory) -> Path:
 def clip() -> np.ndarray:
     """10 s of clicks over a pad, taken to 16 kHz the way the pipeline does."""
     signal, _ = click_track(120, seconds=10.0)
-    return resample(signal, SR, SAMPLE_RATE)
+    return resample(signal, SR, TAG_SAMPLE_RATE)
 
 
 def test_build_writes_zoo_pair_and_skips_when_fresh(built):

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from .zoo import (FRAME_SIZE, HEAD_ALGORITHM, HOP_SIZE, MEL_BANDS, MUSICNN_ALGORITHM, PATCH_FRAMES, SAMPLE_RATE,
+from .zoo import (FRAME_SIZE, HEAD_ALGORITHM, HOP_SIZE, MEL_BANDS, MUSICNN_ALGORITHM, PATCH_FRAMES, TAG_SAMPLE_RATE,
                   ModelFileError, ModelInfo, model_files, read_model)
 
 # Essentia's bundled TensorFlow 2.5 reads these when it loads, so they are set before essentia is first
@@ -193,8 +193,8 @@ class Tagger:
         """Sort the folder's models into MusiCNN-input graphs, heads on their embeddings and audio models."""
         usable = []
         for info in infos:
-            if info.sample_rate != SAMPLE_RATE:
-                self.skipped[info.name] = f"needs {info.sample_rate} Hz audio, the tagger runs at {SAMPLE_RATE}"
+            if info.sample_rate != TAG_SAMPLE_RATE:
+                self.skipped[info.name] = f"needs {info.sample_rate} Hz audio, the tagger runs at {TAG_SAMPLE_RATE}"
             elif info.algorithm not in (MUSICNN_ALGORITHM, HEAD_ALGORITHM, *AUDIO_ALGORITHMS):
                 self.skipped[info.name] = f"algorithm {info.algorithm} is not supported"
             else:
