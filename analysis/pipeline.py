@@ -102,7 +102,7 @@ class Analyzer:
         self._features = RhythmFeatureProcessor()
         self._tracker = BeatTracker()
         self._chords = ChordRecognizer()
-        self._beat_chords = BeatChordDecoder()
+        self._beat_chords = BeatChordDecoder(self._chords.crf)
         self._key = KeyRecognizer()
 
     def analyze(self, path: str | os.PathLike, *, max_duration_s: float | None = None,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from beatwatch.analysis.audio.decode import AudioInfo
+from beatwatch.analysis.document import SCHEMA, printable
 from beatwatch.analysis.harmony.chords import ChordSegment
 from beatwatch.analysis.harmony.key import KeyResult
 from .loudness import ENERGY_HOP_S, Loudness, span_loudness
@@ -19,7 +20,6 @@ from beatwatch.analysis.rhythm.beats import Beats
 from beatwatch.analysis.rhythm.tempo import Tempo
 from beatwatch.analysis.rhythm.transients import BeatTransients
 
-SCHEMA = "beatwatch.timeline/1"
 # summary.tags keeps this many of each model's best tags; the document's `tags` list keeps every score.
 TOP_K = 5
 
@@ -41,11 +41,6 @@ class Results:
     danceability: float | None = None
     tags: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def printable(path: str) -> str:
-    """JSON and SQLite need valid UTF-8: bytes of a non-UTF-8 file name show as U+FFFD."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def top_k(tags: list[dict], k: int = TOP_K) -> list[dict]:

@@ -16,11 +16,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 
-from .models import AnalysisRow, BarRow, Base, BeatRow, ChordRow, FilePathRow, FileRow, KeySegmentRow, TagRow
-from .jobs import storable
-from .transactions import write_transaction
+from beatwatch.analysis.document import SCHEMA, printable
 
-SCHEMA = "beatwatch.timeline/1"
+from .models import AnalysisRow, BarRow, Base, BeatRow, ChordRow, FilePathRow, FileRow, KeySegmentRow, TagRow
+from .transactions import write_transaction
 
 SUMMARY_COLUMNS = (
     "bpm", "bpm_confidence", "meter", "key", "key_confidence",
@@ -132,7 +131,7 @@ def _analysis_row(doc: dict[str, Any], file_id: int, sidecar_path: str | None, n
         "device": analyzer.get("device"),
         "wall_s": performance.get("wall_s"),
         "realtime_factor": performance.get("realtime_factor"),
-        "sidecar_path": storable(sidecar_path) if sidecar_path is not None else None,
+        "sidecar_path": printable(sidecar_path) if sidecar_path is not None else None,
     }
 
 
@@ -193,7 +192,7 @@ def existing_analysis(engine: Engine, content_hash: str, analyzer_version: str) 
 
 def rename_path(engine: Engine, old: str, new: str, *, sidecar_path: str | None) -> None:
     """A file moved by beatwatch (inbox.after = "move"): its rows follow it, with the moved sidecar."""
-    old, new = storable(old), storable(new)
+    old, new = printable(old), printable(new)
     with write_transaction(engine) as conn:
         file_id = conn.scalar(select(FilePathRow.file_id).where(FilePathRow.path == old))
         if file_id is None:
@@ -203,4 +202,4 @@ def rename_path(engine: Engine, old: str, new: str, *, sidecar_path: str | None)
         conn.execute(update(FileRow).where(FileRow.id == file_id, FileRow.path == old).values(path=new))
         if sidecar_path is not None:
             conn.execute(update(AnalysisRow).where(AnalysisRow.file_id == file_id)
-                         .values(sidecar_path=storable(sidecar_path)))
+                         .values(sidecar_path=printable(sidecar_path)))

@@ -20,12 +20,17 @@ LIGHT_MODULES = (
 )
 
 
-def heavy_after(script: str) -> list[str]:
-    """The heavy runtimes in sys.modules once `script` ran in a fresh interpreter."""
-    probe = f"{script}\nimport json, sys\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+def modules_after(script: str) -> list[str]:
+    """Every module in sys.modules once `script` ran in a fresh interpreter."""
+    probe = f"{script}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.splitlines()[-1])
+
+
+def heavy_after(script: str) -> list[str]:
+    """The heavy runtimes in sys.modules once `script` ran in a fresh interpreter."""
+    return [name for name in modules_after(script) if name in HEAVY]
 
 
 def test_the_probe_sees_a_runtime_when_one_loads():
@@ -34,6 +39,14 @@ def test_the_probe_sees_a_runtime_when_one_loads():
 
 def test_cli_supervisor_status_and_store_load_no_neural_runtime():
     assert heavy_after("\n".join(f"import {name}" for name in LIGHT_MODULES)) == []
+
+
+def test_the_store_reads_the_document_format_and_no_audio_code():
+    store = [name for name in LIGHT_MODULES if name.startswith("beatwatch.store.")]
+    loaded = modules_after("\n".join(f"import {name}" for name in store))
+    assert [name for name in loaded if name.startswith("beatwatch.analysis")] == [
+        "beatwatch.analysis", "beatwatch.analysis.document"]
+    assert "numpy" not in loaded
 
 
 def test_beatwatch_status_runs_without_a_neural_runtime(tmp_path: Path):

@@ -12,7 +12,8 @@ from beatwatch.analysis.harmony.chords import ChordSegment
 from beatwatch.analysis.loudness import Loudness
 from beatwatch.analysis.rhythm.beats import Activations, BeatTracker, Beats
 from beatwatch.analysis.rhythm.tempo import estimate_tempo
-from beatwatch.analysis.timeline import SCHEMA, Results, assemble, bar_chord, bars_from_beats, top_k
+from beatwatch.analysis.document import SCHEMA
+from beatwatch.analysis.timeline import Results, assemble, bar_chord, bars_from_beats, top_k
 from beatwatch.analysis.rhythm.transients import BeatTransients
 
 INFO = AudioInfo(path="/music/waltz.flac", size=1000, format="flac", duration=14.0, sample_rate=48000, channels=2)

@@ -15,13 +15,12 @@ On the benchmark songs this lifts majmin accuracy from 0.935 to 0.974.
 from __future__ import annotations
 
 import numpy as np
-
-from .viterbi import switch_path
 from madmom.ml.crf import ConditionalRandomField
-from madmom.models import CHORDS_CFCRF
+
+from beatwatch.analysis.rhythm.beats import Beats
 
 from .chords import CHORD_FPS, CHORD_LABELS, ChordSegment
-from beatwatch.analysis.rhythm.beats import Beats
+from .viterbi import switch_path
 
 CHANGE_PENALTY = 5.0
 DOWNBEAT_BONUS = 2.0
@@ -30,10 +29,10 @@ FRAME_LAG_S = 0.5 / CHORD_FPS
 
 
 class BeatChordDecoder:
-    """madmom's chord CRF weights, loaded once."""
+    """Scores beats with the weights of madmom's chord CRF, handed in (`ChordRecognizer.crf`, loaded once)."""
 
-    def __init__(self) -> None:
-        self._crf = ConditionalRandomField.load(CHORDS_CFCRF[0])
+    def __init__(self, crf: ConditionalRandomField) -> None:
+        self._crf = crf
 
     def __call__(self, features: np.ndarray, posteriors: np.ndarray, beats: Beats,
                  duration: float) -> list[ChordSegment] | None:

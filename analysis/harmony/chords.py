@@ -45,12 +45,13 @@ class ChordFrames:
 
 
 class ChordRecognizer:
-    """The input of madmom's chord-feature CNN (which `networks` runs) and its CRF, loaded once; the
-    spectrogram comes from the blocked STFT of `spectrum.py`, and a test holds it equal to madmom's own."""
+    """The input of madmom's chord-feature CNN (which `networks` runs) and its CRF, loaded once (`crf`, which
+    the beat-grid decoder shares); the spectrogram comes from the blocked STFT of `spectrum.py`, and a test
+    holds it equal to madmom's own."""
 
     def __init__(self) -> None:
         self._filterbank = log_filterbank(FRAME_SIZE, SAMPLE_RATE, BANDS_PER_OCTAVE, FMIN, FMAX)
-        self._crf = ConditionalRandomField.load(CHORDS_CFCRF[0])
+        self.crf = ConditionalRandomField.load(CHORDS_CFCRF[0])
 
     def spectrogram(self, mono: np.ndarray, sample_rate: int) -> np.ndarray:
         """The feature CNN's input [shape=(frames, bands)] at CHORD_FPS; the network was trained at SAMPLE_RATE."""
@@ -62,8 +63,8 @@ class ChordRecognizer:
         """CRF decoding over the whole file's features."""
         if len(features) == 0:
             return ChordFrames(np.zeros((0, len(CHORD_LABELS))), np.zeros(0, dtype=int))
-        return ChordFrames(posteriors=crf_posteriors(self._crf, features),
-                           path=np.asarray(self._crf(features), dtype=int))
+        return ChordFrames(posteriors=crf_posteriors(self.crf, features),
+                           path=np.asarray(self.crf(features), dtype=int))
 
     def __call__(self, features: np.ndarray) -> list[ChordSegment]:
         return chord_segments(self.frames(features))

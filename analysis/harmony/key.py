@@ -38,6 +38,7 @@ from madmom.features.key import KEY_LABELS
 
 from beatwatch.analysis.audio.decode import SAMPLE_RATE
 from beatwatch.analysis.audio.spectrum import log_filtered_spectrogram, log_filterbank
+from beatwatch.analysis.nearest import nearest
 from .tonality import NUM_KEYS, bar_weights, chord_runs, harmonic_fit, tonic_evidence
 from .viterbi import switch_path
 
@@ -118,10 +119,7 @@ class KeyRecognizer:
         local = np.array(cnn([spec[s:s + window] for s in starts]))
         centres = (np.array(starts) + min(window, len(spec)) / 2) / KEY_FPS
         mids = (edges[:-1] + edges[1:]) / 2
-        right = np.clip(np.searchsorted(centres, mids), 0, len(centres) - 1)
-        left = np.maximum(right - 1, 0)
-        closest = np.where(np.abs(centres[left] - mids) <= np.abs(centres[right] - mids), left, right)
-        local_log = _log(local[closest])
+        local_log = _log(local[nearest(centres, mids)])
 
         def segment_cnn(first: int, stop: int) -> np.ndarray:
             lo, hi = int(edges[first] * KEY_FPS), int(np.ceil(edges[stop] * KEY_FPS))
