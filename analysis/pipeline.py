@@ -29,24 +29,20 @@ import numpy as np
 from . import ANALYZER_VERSION
 from beatwatch.analysis.audio.decode import SAMPLE_RATE, Chunk, content_hash, probe, resample, stream
 from beatwatch.analysis.harmony.beat_chords import BeatChordDecoder
-from beatwatch.analysis.harmony.chords import FPS as CHORD_FPS
-from beatwatch.analysis.harmony.chords import ChordRecognizer
-from beatwatch.analysis.harmony.chords import segments as chord_segments
+from beatwatch.analysis.harmony.chords import CHORD_FPS, ChordRecognizer, chord_segments
 from beatwatch.analysis.rhythm.danceability import danceability
 from .errors import InputError
-from beatwatch.analysis.audio.features import FPS as RHYTHM_FPS
-from beatwatch.analysis.audio.features import RhythmFeatureProcessor
+from beatwatch.analysis.audio.features import RHYTHM_FPS, RhythmFeatureProcessor
 from beatwatch.analysis.rhythm.harmonic_rhythm import regroup
-from beatwatch.analysis.harmony.key import FPS as KEY_FPS
-from beatwatch.analysis.harmony.key import KeyRecognizer
+from beatwatch.analysis.harmony.key import KEY_FPS, KeyRecognizer
 from .loudness import LoudnessMeter, energy_curve
 from beatwatch.analysis.rhythm.beats import Activations, BeatTracker
 from beatwatch.analysis.rhythm.tempo import estimate_tempo
 from .timeline import Results, assemble
 from beatwatch.analysis.rhythm.transients import detect_onsets, match_beats
-from beatwatch.analysis.nets.zoo import SAMPLE_RATE as TAG_SAMPLE_RATE
+from beatwatch.analysis.nets.zoo import TAG_SAMPLE_RATE
 
-if TYPE_CHECKING:  # a worker served by the inference process never loads the networks' runtimes
+if TYPE_CHECKING:  # a worker served by the inference process loads neither onnxruntime nor Essentia
     from beatwatch.analysis.nets.networks import Networks
 
 # Below this length beat tracking and key detection have too little to go on.
@@ -106,7 +102,7 @@ class Analyzer:
         self._features = RhythmFeatureProcessor()
         self._tracker = BeatTracker()
         self._chords = ChordRecognizer()
-        self._beat_chords = BeatChordDecoder()
+        self._beat_chords = BeatChordDecoder(self._chords.crf)
         self._key = KeyRecognizer()
 
     def analyze(self, path: str | os.PathLike, *, max_duration_s: float | None = None,

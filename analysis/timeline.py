@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from beatwatch.analysis.audio.decode import AudioInfo
+from beatwatch.analysis.document import SCHEMA, printable
 from beatwatch.analysis.harmony.chords import ChordSegment
 from beatwatch.analysis.harmony.key import KeyResult
 from .loudness import ENERGY_HOP_S, Loudness, span_loudness
 from beatwatch.analysis.rhythm.beats import Beats
-from beatwatch.analysis.nets.tags import top_k
 from beatwatch.analysis.rhythm.tempo import Tempo
 from beatwatch.analysis.rhythm.transients import BeatTransients
 
-SCHEMA = "beatwatch.timeline/1"
+# summary.tags keeps this many of each model's best tags; the document's `tags` list keeps every score.
+TOP_K = 5
 
 
 @dataclass
@@ -42,9 +43,15 @@ class Results:
     notes: list[str] = field(default_factory=list)
 
 
-def printable(path: str) -> str:
-    """JSON and SQLite need valid UTF-8: bytes of a non-UTF-8 file name show as U+FFFD."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+def top_k(tags: list[dict], k: int = TOP_K) -> list[dict]:
+    """The k best tags of each model, best first: for `summary.tags`, while the tags table keeps them all.
+
+    Per model, because a two-class zoo head would otherwise crowd out or vanish among 50 tags.
+    """
+    kept: list[dict] = []
+    for model in sorted({tag["model"] for tag in tags}):
+        kept += sorted((tag for tag in tags if tag["model"] == model), key=lambda tag: -tag["score"])[:k]
+    return sorted(kept, key=lambda tag: (-tag["score"], tag["model"]))
 
 
 def _t(value: float) -> float:

@@ -44,6 +44,9 @@ def _load() -> dict:
     global _processors
     if _processors is None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import onnxruntime
+        # madmom's ONNX graphs declare 1-D outputs and warn on every call that the real ones are 2-D.
+        onnxruntime.set_default_logger_severity(3)
         import essentia
         essentia.log.infoActive = essentia.log.warningActive = False
         import essentia.standard as es

@@ -167,6 +167,8 @@ def _tree_rss_mb(pid: int) -> float:
 def run_peers(files: list[Path]) -> dict:
     """madmom + Essentia processors one after another on each file (audio decoded once per library)."""
     import numpy as np
+    # madmom's ONNX graphs declare 1-D outputs and warn on every call that the real ones are 2-D.
+    onnxruntime.set_default_logger_severity(3)
     import essentia
     essentia.log.infoActive = essentia.log.warningActive = False
     import essentia.standard as es

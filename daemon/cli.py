@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from beatwatch.analysis.audio.decode import AUDIO_EXTENSIONS
+from beatwatch.analysis.audio.formats import AUDIO_EXTENSIONS
 from beatwatch.analysis.nets.device import DeviceError
 
 from . import config as config_mod

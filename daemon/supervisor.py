@@ -8,18 +8,20 @@ handlers only set flags; every decision happens here, in one thread.
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import os
 import signal
 import socket
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from beatwatch.analysis.nets.device import resolve_device
+from beatwatch.analysis.nets.device import Device, resolve_device
 from beatwatch.store import jobs
 from beatwatch.store.db import open_database
 from beatwatch.store.records import rename_path, save_timeline_in
@@ -45,6 +47,13 @@ STATUS_EVERY_S = 5.0
 HEARTBEAT_WRITE_EVERY_S = 5.0
 
 
+def resolve_device_in_child(requested: str) -> Device:
+    """`resolve_device` in a short-lived child: asking onnxruntime for its providers loads it (+40 MB),
+    and the supervisor never runs a network. A DeviceError comes back raised, as if resolved here."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as child:
+        return child.submit(resolve_device, requested).result()
+
+
 @dataclass
 class Flags:
     stop: bool = False
@@ -60,7 +69,7 @@ class Supervisor:
         self.probe = MachineProbe()
         self._apply(settings)
         self.engine: Engine = open_database(settings.store.url)
-        self.device = resolve_device(settings.inference.device)
+        self.device = resolve_device_in_child(settings.inference.device)
         inference = settings.inference
         self.inference = InferenceProcess(
             device=inference.device, models_dir=str(settings.models.dir), max_batch=inference.max_batch,

@@ -19,7 +19,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from beatwatch.analysis.audio.decode import AUDIO_EXTENSIONS
+from beatwatch.analysis.audio.formats import AUDIO_EXTENSIONS
 
 QUEUE_SIZE = 4096
 # Folders inside the inbox that beatwatch itself fills when inbox.after = "move".

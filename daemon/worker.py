@@ -125,7 +125,7 @@ def run_task(analyzer, engine, task: Task, *, progress) -> Outcome:
     from beatwatch.analysis import ANALYZER_VERSION
     from beatwatch.analysis.audio.decode import content_hash
     from beatwatch.analysis.errors import AnalysisError
-    from beatwatch.analysis.timeline import printable
+    from beatwatch.analysis.document import printable
     from beatwatch.store.records import existing_analysis
 
     try:

@@ -255,7 +255,7 @@ def _draw_beats_and_bars(ax: Axes, doc: dict, numbered: list[dict], px_per_s: fl
                color=COLOURS["bar"], fontweight="bold")
 
 
-def chord_runs(bars: Sequence[dict]) -> list[tuple[float, float, str]]:
+def merged_bar_chords(bars: Sequence[dict]) -> list[tuple[float, float, str]]:
     """Consecutive bars with the same chord merged into (start, end, label); bars without a chord end a run."""
     runs: list[tuple[float, float, str]] = []
     for bar in bars:
@@ -291,7 +291,7 @@ def _strip(ax: Axes, name: str) -> None:
 
 def _draw_chords(ax: Axes, doc: dict, numbered: list[dict], px_per_s: float, axis_px: float,
                  measure: Callable[[str], float]) -> None:
-    runs = chord_runs(doc.get("timeline", {}).get("bars") or [])
+    runs = merged_bar_chords(doc.get("timeline", {}).get("bars") or [])
     _strip(ax, "chords")
     if not runs:
         _empty(ax, "no chords")

@@ -29,6 +29,8 @@ from typing import Any, Literal, get_args
 
 from sqlalchemy import Connection, Engine, Row, bindparam, insert, text
 
+from beatwatch.analysis.document import printable
+
 from . import models
 from .transactions import write_transaction
 
@@ -136,8 +138,8 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
     for path, size, mtime in items:
         wanted.setdefault(path, (size, mtime))
     with write_transaction(engine) as conn:
-        by_name = _latest_jobs(conn, [storable(path) for path in wanted])
-        latest = {path: by_name.get(storable(path)) for path in wanted}
+        by_name = _latest_jobs(conn, [printable(path) for path in wanted])
+        latest = {path: by_name.get(printable(path)) for path in wanted}
         rows = [
             {"path": path, "raw_path": _raw(path), "state": "queued", "attempts": 0, "size": size, "mtime": mtime,
              "created_at": now, "updated_at": now}
@@ -145,10 +147,10 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
             if _needs_job(latest.get(path), size, mtime)
         ]
         for row in rows:
-            row["path"] = storable(row["path"])
+            row["path"] = printable(row["path"])
         if not rows:
             return []
-        table = models.Job.__table__
+        table = models.JobRow.__table__
         return list(conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
 
 
@@ -222,7 +224,7 @@ def fail(engine: Engine, job_id: int, owner: str, *, error: str, permanent: bool
             state = "retry_wait"
             delay = min(backoff_max_s, backoff_base_s * 2 ** (attempts - 1)) * (0.5 + rng())
             not_before, finished_at = now + delay, None
-        conn.execute(_SETTLE, {"id": job_id, "state": state, "error": storable(error), "not_before": not_before,
+        conn.execute(_SETTLE, {"id": job_id, "state": state, "error": printable(error), "not_before": not_before,
                                "finished_at": finished_at, "now": now})
         return state
 
@@ -309,7 +311,7 @@ def job_for_path(engine: Engine, path: str) -> Job | None:
     """The path's latest job, which is also its active one when it has one."""
     with engine.connect() as conn:
         row = conn.execute(text(f"SELECT {_COLUMNS} FROM jobs WHERE path = :path ORDER BY id DESC LIMIT 1"),
-                           {"path": storable(path)}).first()
+                           {"path": printable(path)}).first()
     return _job(row) if row is not None else None
 
 
@@ -356,11 +358,6 @@ def _job(row: Row[Any]) -> Job:
                   "force": bool(values["force"])})
 
 
-def storable(text_value: str) -> str:
-    """Text SQLite can hold: a name that is not valid UTF-8 shows U+FFFD where its odd bytes were."""
-    return text_value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
 def _raw(path: str) -> bytes | None:
     """The exact bytes of a name that is not valid UTF-8 (so the worker can open it), else None."""
-    return os.fsencode(path) if storable(path) != path else None
+    return os.fsencode(path) if printable(path) != path else None

@@ -4,7 +4,9 @@ They must agree with the migrated schema column for column (a test compares
 the two); they never create tables themselves. The type map makes
 `create_all` emit the same INTEGER/REAL/TEXT names the DDL uses, which is
 what lets that test compare types too. The `tracks` view is plain SQL and
-has no model.
+has no model. Each class is named for its table's row (`ChordRow`), so none
+shares a name with the analysis's own Chord, Bar and KeySegment or with
+store/jobs.py's Job.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def _analysis_fk() -> Mapped[int]:
     return mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), primary_key=True)
 
 
-class File(Base):
+class FileRow(Base):
     __tablename__ = "files"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -37,11 +39,11 @@ class File(Base):
     first_seen: Mapped[str | None]
     last_seen: Mapped[str | None]
 
-    paths: Mapped[list[FilePath]] = relationship(back_populates="file", cascade=_CHILDREN, passive_deletes=True)
-    analyses: Mapped[list[Analysis]] = relationship(back_populates="file", cascade=_CHILDREN, passive_deletes=True)
+    paths: Mapped[list[FilePathRow]] = relationship(back_populates="file", cascade=_CHILDREN, passive_deletes=True)
+    analyses: Mapped[list[AnalysisRow]] = relationship(back_populates="file", cascade=_CHILDREN, passive_deletes=True)
 
 
-class FilePath(Base):
+class FilePathRow(Base):
     __tablename__ = "file_paths"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -49,10 +51,10 @@ class FilePath(Base):
     path: Mapped[str] = mapped_column(unique=True)
     seen_at: Mapped[str | None]
 
-    file: Mapped[File] = relationship(back_populates="paths")
+    file: Mapped[FileRow] = relationship(back_populates="paths")
 
 
-class Analysis(Base):
+class AnalysisRow(Base):
     __tablename__ = "analyses"
     __table_args__ = (UniqueConstraint("file_id", "analyzer_version"), {"sqlite_autoincrement": True})
 
@@ -77,17 +79,17 @@ class Analysis(Base):
     realtime_factor: Mapped[float | None]
     sidecar_path: Mapped[str | None]
 
-    file: Mapped[File] = relationship(back_populates="analyses")
-    beats: Mapped[list[Beat]] = relationship(order_by="Beat.idx", cascade=_CHILDREN, passive_deletes=True)
-    bars: Mapped[list[Bar]] = relationship(order_by="Bar.bar", cascade=_CHILDREN, passive_deletes=True)
-    chords: Mapped[list[Chord]] = relationship(order_by="Chord.idx", cascade=_CHILDREN, passive_deletes=True)
-    key_segments: Mapped[list[KeySegment]] = relationship(
-        order_by="KeySegment.idx", cascade=_CHILDREN, passive_deletes=True
+    file: Mapped[FileRow] = relationship(back_populates="analyses")
+    beats: Mapped[list[BeatRow]] = relationship(order_by="BeatRow.idx", cascade=_CHILDREN, passive_deletes=True)
+    bars: Mapped[list[BarRow]] = relationship(order_by="BarRow.bar", cascade=_CHILDREN, passive_deletes=True)
+    chords: Mapped[list[ChordRow]] = relationship(order_by="ChordRow.idx", cascade=_CHILDREN, passive_deletes=True)
+    key_segments: Mapped[list[KeySegmentRow]] = relationship(
+        order_by="KeySegmentRow.idx", cascade=_CHILDREN, passive_deletes=True
     )
-    tags: Mapped[list[Tag]] = relationship(cascade=_CHILDREN, passive_deletes=True)
+    tags: Mapped[list[TagRow]] = relationship(cascade=_CHILDREN, passive_deletes=True)
 
 
-class Beat(Base):
+class BeatRow(Base):
     __tablename__ = "beats"
     __table_args__ = (Index("ix_beats_analysis_id_time", "analysis_id", "time"),)
 
@@ -101,7 +103,7 @@ class Beat(Base):
     transient_strength: Mapped[float | None]
 
 
-class Bar(Base):
+class BarRow(Base):
     __tablename__ = "bars"
 
     analysis_id: Mapped[int] = _analysis_fk()
@@ -114,7 +116,7 @@ class Bar(Base):
     loudness: Mapped[float | None]
 
 
-class Chord(Base):
+class ChordRow(Base):
     __tablename__ = "chords"
 
     analysis_id: Mapped[int] = _analysis_fk()
@@ -125,7 +127,7 @@ class Chord(Base):
     confidence: Mapped[float | None]
 
 
-class KeySegment(Base):
+class KeySegmentRow(Base):
     __tablename__ = "key_segments"
 
     analysis_id: Mapped[int] = _analysis_fk()
@@ -136,7 +138,7 @@ class KeySegment(Base):
     confidence: Mapped[float | None]
 
 
-class Tag(Base):
+class TagRow(Base):
     __tablename__ = "tags"
 
     analysis_id: Mapped[int] = _analysis_fk()
@@ -145,7 +147,7 @@ class Tag(Base):
     score: Mapped[float | None]
 
 
-class Job(Base):
+class JobRow(Base):
     """A file's turn in the queue; store/jobs.py reads and writes it with Core statements, not this class."""
 
     __tablename__ = "jobs"
@@ -184,7 +186,7 @@ class Job(Base):
     finished_at: Mapped[float | None]
 
 
-class DaemonStatus(Base):
+class DaemonStatusRow(Base):
     __tablename__ = "daemon_status"
     __table_args__ = (CheckConstraint("id = 1"),)
 

@@ -16,11 +16,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, text, update
 
-from .models import Analysis, Bar, Base, Beat, Chord, File, FilePath, KeySegment, Tag
-from .jobs import storable
-from .transactions import write_transaction
+from beatwatch.analysis.document import SCHEMA, printable
 
-SCHEMA = "beatwatch.timeline/1"
+from .models import AnalysisRow, BarRow, Base, BeatRow, ChordRow, FilePathRow, FileRow, KeySegmentRow, TagRow
+from .transactions import write_transaction
 
 SUMMARY_COLUMNS = (
     "bpm", "bpm_confidence", "meter", "key", "key_confidence",
@@ -30,11 +29,11 @@ SUMMARY_COLUMNS = (
 # (model, section of the document, list inside it). Document fields and
 # columns share names, so the model's columns say what is copied.
 CHILD_ROWS: tuple[tuple[type[Base], str, str], ...] = (
-    (Beat, "timeline", "beats"),
-    (Bar, "timeline", "bars"),
-    (Chord, "timeline", "chords"),
-    (KeySegment, "timeline", "keys"),
-    (Tag, "", "tags"),  # top level: every score; summary.tags holds only the top ones
+    (BeatRow, "timeline", "beats"),
+    (BarRow, "timeline", "bars"),
+    (ChordRow, "timeline", "chords"),
+    (KeySegmentRow, "timeline", "keys"),
+    (TagRow, "", "tags"),  # top level: every score; summary.tags holds only the top ones
 )
 
 _HASH_PREFIX = re.compile(r"[0-9a-f]{8,64}")
@@ -65,9 +64,9 @@ def save_timeline_in(conn: Connection, doc: dict[str, Any], *, sidecar_path: str
     file_id = _upsert_file(conn, doc["file"], mtime, now)
     _record_path(conn, file_id, doc["file"]["path"], now)
     version = doc["analyzer"]["version"]
-    conn.execute(delete(Analysis).where(Analysis.file_id == file_id, Analysis.analyzer_version == version))
+    conn.execute(delete(AnalysisRow).where(AnalysisRow.file_id == file_id, AnalysisRow.analyzer_version == version))
     analysis_id = conn.execute(
-        insert(Analysis).values(_analysis_row(doc, file_id, sidecar_path, now))
+        insert(AnalysisRow).values(_analysis_row(doc, file_id, sidecar_path, now))
     ).inserted_primary_key[0]
     for model, rows in _child_rows(doc, analysis_id):
         if rows:
@@ -91,7 +90,8 @@ def find_analysis(engine: Engine, path_or_hash: str) -> dict[str, Any] | None:
         if row is None:
             return None
         paths = conn.scalars(
-            select(FilePath.path).where(FilePath.file_id == file_id).order_by(FilePath.seen_at.desc(), FilePath.id)
+            select(FilePathRow.path).where(FilePathRow.file_id == file_id)
+            .order_by(FilePathRow.seen_at.desc(), FilePathRow.id)
         ).all()
         return {**row, "paths": list(paths)}
 
@@ -100,21 +100,21 @@ def _upsert_file(conn: Connection, info: dict[str, Any], mtime: float | None, no
     values = {"path": info["path"], "size": info.get("size"), "format": info.get("format"), "last_seen": now}
     if mtime is not None:
         values["mtime"] = mtime
-    file_id = conn.scalar(select(File.id).where(File.content_hash == info["content_hash"]))
+    file_id = conn.scalar(select(FileRow.id).where(FileRow.content_hash == info["content_hash"]))
     if file_id is None:
-        inserted = insert(File).values(content_hash=info["content_hash"], first_seen=now, **values)
+        inserted = insert(FileRow).values(content_hash=info["content_hash"], first_seen=now, **values)
         return conn.execute(inserted).inserted_primary_key[0]
-    conn.execute(update(File).where(File.id == file_id).values(values))
+    conn.execute(update(FileRow).where(FileRow.id == file_id).values(values))
     return file_id
 
 
 def _record_path(conn: Connection, file_id: int, path: str, now: str) -> None:
     """A path belongs to the content last seen there, so an overwritten file's path moves to the new content."""
-    path_id = conn.scalar(select(FilePath.id).where(FilePath.path == path))
+    path_id = conn.scalar(select(FilePathRow.id).where(FilePathRow.path == path))
     if path_id is None:
-        conn.execute(insert(FilePath).values(file_id=file_id, path=path, seen_at=now))
+        conn.execute(insert(FilePathRow).values(file_id=file_id, path=path, seen_at=now))
     else:
-        conn.execute(update(FilePath).where(FilePath.id == path_id).values(file_id=file_id, seen_at=now))
+        conn.execute(update(FilePathRow).where(FilePathRow.id == path_id).values(file_id=file_id, seen_at=now))
 
 
 def _analysis_row(doc: dict[str, Any], file_id: int, sidecar_path: str | None, now: str) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def _analysis_row(doc: dict[str, Any], file_id: int, sidecar_path: str | None, n
         "device": analyzer.get("device"),
         "wall_s": performance.get("wall_s"),
         "realtime_factor": performance.get("realtime_factor"),
-        "sidecar_path": storable(sidecar_path) if sidecar_path is not None else None,
+        "sidecar_path": printable(sidecar_path) if sidecar_path is not None else None,
     }
 
 
@@ -140,7 +140,7 @@ def _child_rows(doc: dict[str, Any], analysis_id: int) -> list[tuple[type[Base],
     batches = []
     for model, section, name in CHILD_ROWS:
         container = doc if not section else (doc.get(section) or {})
-        items = container.get(name) or ((doc.get("summary") or {}).get("tags") if model is Tag else None) or []
+        items = container.get(name) or ((doc.get("summary") or {}).get("tags") if model is TagRow else None) or []
         fields = [column.key for column in model.__table__.columns if column.key not in ("analysis_id", "idx")]
         numbered = "idx" in model.__table__.columns
         batches.append((model, [
@@ -154,10 +154,13 @@ def _file_by_path(conn: Connection, path: str) -> int | None:
     """file_paths says which content a path held most recently; files.path covers rows written elsewhere."""
     candidates = list(dict.fromkeys([path, os.path.abspath(path)]))
     file_id = conn.scalar(
-        select(FilePath.file_id).where(FilePath.path.in_(candidates)).order_by(FilePath.seen_at.desc()).limit(1)
+        select(FilePathRow.file_id).where(FilePathRow.path.in_(candidates))
+        .order_by(FilePathRow.seen_at.desc()).limit(1)
     )
     if file_id is None:
-        file_id = conn.scalar(select(File.id).where(File.path.in_(candidates)).order_by(File.last_seen.desc()).limit(1))
+        file_id = conn.scalar(
+            select(FileRow.id).where(FileRow.path.in_(candidates)).order_by(FileRow.last_seen.desc()).limit(1)
+        )
     return file_id
 
 
@@ -165,7 +168,7 @@ def _file_by_hash(conn: Connection, value: str) -> int | None:
     prefix = value.strip().lower()
     if not _HASH_PREFIX.fullmatch(prefix):
         return None
-    ids = conn.scalars(select(File.id).where(File.content_hash.like(prefix + "%")).limit(2)).all()
+    ids = conn.scalars(select(FileRow.id).where(FileRow.content_hash.like(prefix + "%")).limit(2)).all()
     if len(ids) > 1:
         raise AmbiguousHash(f"hash prefix {prefix} matches more than one file; give more characters")
     return ids[0] if ids else None
@@ -181,21 +184,22 @@ def existing_analysis(engine: Engine, content_hash: str, analyzer_version: str) 
     """The analysis of this exact content by this analyzer version, if one is stored (dedupe of copies)."""
     with engine.connect() as conn:
         row = conn.execute(
-            select(Analysis.id, Analysis.sidecar_path).join(File, File.id == Analysis.file_id)
-            .where(File.content_hash == content_hash, Analysis.analyzer_version == analyzer_version)
+            select(AnalysisRow.id, AnalysisRow.sidecar_path).join(FileRow, FileRow.id == AnalysisRow.file_id)
+            .where(FileRow.content_hash == content_hash, AnalysisRow.analyzer_version == analyzer_version)
         ).first()
     return ExistingAnalysis(row[0], row[1]) if row else None
 
 
 def rename_path(engine: Engine, old: str, new: str, *, sidecar_path: str | None) -> None:
     """A file moved by beatwatch (inbox.after = "move"): its rows follow it, with the moved sidecar."""
-    old, new = storable(old), storable(new)
+    old, new = printable(old), printable(new)
     with write_transaction(engine) as conn:
-        file_id = conn.scalar(select(FilePath.file_id).where(FilePath.path == old))
+        file_id = conn.scalar(select(FilePathRow.file_id).where(FilePathRow.path == old))
         if file_id is None:
             return
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        conn.execute(update(FilePath).where(FilePath.path == old).values(path=new, seen_at=now))
-        conn.execute(update(File).where(File.id == file_id, File.path == old).values(path=new))
+        conn.execute(update(FilePathRow).where(FilePathRow.path == old).values(path=new, seen_at=now))
+        conn.execute(update(FileRow).where(FileRow.id == file_id, FileRow.path == old).values(path=new))
         if sidecar_path is not None:
-            conn.execute(update(Analysis).where(Analysis.file_id == file_id).values(sidecar_path=storable(sidecar_path)))
+            conn.execute(update(AnalysisRow).where(AnalysisRow.file_id == file_id)
+                         .values(sidecar_path=printable(sidecar_path)))

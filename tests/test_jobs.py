@@ -11,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from beatwatch.store import jobs
 from beatwatch.store.db import open_database, sqlite_url
-from beatwatch.store.records import SCHEMA, save_timeline, save_timeline_in
+from beatwatch.analysis.document import SCHEMA
+from beatwatch.store.records import save_timeline, save_timeline_in
 from beatwatch.store.transactions import write_transaction
 
 T0 = 1_700_000_000.0

@@ -6,6 +6,7 @@ import mir_eval
 import numpy as np
 import pytest
 
+from beatwatch.analysis.nearest import nearest
 from beatwatch.analysis.rhythm.beats import Activations, BeatTracker
 from beatwatch.analysis.rhythm.tempo import estimate_tempo, local_tempo
 from beatwatch.analysis.rhythm.transients import Onsets, match_beats
@@ -41,6 +42,13 @@ def test_match_beats_picks_nearest_onset_within_radius():
     assert matched.times[:2].tolist() == [0.98, 1.5]
     assert np.isnan(matched.times[2]) and matched.strengths[2] == 0.0
     assert matched.strengths[:2].tolist() == [0.9, 0.4]
+
+
+def test_nearest_takes_the_closer_time_and_the_earlier_on_a_tie():
+    grid = np.array([1.0, 2.0, 4.0])
+    assert nearest(grid, np.array([-5.0, 1.4, 1.6, 3.0, 3.2, 9.0])).tolist() == [0, 0, 1, 1, 2, 2]
+    assert nearest(np.array([2.5]), np.array([0.0, 2.5, 7.0])).tolist() == [0, 0, 0]
+    assert nearest(grid, np.zeros(0)).tolist() == []
 
 
 def test_tempo_curve_follows_a_step_and_a_ramp():

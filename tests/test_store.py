@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from beatwatch.store.db import open_database, sqlite_url
 from beatwatch.store.migrations import STEPS, SchemaTooNew, Step, current_version, migrate
-from beatwatch.store.models import Base, File
+from beatwatch.store.models import Base, FileRow
 from beatwatch.store.records import AmbiguousHash, find_analysis, save_timeline
 
 HASH_A = "a" * 64
@@ -157,7 +157,7 @@ def test_the_orm_reads_what_save_timeline_wrote(engine):
     save_timeline(engine, make_doc(path="/m/one.mp3"), sidecar_path=None)
     save_timeline(engine, make_doc(path="/m/two.mp3"), sidecar_path=None)
     with Session(engine) as session:
-        file = session.scalars(select(File)).one()
+        file = session.scalars(select(FileRow)).one()
         assert sorted(p.path for p in file.paths) == ["/m/one.mp3", "/m/two.mp3"]
         (analysis,) = file.analyses
         assert [beat.idx for beat in analysis.beats] == list(range(8))

@@ -19,8 +19,8 @@ import pytest
 
 from beatwatch.analysis.audio.decode import resample
 from beatwatch.analysis.nets.models_build import build_musicnn, is_fresh
-from beatwatch.analysis.nets.tags import PATCH_FRAMES, Tagger, top_k
-from beatwatch.analysis.nets.zoo import SAMPLE_RATE, list_models, write_metadata
+from beatwatch.analysis.nets.tags import PATCH_FRAMES, Tagger
+from beatwatch.analysis.nets.zoo import TAG_SAMPLE_RATE, list_models, write_metadata
 from tests.conftest import SR, click_track
 
 # Scores are rounded to 4 decimals and TF 2.21 sums in a different order than Essentia's TF 2.5.
@@ -92,7 +92,7 @@ def built(tmp_path_factory) -> Path:
 def clip() -> np.ndarray:
     """10 s of clicks over a pad, taken to 16 kHz the way the pipeline does."""
     signal, _ = click_track(120, seconds=10.0)
-    return resample(signal, SR, SAMPLE_RATE)
+    return resample(signal, SR, TAG_SAMPLE_RATE)
 
 
 def test_build_writes_zoo_pair_and_skips_when_fresh(built):
@@ -216,8 +216,3 @@ def test_tagging_survives_onednn_switched_on_in_the_environment(built):
     done = subprocess.run([sys.executable, "-c", script, str(built)], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "50", done.stderr[-2000:]
 
-
-def test_top_k_keeps_the_best_of_each_model():
-    tags = [{"label": str(i), "score": i / 10, "model": model} for model in ("a", "b") for i in range(5)]
-    best = top_k(tags, 2)
-    assert [(tag["model"], tag["label"]) for tag in best] == [("a", "4"), ("b", "4"), ("a", "3"), ("b", "3")]

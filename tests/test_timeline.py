@@ -12,7 +12,8 @@ from beatwatch.analysis.harmony.chords import ChordSegment
 from beatwatch.analysis.loudness import Loudness
 from beatwatch.analysis.rhythm.beats import Activations, BeatTracker, Beats
 from beatwatch.analysis.rhythm.tempo import estimate_tempo
-from beatwatch.analysis.timeline import SCHEMA, Results, assemble, bar_chord, bars_from_beats
+from beatwatch.analysis.document import SCHEMA
+from beatwatch.analysis.timeline import Results, assemble, bar_chord, bars_from_beats, top_k
 from beatwatch.analysis.rhythm.transients import BeatTransients
 
 INFO = AudioInfo(path="/music/waltz.flac", size=1000, format="flac", duration=14.0, sample_rate=48000, channels=2)
@@ -85,3 +86,9 @@ def test_saved_activations_decode_to_the_same_bars(tmp_path):
     bars = bars_from_beats(beats, 16.0)
     assert bars[0].number == 1 and bars[0].start == pytest.approx(0.5, abs=0.02)
     assert all(b.beat_count == 4 for b in bars[:-1])
+
+
+def test_top_k_keeps_the_best_of_each_model():
+    tags = [{"label": str(i), "score": i / 10, "model": model} for model in ("a", "b") for i in range(5)]
+    best = top_k(tags, 2)
+    assert [(tag["model"], tag["label"]) for tag in best] == [("a", "4"), ("b", "4"), ("a", "3"), ("b", "3")]

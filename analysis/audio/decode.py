@@ -21,8 +21,6 @@ import numpy as np
 from beatwatch.analysis.errors import DecoderError, InputError
 
 SAMPLE_RATE = 44100
-# Names the daemon and `analyze FOLDER` treat as music; anything else in a folder is left alone.
-AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma"})
 # A decode that yields less than this share of the declared duration is a truncated file.
 MIN_DECODED_SHARE = 0.9
 TRUNCATION_SLACK_S = 0.5

@@ -17,7 +17,7 @@ from madmom.audio.spectrogram import _diff_frames
 
 from .spectrum import log_filtered_spectrogram, log_filterbank
 
-FPS = 100
+RHYTHM_FPS = 100
 FRAME_SIZES = (1024, 2048, 4096)
 BANDS_PER_OCTAVE = (3, 6, 12)
 ONSET_FRAME_SIZE = 2048
@@ -35,7 +35,7 @@ class RhythmFeatures:
 
     stacked: np.ndarray
     flux: np.ndarray
-    fps: int = FPS
+    fps: int = RHYTHM_FPS
 
 
 class RhythmFeatureProcessor:
@@ -45,11 +45,11 @@ class RhythmFeatureProcessor:
         self.sample_rate = sample_rate
         self._filterbanks = {size: log_filterbank(size, sample_rate, bands, FMIN, FMAX)
                              for size, bands in zip(FRAME_SIZES, BANDS_PER_OCTAVE)}
-        hop = sample_rate / FPS
+        hop = sample_rate / RHYTHM_FPS
         self._diff_frames = {size: _diff_frames(DIFF_RATIO, hop, size, np.hanning) for size in FRAME_SIZES}
 
     def _part(self, mono: np.ndarray, size: int) -> np.ndarray:
-        spec = log_filtered_spectrogram(mono, size, FPS, self.sample_rate, self._filterbanks[size])
+        spec = log_filtered_spectrogram(mono, size, RHYTHM_FPS, self.sample_rate, self._filterbanks[size])
         lag = self._diff_frames[size]
         diff = np.zeros_like(spec)
         np.maximum(spec[lag:] - spec[:-lag], 0.0, out=diff[lag:])

@@ -15,38 +15,37 @@ On the benchmark songs this lifts majmin accuracy from 0.935 to 0.974.
 from __future__ import annotations
 
 import numpy as np
-
-from .viterbi import switch_path
 from madmom.ml.crf import ConditionalRandomField
-from madmom.models import CHORDS_CFCRF
 
-from .chords import FPS, LABELS, ChordSegment
 from beatwatch.analysis.rhythm.beats import Beats
+
+from .chords import CHORD_FPS, CHORD_LABELS, ChordSegment
+from .viterbi import switch_path
 
 CHANGE_PENALTY = 5.0
 DOWNBEAT_BONUS = 2.0
-# The chord CNN's frame i sounds about half a frame after i / FPS.
-FRAME_LAG_S = 0.5 / FPS
+# The chord CNN's frame i sounds about half a frame after i / CHORD_FPS.
+FRAME_LAG_S = 0.5 / CHORD_FPS
 
 
 class BeatChordDecoder:
-    """madmom's chord CRF weights, loaded once."""
+    """Scores beats with the weights of madmom's chord CRF, handed in (`ChordRecognizer.crf`, loaded once)."""
 
-    def __init__(self) -> None:
-        self._crf = ConditionalRandomField.load(CHORDS_CFCRF[0])
+    def __init__(self, crf: ConditionalRandomField) -> None:
+        self._crf = crf
 
     def __call__(self, features: np.ndarray, posteriors: np.ndarray, beats: Beats,
                  duration: float) -> list[ChordSegment] | None:
         """Chord segments on the beat grid; None with fewer than two beats (keep the frame-level chords then).
 
-        features: the chord CNN's output [shape=(frames, 128)] at FPS; posteriors: the CRF's per-frame
+        features: the chord CNN's output [shape=(frames, 128)] at CHORD_FPS; posteriors: the CRF's per-frame
         posteriors [shape=(frames, 25)] on the same clock.
         """
         if len(beats.times) < 2 or len(features) == 0:
             return None
         grid = beat_grid(beats.times, duration)
         unary = self._crf.c + features @ self._crf.W
-        frames = np.clip(np.round((grid + FRAME_LAG_S) * FPS).astype(int), 0, len(unary))
+        frames = np.clip(np.round((grid + FRAME_LAG_S) * CHORD_FPS).astype(int), 0, len(unary))
         evidence = np.array([unary[a:b].sum(axis=0) if b > a else np.zeros(unary.shape[1])
                              for a, b in zip(frames[:-1], frames[1:])])
         downbeat = np.isin(np.round(grid[:-1], 6), np.round(beats.times[beats.positions == 1], 6))
@@ -57,7 +56,7 @@ class BeatChordDecoder:
             if i == len(path) or path[i] != path[start]:
                 a, b = frames[start], max(frames[i], frames[start] + 1)
                 confidence = float(posteriors[a:b, path[start]].mean()) if a < len(posteriors) else 0.0
-                out.append(ChordSegment(start=float(grid[start]), end=float(grid[i]), label=LABELS[path[start]],
+                out.append(ChordSegment(start=float(grid[start]), end=float(grid[i]), label=CHORD_LABELS[path[start]],
                                         confidence=confidence))
                 start = i
         return out

@@ -17,14 +17,14 @@ from scipy.special import logsumexp
 from beatwatch.analysis.audio.decode import SAMPLE_RATE
 from beatwatch.analysis.audio.spectrum import log_filtered_spectrogram, log_filterbank
 
-FPS = 10
+CHORD_FPS = 10
 # madmom's CNNChordFeatureProcessor input: 8192-sample frames, 24 bands per octave from 60 to 2600 Hz.
 FRAME_SIZE = 8192
 BANDS_PER_OCTAVE, FMIN, FMAX = 24, 60.0, 2600.0
 # madmom's class order: 12 major triads from A, 12 minor triads from A, then no-chord.
 PITCHES = ("A", "A#", "B", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#")
-LABELS = tuple(f"{p}:maj" for p in PITCHES) + tuple(f"{p}:min" for p in PITCHES) + ("N",)
-NO_CHORD = len(LABELS) - 1
+CHORD_LABELS = tuple(f"{p}:maj" for p in PITCHES) + tuple(f"{p}:min" for p in PITCHES) + ("N",)
+NO_CHORD = len(CHORD_LABELS) - 1
 
 
 @dataclass(frozen=True)
@@ -37,36 +37,37 @@ class ChordSegment:
 
 @dataclass(frozen=True)
 class ChordFrames:
-    """Per-frame chord posteriors, shape (frames, 25), on a FPS clock, plus the decoded classes."""
+    """Per-frame chord posteriors, shape (frames, 25), on a CHORD_FPS clock, plus the decoded classes."""
 
     posteriors: np.ndarray
     path: np.ndarray
-    fps: int = FPS
+    fps: int = CHORD_FPS
 
 
 class ChordRecognizer:
-    """The input of madmom's chord-feature CNN (which `networks` runs) and its CRF, loaded once; the
-    spectrogram comes from the blocked STFT of `spectrum.py`, and a test holds it equal to madmom's own."""
+    """The input of madmom's chord-feature CNN (which `networks` runs) and its CRF, loaded once (`crf`, which
+    the beat-grid decoder shares); the spectrogram comes from the blocked STFT of `spectrum.py`, and a test
+    holds it equal to madmom's own."""
 
     def __init__(self) -> None:
         self._filterbank = log_filterbank(FRAME_SIZE, SAMPLE_RATE, BANDS_PER_OCTAVE, FMIN, FMAX)
-        self._crf = ConditionalRandomField.load(CHORDS_CFCRF[0])
+        self.crf = ConditionalRandomField.load(CHORDS_CFCRF[0])
 
     def spectrogram(self, mono: np.ndarray, sample_rate: int) -> np.ndarray:
-        """The feature CNN's input [shape=(frames, bands)] at FPS; the network was trained at SAMPLE_RATE."""
+        """The feature CNN's input [shape=(frames, bands)] at CHORD_FPS; the network was trained at SAMPLE_RATE."""
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"chord features expect {SAMPLE_RATE} Hz, got {sample_rate} Hz")
-        return log_filtered_spectrogram(mono, FRAME_SIZE, FPS, SAMPLE_RATE, self._filterbank)
+        return log_filtered_spectrogram(mono, FRAME_SIZE, CHORD_FPS, SAMPLE_RATE, self._filterbank)
 
     def frames(self, features: np.ndarray) -> ChordFrames:
         """CRF decoding over the whole file's features."""
         if len(features) == 0:
-            return ChordFrames(np.zeros((0, len(LABELS))), np.zeros(0, dtype=int))
-        return ChordFrames(posteriors=crf_posteriors(self._crf, features),
-                           path=np.asarray(self._crf(features), dtype=int))
+            return ChordFrames(np.zeros((0, len(CHORD_LABELS))), np.zeros(0, dtype=int))
+        return ChordFrames(posteriors=crf_posteriors(self.crf, features),
+                           path=np.asarray(self.crf(features), dtype=int))
 
     def __call__(self, features: np.ndarray) -> list[ChordSegment]:
-        return segments(self.frames(features))
+        return chord_segments(self.frames(features))
 
 
 def crf_posteriors(crf: ConditionalRandomField, observations: np.ndarray) -> np.ndarray:
@@ -87,7 +88,7 @@ def crf_posteriors(crf: ConditionalRandomField, observations: np.ndarray) -> np.
     return np.exp(log_post)
 
 
-def segments(frames: ChordFrames) -> list[ChordSegment]:
+def chord_segments(frames: ChordFrames) -> list[ChordSegment]:
     """Runs of one decoded class become segments; confidence is the mean posterior of that class."""
     path = frames.path
     if len(path) == 0:
@@ -96,7 +97,7 @@ def segments(frames: ChordFrames) -> list[ChordSegment]:
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [len(path)]])
     return [
-        ChordSegment(start=s / frames.fps, end=e / frames.fps, label=LABELS[path[s]],
+        ChordSegment(start=s / frames.fps, end=e / frames.fps, label=CHORD_LABELS[path[s]],
                      confidence=float(frames.posteriors[s:e, path[s]].mean()))
         for s, e in zip(starts, ends)
     ]

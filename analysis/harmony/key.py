@@ -38,10 +38,11 @@ from madmom.features.key import KEY_LABELS
 
 from beatwatch.analysis.audio.decode import SAMPLE_RATE
 from beatwatch.analysis.audio.spectrum import log_filtered_spectrogram, log_filterbank
+from beatwatch.analysis.nearest import nearest
 from .tonality import NUM_KEYS, bar_weights, chord_runs, harmonic_fit, tonic_evidence
 from .viterbi import switch_path
 
-FPS = 5
+KEY_FPS = 5
 # madmom's key CNN input: 8192-sample frames, 24 bands per octave from 65 to 2100 Hz.
 FRAME_SIZE = 8192
 BANDS_PER_OCTAVE, FMIN, FMAX = 24, 65.0, 2100.0
@@ -96,11 +97,11 @@ class KeyRecognizer:
         self._filterbank = log_filterbank(FRAME_SIZE, SAMPLE_RATE, BANDS_PER_OCTAVE, FMIN, FMAX)
 
     def spectrogram(self, mono: np.ndarray, sample_rate: int) -> np.ndarray:
-        """The CNN's input at FPS, madmom's log-filtered spectrogram from the blocked STFT; frame-local,
+        """The CNN's input at KEY_FPS, madmom's log-filtered spectrogram from the blocked STFT; frame-local,
         so chunks of a long file can be joined. The network was trained at SAMPLE_RATE."""
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"key spectrogram expects {SAMPLE_RATE} Hz, got {sample_rate} Hz")
-        return log_filtered_spectrogram(mono, FRAME_SIZE, FPS, SAMPLE_RATE, self._filterbank)
+        return log_filtered_spectrogram(mono, FRAME_SIZE, KEY_FPS, SAMPLE_RATE, self._filterbank)
 
     def __call__(self, spec: np.ndarray, duration: float, cnn: KeyCnn, *, chords: Sequence = (),
                  downbeats: np.ndarray | None = None) -> KeyResult:
@@ -110,24 +111,21 @@ class KeyRecognizer:
         chords: ChordSegment-like objects (start, end, label) from the chord recogniser;
         downbeats: bar start times in seconds (the bar grid key changes snap to).
         """
-        if len(spec) < FPS:
+        if len(spec) < KEY_FPS:
             return KeyResult(None, 0.0, np.zeros(NUM_KEYS), [])
         edges = bar_edges(downbeats, duration)
-        window, hop = int(LOCAL_WINDOW_S * FPS), int(LOCAL_HOP_S * FPS)
+        window, hop = int(LOCAL_WINDOW_S * KEY_FPS), int(LOCAL_HOP_S * KEY_FPS)
         starts = list(range(0, max(len(spec) - window, 0) + 1, hop))
         local = np.array(cnn([spec[s:s + window] for s in starts]))
-        centres = (np.array(starts) + min(window, len(spec)) / 2) / FPS
+        centres = (np.array(starts) + min(window, len(spec)) / 2) / KEY_FPS
         mids = (edges[:-1] + edges[1:]) / 2
-        right = np.clip(np.searchsorted(centres, mids), 0, len(centres) - 1)
-        left = np.maximum(right - 1, 0)
-        closest = np.where(np.abs(centres[left] - mids) <= np.abs(centres[right] - mids), left, right)
-        local_log = _log(local[closest])
+        local_log = _log(local[nearest(centres, mids)])
 
         def segment_cnn(first: int, stop: int) -> np.ndarray:
-            lo, hi = int(edges[first] * FPS), int(np.ceil(edges[stop] * FPS))
-            piece = spec[lo:hi] if hi - lo >= FPS else spec
+            lo, hi = int(edges[first] * KEY_FPS), int(np.ceil(edges[stop] * KEY_FPS))
+            piece = spec[lo:hi] if hi - lo >= KEY_FPS else spec
             # The CNN's memory grows with its input: a long segment is heard in equal parts, averaged.
-            parts = np.array_split(piece, math.ceil(len(piece) / (CNN_MAX_S * FPS)))
+            parts = np.array_split(piece, math.ceil(len(piece) / (CNN_MAX_S * KEY_FPS)))
             return np.average(cnn(parts), axis=0, weights=[len(part) for part in parts])
 
         spans = decode(edges, chords, local_log, segment_cnn, beat_s=float(np.median(np.diff(edges))) / 4)

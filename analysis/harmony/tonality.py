@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chords import LABELS as CHORD_LABELS
-from .chords import NO_CHORD
+from .chords import CHORD_LABELS, NO_CHORD
 
 NUM_KEYS = 24
 MAJOR, MINOR = 0, 1

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import onnxruntime
-
 from beatwatch.analysis.errors import AnalysisError
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -35,16 +33,23 @@ class Device:
 
 
 def resolve_device(requested: str, available: list[str] | None = None) -> Device:
-    """requested: "auto", "cpu" or "cuda" (config inference.device)."""
-    providers = onnxruntime.get_available_providers() if available is None else available
-    has_cuda = CUDA_PROVIDER in providers
+    """requested: "auto", "cpu" or "cuda" (config inference.device); available: onnxruntime's providers.
+
+    onnxruntime is imported here, not at the top: DeviceError and Device must stay cheap to import for
+    processes that never run a network (the CLI, the supervisor).
+    """
     if requested == "cpu":
         return Device("cpu", "inference.device = cpu")
+    if available is None:
+        import onnxruntime
+
+        available = onnxruntime.get_available_providers()
+    has_cuda = CUDA_PROVIDER in available
     if requested == "cuda":
         if not has_cuda:
             raise DeviceError("inference.device = cuda, but onnxruntime on this host has no CUDA provider "
-                              f"(available: {', '.join(providers)}); install onnxruntime-gpu or use auto/cpu")
+                              f"(available: {', '.join(available)}); install onnxruntime-gpu or use auto/cpu")
         return Device("cuda", "inference.device = cuda")
     if has_cuda:
         return Device("cuda", "auto: onnxruntime's CUDA provider is available")
-    return Device("cpu", f"auto: no GPU provider in onnxruntime ({', '.join(providers)})")
+    return Device("cpu", f"auto: no GPU provider in onnxruntime ({', '.join(available)})")

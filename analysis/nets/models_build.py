@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .zoo import MEL_BANDS, PATCH_FRAMES, SAMPLE_RATE, list_models, write_metadata
+from .zoo import MEL_BANDS, PATCH_FRAMES, TAG_SAMPLE_RATE, list_models, write_metadata
 
 # musicnn checkpoint folder -> model name in the models folder (and in `summary.tags[].model`).
 MUSICNN_MODELS = {"MSD_musicnn": "msd-musicnn", "MTT_musicnn": "mtt-musicnn"}
@@ -94,7 +94,7 @@ def _freeze(checkpoint: str, out_dir: Path) -> Path:
     os.replace(partial, graph_path)
     write_metadata(json_path, name=MUSICNN_MODELS[checkpoint], classes=list(labels), input=INPUT_NODE,
                    output=OUTPUT_NODE, embeddings=EMBEDDING_NODE, input_shape=[PATCH_FRAMES, MEL_BANDS],
-                   sample_rate=SAMPLE_RATE,
+                   sample_rate=TAG_SAMPLE_RATE,
                    description=f"musicnn 0.1.0 {checkpoint} checkpoint, frozen with TensorFlow {tf.__version__}")
     return graph_path
 

@@ -29,6 +29,9 @@ from .blstm_graph import INPUT, LENGTHS, OUTPUT, ensemble_graph
 from .device import Device, resolve_device
 from .tags import Tagger
 
+# madmom's ONNX graphs declare 1-D outputs and warn on every call that the real ones are 2-D.
+onnxruntime.set_default_logger_severity(3)
+
 # Methods whose inputs run as one batch: the only ones worth waiting for more requests to join.
 BATCHED = frozenset({"downbeats"})
 

@@ -20,11 +20,13 @@ from typing import TypeVar
 
 import numpy as np
 
-from .zoo import (FRAME_SIZE, HEAD_ALGORITHM, HOP_SIZE, MEL_BANDS, MUSICNN_ALGORITHM, PATCH_FRAMES, SAMPLE_RATE,
+from .zoo import (FRAME_SIZE, HEAD_ALGORITHM, HOP_SIZE, MEL_BANDS, MUSICNN_ALGORITHM, PATCH_FRAMES, TAG_SAMPLE_RATE,
                   ModelFileError, ModelInfo, model_files, read_model)
 
-# Essentia's bundled TensorFlow 2.5 reads this when it loads and dies with SIGFPE on the first
-# graph run if oneDNN kernels are on, so it must be off before essentia is first imported.
+# Essentia's bundled TensorFlow 2.5 reads these when it loads, so they are set before essentia is first
+# imported: it logs CUDA probing at import (keep stderr for real errors), and it dies with SIGFPE on the
+# first graph run if oneDNN kernels are on.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
 
 import essentia  # noqa: E402
@@ -42,7 +44,6 @@ log = logging.getLogger(__name__)
 MAX_PATCHES = 8
 # Essentia's CPU TensorFlow ran single patches fastest here (48 ms vs 53 ms at 4 and 78 ms at 16 per patch).
 BATCH_SIZE = 1
-TOP_K = 5
 # Zoo algorithms that take 16 kHz audio and name their graph, input and output nodes like MusiCNN's.
 AUDIO_ALGORITHMS = frozenset({"TensorflowPredictVGGish", "TensorflowPredictEffnetDiscogs", "TensorflowPredictMAEST"})
 
@@ -192,8 +193,8 @@ class Tagger:
         """Sort the folder's models into MusiCNN-input graphs, heads on their embeddings and audio models."""
         usable = []
         for info in infos:
-            if info.sample_rate != SAMPLE_RATE:
-                self.skipped[info.name] = f"needs {info.sample_rate} Hz audio, the tagger runs at {SAMPLE_RATE}"
+            if info.sample_rate != TAG_SAMPLE_RATE:
+                self.skipped[info.name] = f"needs {info.sample_rate} Hz audio, the tagger runs at {TAG_SAMPLE_RATE}"
             elif info.algorithm not in (MUSICNN_ALGORITHM, HEAD_ALGORITHM, *AUDIO_ALGORITHMS):
                 self.skipped[info.name] = f"algorithm {info.algorithm} is not supported"
             else:
@@ -251,13 +252,3 @@ def _scores(info: ModelInfo, predictions: np.ndarray) -> list[dict]:
     return [{"label": label, "score": round(float(score), 4), "model": info.name}
             for label, score in zip(info.classes, means, strict=True)]
 
-
-def top_k(tags: list[dict], k: int = TOP_K) -> list[dict]:
-    """The k best tags of each model, best first: for `summary.tags`, while the tags table keeps them all.
-
-    Per model, because a two-class zoo head would otherwise crowd out or vanish among 50 tags.
-    """
-    kept: list[dict] = []
-    for model in sorted({tag["model"] for tag in tags}):
-        kept += sorted((tag for tag in tags if tag["model"] == model), key=lambda tag: -tag["score"])[:k]
-    return sorted(kept, key=lambda tag: (-tag["score"], tag["model"]))

@@ -18,7 +18,7 @@ HEAD_ALGORITHM = "TensorflowPredict2D"
 DEFAULT_ALGORITHM = MUSICNN_ALGORITHM
 # musicnn's training setup, which TensorflowPredictMusiCNN hard-codes too: 16 kHz audio,
 # 512-sample frames every 256 samples, 96 log-mel bands, 187-frame (3 s) patches.
-SAMPLE_RATE = 16000
+TAG_SAMPLE_RATE = 16000
 FRAME_SIZE = 512
 HOP_SIZE = 256
 MEL_BANDS = 96
@@ -73,7 +73,7 @@ def read_model(metadata: Path) -> ModelInfo:
         algorithm=inference.get("algorithm", DEFAULT_ALGORITHM),
         input=inputs[0]["name"],
         output=_node(outputs, "predictions")["name"],
-        sample_rate=int(inference.get("sample_rate", SAMPLE_RATE)),
+        sample_rate=int(inference.get("sample_rate", TAG_SAMPLE_RATE)),
         embedding_model=embedding.get("model_name"),
         embedding_output=_node(outputs, "embeddings", required=False).get("name"),
     )
@@ -101,7 +101,7 @@ def list_models(models_dir: Path) -> list[ModelInfo]:
 
 def write_metadata(path: Path, *, name: str, classes: list[str], input: str, output: str,
                    embeddings: str | None, input_shape: list[int], algorithm: str = MUSICNN_ALGORITHM,
-                   sample_rate: int = SAMPLE_RATE, description: str = "") -> Path:
+                   sample_rate: int = TAG_SAMPLE_RATE, description: str = "") -> Path:
     """Write a json in the zoo's layout, the only format the tagger reads."""
     outputs = [{"name": output, "type": "float", "shape": [1, len(classes)], "op": "Sigmoid",
                 "output_purpose": "predictions"}]

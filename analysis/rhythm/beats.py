@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from madmom.features.downbeats import DBNDownBeatTrackingProcessor
 
-from beatwatch.analysis.audio.features import FPS
+from beatwatch.analysis.audio.features import RHYTHM_FPS
 
 METERS = (3, 4)
 MIN_BPM = 55.0
@@ -45,7 +45,7 @@ class Activations:
     """Beat and downbeat probabilities per frame; shape (frames, 2), columns beat, downbeat."""
 
     values: np.ndarray
-    fps: int = FPS
+    fps: int = RHYTHM_FPS
 
     def save(self, path) -> None:
         np.savez_compressed(path, values=self.values, fps=self.fps)
@@ -86,7 +86,7 @@ class BeatTracker:
 
     def __init__(self, *, meters=METERS, min_bpm: float = MIN_BPM, max_bpm: float = MAX_BPM) -> None:
         self._dbn = DBNDownBeatTrackingProcessor(
-            beats_per_bar=list(meters), min_bpm=min_bpm, max_bpm=max_bpm, fps=FPS // DBN_POOL,
+            beats_per_bar=list(meters), min_bpm=min_bpm, max_bpm=max_bpm, fps=RHYTHM_FPS // DBN_POOL,
             transition_lambda=TRANSITION_LAMBDA)
 
     def __call__(self, activations: Activations) -> Beats:

@@ -26,9 +26,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from .beats import Activations, Beats
+from beatwatch.analysis.nearest import nearest
 
-METERS = (3, 4)
+from .beats import METERS, Activations, Beats
+
 CHANGE_RADIUS_BEATS = 0.4  # a chord change counts for a beat this close (fully at the beat, less further off)
 LAG_RANGE_S = (-0.05, 0.2)  # the recogniser's lag behind the beat is looked for in this range
 MIN_CHANGES = 8  # fewer chord changes than this say nothing about the bars
@@ -53,15 +54,6 @@ def recogniser_lag(beat_times: np.ndarray, changes: np.ndarray) -> float:
     if len(changes) == 0 or len(beat_times) == 0:
         return 0.0
     return float(np.clip(np.median(changes - beat_times[nearest(beat_times, changes)]), *LAG_RANGE_S))
-
-
-def nearest(sorted_times: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Index of the nearest of `sorted_times` to each of `times` (a search, not a times x times table:
-    a 3-hour mix has tens of thousands of beats and chords)."""
-    right = np.clip(np.searchsorted(sorted_times, times), 1, len(sorted_times) - 1) if len(sorted_times) > 1 \
-        else np.zeros(len(times), dtype=int)
-    left = np.maximum(right - 1, 0)
-    return np.where(np.abs(sorted_times[left] - times) <= np.abs(sorted_times[right] - times), left, right)
 
 
 def change_strength(beat_times: np.ndarray, chords: Sequence) -> np.ndarray:

@@ -58,6 +58,8 @@ def match_beats(beat_times: np.ndarray, onsets: Onsets, *, radius_s: float = SEA
     strengths = np.zeros(len(beat_times))
     if len(onsets.times) == 0 or len(beat_times) == 0:
         return BeatTransients(times, strengths)
+    # Not `analysis.nearest`: the same rule, but a beat exactly halfway between two onsets (common, both sit
+    # on the 100 fps grid) rounds to the other side when compared with midpoints, and sidecars must not change.
     midpoints = (onsets.times[1:] + onsets.times[:-1]) / 2
     nearest = np.searchsorted(midpoints, beat_times)
     close = np.abs(onsets.times[nearest] - beat_times) <= radius_s
