@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import click_track, encode, write_wav
+from tests.helpers import click_track, encode, write_wav
 
 BEATWATCH = str(Path(sys.executable).with_name("beatwatch"))
 FORMATS = {"wav": (), "flac": (), "mp3": ("-b:a", "192k"), "ogg": ("-c:a", "libvorbis"), "m4a": ("-c:a", "aac")}

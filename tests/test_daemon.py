@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from beatwatch.daemon.notify import Notifier
-from tests.conftest import click_track, encode, write_wav
+from tests.helpers import click_track, encode, write_wav
 from tests.daemon_harness import Daemon, wait_for
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from beatwatch.analysis.pipeline import Analyzer
-from tests.conftest import click_track, encode, write_wav
+from tests.helpers import click_track, encode, write_wav
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from beatwatch.analysis.audio.decode import resample
 from beatwatch.analysis.nets.models_build import build_musicnn, is_fresh
 from beatwatch.analysis.nets.tags import PATCH_FRAMES, Tagger, top_k
 from beatwatch.analysis.nets.zoo import SAMPLE_RATE, list_models, write_metadata
-from tests.conftest import SR, click_track
+from tests.helpers import SR, click_track
 
 # Scores are rounded to 4 decimals and TF 2.21 sums in a different order than Essentia's TF 2.5.
 TOLERANCE = 1e-3
