@@ -72,7 +72,7 @@ def test_filtering_per_block_equals_filtering_madmoms_magnitude(monkeypatch, siz
     from madmom.audio.signal import FramedSignal, Signal
     from madmom.audio.spectrogram import Spectrogram
 
-    from beatwatch.analysis import spectrum
+    from beatwatch.analysis.audio import spectrum
 
     monkeypatch.setattr(spectrum, "BLOCK_SAMPLES", 37 * size)
     signal = np.random.default_rng(1).standard_normal(7 * rate).astype(np.float32)
