@@ -17,6 +17,8 @@ from beatwatch.daemon.notify import Notifier
 from tests.helpers import click_track, encode, write_wav
 from tests.daemon_harness import Daemon, wait_for
 
+pytestmark = pytest.mark.slow  # the daemon runs as a subprocess in all but the notify test
+
 
 @pytest.fixture(scope="module")
 def songs(tmp_path_factory):
