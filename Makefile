@@ -1,5 +1,5 @@
 # beatwatch: `make run` starts the daemon on ./inbox, `make test` runs the suite, `make lint` checks the code.
-# Both work on a fresh Debian machine with Python 3.11, pip and apt.
+# All three work on a fresh Debian machine with Python 3.11, pip and apt.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
