@@ -1,5 +1,5 @@
-# beatwatch: `make run` starts the daemon on ./inbox, `make test` runs the suite.
-# Both work on a fresh Debian machine with Python 3.11, pip and apt.
+# beatwatch: `make run` starts the daemon on ./inbox, `make test` runs the suite, `make lint` checks the code.
+# All three work on a fresh Debian machine with Python 3.11, pip and apt.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -8,9 +8,10 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := ffmpeg fluidsynth fluid-soundfont-gm
 MODELS := models/msd-musicnn.pb models/mtt-musicnn.pb
+TYPING := build/typing/beatwatch
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: install system-deps run test bench bench-accuracy clean
+.PHONY: install system-deps run test lint bench bench-accuracy clean
 
 install: system-deps $(STAMP) $(MODELS)
 
@@ -22,7 +23,9 @@ system-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# musicnn (the trained tag checkpoints) goes in without its metadata's numpy<1.17 pin, which the weights do not need.
+# requirements.lock pins the runtime dependencies and the test extra (pytest, librosa, ruff, mypy ...), so beatwatch
+# itself goes in with --no-deps. musicnn (the trained tag checkpoints) goes in without its metadata's numpy<1.17 pin,
+# which the weights do not need.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -42,6 +45,15 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q
 
+lint: install $(TYPING)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# The installed names (beatwatch.daemon ...) as links to the folders, for mypy (see [tool.mypy] in pyproject.toml).
+$(TYPING):
+	mkdir -p $@
+	for p in daemon analysis store render; do ln -sfn ../../../$$p $@/$$p; done
+
 bench: install
 	$(BIN)/python -m bench.speed
 
@@ -49,4 +61,4 @@ bench-accuracy: install
 	$(BIN)/python -m bench.accuracy
 
 clean:
-	rm -rf $(VENV) .bench .pytest_cache
+	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache build/typing

@@ -102,7 +102,8 @@ class LoudnessMeter:
             squares = np.concatenate([self._carry, np.square(weighted)])
             blocks = len(squares) // self._hop
             channels = squares.shape[1]
-            self._blocks.append(squares[: blocks * self._hop].reshape(blocks, self._hop, channels).mean(axis=1).sum(axis=1))
+            self._blocks.append(squares[: blocks * self._hop].reshape(blocks, self._hop, channels)
+                                .mean(axis=1).sum(axis=1))
             self._carry = squares[blocks * self._hop:]
 
     def result(self) -> Loudness:

@@ -123,7 +123,8 @@ class Analyzer:
         with stage("decode", 0.0):
             info = probe(path)
             if max_duration_s is not None and info.duration > max_duration_s:
-                raise InputError(f"{info.path}: {info.duration:.0f} s is longer than jobs.max_duration_s = {max_duration_s:g}")
+                raise InputError(f"{info.path}: {info.duration:.0f} s is longer than "
+                                 f"jobs.max_duration_s = {max_duration_s:g}")
             digest = content_hash(path)
         meter = LoudnessMeter(SAMPLE_RATE, 1 if info.channels == 1 else 2)
         frames = _Frames()

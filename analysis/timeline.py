@@ -107,7 +107,7 @@ def bar_chord(chords: list[ChordSegment], start: float, end: float) -> tuple[str
             weighted[seg.label] = weighted.get(seg.label, 0.0) + overlap * seg.confidence
     if not cover:
         return None, None
-    label = max(cover, key=cover.get)
+    label = max(cover, key=cover.__getitem__)
     return label, weighted[label] / (end - start)
 
 
@@ -170,7 +170,8 @@ def assemble(results: Results, *, analyzer: dict, performance: dict) -> dict:
                 {"start": _t(c.start), "end": _t(c.end), "label": c.label, "confidence": _v(c.confidence)}
                 for c in results.chords
             ],
-            "tempo": [{"time": _t(t), "bpm": _v(b, 2)} for t, b in zip(results.tempo.curve_times, results.tempo.curve_bpm)],
+            "tempo": [{"time": _t(t), "bpm": _v(b, 2)}
+                      for t, b in zip(results.tempo.curve_times, results.tempo.curve_bpm)],
             "keys": [
                 {"start": _t(k.start), "end": _t(k.end), "key": k.key, "confidence": _v(k.confidence)}
                 for k in (key.segments if key else [])

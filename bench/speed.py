@@ -75,7 +75,8 @@ def run_daemon(files: list[Path], *, mode: str, device: str = "cpu", watch_memor
         inbox.mkdir()
         config = root / "bench.toml"
         config.write_text(f"[watch]\nsettle_s = 0.5\n[jobs]\ntimeout_s = 7200\nmemory_mb = 4096\n"
-                          f"[inference]\nmode = \"{mode}\"\ndevice = \"{device}\"\n[models]\ndir = \"{ROOT / 'models'}\"\n")
+                          f"[inference]\nmode = \"{mode}\"\ndevice = \"{device}\"\n"
+                          f"[models]\ndir = \"{ROOT / 'models'}\"\n")
         daemon = subprocess.Popen([BEATWATCH, "run", "--config", str(config)], cwd=root,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

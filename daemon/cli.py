@@ -171,7 +171,8 @@ def cmd_analyze(args) -> int:
     engine = None if args.no_db else _open_store(settings)
     documents, failed = _analyze_all(files, settings, output_dir=output_dir, engine=engine, quiet=args.json)
     if args.json:
-        json.dump(documents[0] if len(files) == 1 and documents else documents, sys.stdout, ensure_ascii=False, indent=1)
+        json.dump(documents[0] if len(files) == 1 and documents else documents, sys.stdout, ensure_ascii=False,
+                  indent=1)
         print()
     return EXIT_FAILED if failed else EXIT_OK
 

@@ -49,8 +49,8 @@ def _read_limit(folder: Path) -> float | None:
             quota, period = (folder / "cpu.max").read_text().split()[:2]
             return None if quota == "max" else int(quota) / int(period)
         if (folder / "cpu.cfs_quota_us").exists():
-            quota = int((folder / "cpu.cfs_quota_us").read_text())
-            return None if quota <= 0 else quota / int((folder / "cpu.cfs_period_us").read_text())
+            quota_us = int((folder / "cpu.cfs_quota_us").read_text())
+            return None if quota_us <= 0 else quota_us / int((folder / "cpu.cfs_period_us").read_text())
     except (OSError, ValueError):
         return None
     return None

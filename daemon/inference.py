@@ -23,6 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Listener
+from multiprocessing.process import BaseProcess
 
 from .pool import spawn
 
@@ -155,7 +156,7 @@ class InferenceProcess:
         self._folder = tempfile.mkdtemp(prefix="beatwatch-")
         self.address = os.path.join(self._folder, "inference.sock")
         self._args = (self.address, device, models_dir, max_batch, max_wait_ms, threads, nice)
-        self.process = None
+        self.process: BaseProcess | None = None
         self.restarts = 0
         self._started = 0.0
 

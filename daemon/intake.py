@@ -46,8 +46,8 @@ class Intake:
             self._next_rescan = mono + self.rescan_interval_s
             for path in self.names.scan():
                 self.tracker.observe(str(path), mono)
-        for path in self.watcher.drain():
-            self.tracker.observe(path, mono)
+        for name in self.watcher.drain():
+            self.tracker.observe(name, mono)
         stable = self.tracker.due(mono)
         if not stable:
             return []

@@ -90,7 +90,8 @@ class Pool:
         return [s for s in self.slots if s.ready and not s.busy and not s.retiring]
 
     def assign(self, slot: Slot, task: worker.Task) -> None:
-        slot.task, slot.task_started, slot.last_heartbeat, slot.stage = task, time.monotonic(), time.monotonic(), "claimed"
+        slot.task, slot.task_started, slot.last_heartbeat = task, time.monotonic(), time.monotonic()
+        slot.stage = "claimed"
         slot.conn.send(task)
 
     def kill(self, slot: Slot, why: str) -> None:

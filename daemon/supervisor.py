@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -106,7 +107,7 @@ class Supervisor:
         requeued = jobs.requeue_all_running(self.engine, now=now)
         if requeued:
             log.warning("requeued %d job(s) left running by a previous run", requeued)
-        for folder in {inbox, self.settings.output.dir} - {None}:
+        for folder in {inbox, self.settings.output.dir or inbox}:
             removed = remove_stray_temp_sidecars(folder)
             if removed:
                 log.warning("removed %d half-written sidecar(s) under %s", removed, folder)
@@ -145,7 +146,8 @@ class Supervisor:
         for slot in list(self.pool.slots):
             if slot.task is not None:
                 jobs.release(self.engine, slot.task.job_id, slot.task.token, now=now)
-                log.warning("job %d (%s) requeued: not finished within shutdown.grace_s", slot.task.job_id, slot.task.path)
+                log.warning("job %d (%s) requeued: not finished within shutdown.grace_s",
+                            slot.task.job_id, slot.task.path)
         self.pool.stop_all("shutting down")
         if self.inference is not None:
             self.inference.stop()
@@ -187,9 +189,10 @@ class Supervisor:
             job = jobs.claim(self.engine, token, lease_s=self.lease_s, now=now)
             if job is None:
                 return
+            plot_path = str(self._plot_path(job.path)) if self.settings.output.plots else None
             self.pool.assign(slot, Task(job_id=job.id, token=token, path=job.path,
                                         max_duration_s=self.settings.jobs.max_duration_s, force=job.force,
-                                        plot_path=str(self._plot_path(job.path)) if self.settings.output.plots else None))
+                                        plot_path=plot_path))
             log.info("job %d: %s -> %s (attempt %d)", job.id, job.path, slot.name, job.attempts)
             self._next_status = 0.0
         self._next_claim = 0.0  # every worker got one: look again as soon as one is free
@@ -206,15 +209,15 @@ class Supervisor:
 
     def _handle_messages(self, now: float, mono: float, timeout: float) -> None:
         """Read every pending worker message, waiting up to timeout; a signal ends the wait early."""
-        conns = {slot.conn: slot for slot in self.pool.slots}
+        conns: dict[Any, Slot] = {slot.conn: slot for slot in self.pool.slots}  # wait() hands back these keys
         for conn in wait([*conns, self._wake_r], timeout=timeout):
             if conn is self._wake_r:
                 self._drain_wake()
                 continue
             slot = conns[conn]
             try:
-                while conn.poll():
-                    self._on_message(slot, conn.recv(), now, mono)
+                while slot.conn.poll():
+                    self._on_message(slot, slot.conn.recv(), now, mono)
             except (EOFError, OSError):
                 continue  # the process is gone; _police_workers deals with it
 
@@ -262,6 +265,7 @@ class Supervisor:
                 self._after(task.path, "failed")
             return
         document = outcome.document
+        assert document is not None, "every outcome but an error carries its document"
         target = sidecar_path(task.path, self.settings.output.dir)
         try:
             mtime = os.stat(task.path).st_mtime
@@ -343,7 +347,8 @@ class Supervisor:
             "state": state or ("draining" if self.draining_since is not None else "running"),
             "updated_at": now,
             "throttle": self.throttle.describe(),
-            "workers": [{"name": s.name, "pid": s.process.pid, "ready": s.ready, "busy": s.busy, "stage": s.stage if s.busy else "",
+            "workers": [{"name": s.name, "pid": s.process.pid, "ready": s.ready, "busy": s.busy,
+                         "stage": s.stage if s.busy else "",
                          "job_id": s.task.job_id if s.task else None, "jobs_done": s.jobs_done,
                          "rss_mb": round(s.rss_mb())} for s in self.pool.slots],
             "inference": self._describe_inference(),

@@ -15,6 +15,7 @@ import resource
 import signal
 import threading
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -77,8 +78,7 @@ def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: f
         beat = threading.Thread(target=_heartbeat, args=(send, task.job_id, stop_beat), daemon=True)
         beat.start()
         try:
-            outcome = run_task(analyzer, engine, task,
-                               progress=lambda stage, fraction: send("progress", task.job_id, stage, fraction))
+            outcome = run_task(analyzer, engine, task, progress=partial(send, "progress", task.job_id))
         finally:
             stop_beat.set()
             beat.join()

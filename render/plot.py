@@ -272,7 +272,8 @@ def merged_bar_chords(bars: Sequence[dict]) -> list[tuple[float, float, str]]:
 
 def _stagger(labels: Sequence[tuple[float, str]], measure: Callable[[str], float], px_per_s: float,
              axis_px: float) -> list[tuple[float, str, int]]:
-    """(time, text, row) for the labels that fit on two staggered rows; a label the upper row refuses tries the lower."""
+    """(time, text, row) for the labels that fit on two staggered rows; a label the upper row refuses tries the
+    lower."""
     rows = [_Row(measure, px_per_s, axis_px), _Row(measure, px_per_s, axis_px)]
     placed = []
     for time_s, text in labels:
@@ -367,7 +368,7 @@ def build_figure(doc: dict, *, audio: Audio | None = None) -> Figure:
     duration = _duration(doc)
     width, height = figure_size(duration)
     fig = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(fig)
+    canvas = FigureCanvasAgg(fig)
     names = list(PANEL_HEIGHTS)
     axes = fig.subplots(len(names), 1, sharex=True, height_ratios=list(PANEL_HEIGHTS.values()),
                         gridspec_kw={"hspace": 0.12})
@@ -376,7 +377,7 @@ def build_figure(doc: dict, *, audio: Audio | None = None) -> Figure:
     panel = dict(zip(names, axes))
     axis_px = (width - LEFT_IN - RIGHT_IN) * DPI
     px_per_s = axis_px / duration
-    renderer = fig.canvas.get_renderer()
+    renderer = canvas.get_renderer()
     font = FontProperties(size=LABEL_PT, weight="bold")
     widths: dict[str, float] = {}
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Connection, Engine, Row, bindparam, insert, text
+from sqlalchemy import BindParameter, Connection, Engine, Row, bindparam, insert, text
 
 from beatwatch.analysis.document import printable
 
@@ -141,17 +141,15 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
         by_name = _latest_jobs(conn, [printable(path) for path in wanted])
         latest = {path: by_name.get(printable(path)) for path in wanted}
         rows = [
-            {"path": path, "raw_path": _raw(path), "state": "queued", "attempts": 0, "size": size, "mtime": mtime,
-             "created_at": now, "updated_at": now}
+            {"path": printable(path), "raw_path": _raw(path), "state": "queued", "attempts": 0, "size": size,
+             "mtime": mtime, "created_at": now, "updated_at": now}
             for path, (size, mtime) in wanted.items()
             if _needs_job(latest.get(path), size, mtime)
         ]
-        for row in rows:
-            row["path"] = printable(row["path"])
         if not rows:
             return []
-        table = models.JobRow.__table__
-        return list(conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
+        statement = insert(models.JobRow).returning(models.JobRow.id, sort_by_parameter_order=True)
+        return list(conn.execute(statement, rows).scalars())
 
 
 def claim(engine: Engine, owner: str, *, lease_s: float, now: float) -> Job | None:
@@ -280,7 +278,7 @@ def retry(engine: Engine, *, ids: list[int] | None = None, failed_only: bool = F
     states = ["failed"] if failed_only or ids is None else ["failed", "done"]
     where = "state IN :states AND id = (SELECT max(later.id) FROM jobs AS later WHERE later.path = jobs.path)"
     params: dict[str, Any] = {"states": states, "now": now}
-    binds = [bindparam("states", expanding=True)]
+    binds: list[BindParameter[Any]] = [bindparam("states", expanding=True)]
     if ids is not None:
         where += " AND id IN :ids"
         params["ids"] = ids
@@ -297,7 +295,8 @@ def retry(engine: Engine, *, ids: list[int] | None = None, failed_only: bool = F
 def counts(engine: Engine) -> dict[State, int]:
     """Jobs per state, every state present so `status` prints a stable table."""
     with engine.connect() as conn:
-        found = dict(conn.execute(text("SELECT state, count(*) FROM jobs GROUP BY state")).tuples().all())
+        query = text("SELECT state, count(*) FROM jobs GROUP BY state")
+        found: dict[str, int] = dict(conn.execute(query).tuples().all())
     return {state: found.get(state, 0) for state in STATES}
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+from sqlalchemy import Connection, CursorResult, Engine, delete, insert, select, text, update
 
 from beatwatch.analysis.document import SCHEMA, printable
 
@@ -65,9 +65,8 @@ def save_timeline_in(conn: Connection, doc: dict[str, Any], *, sidecar_path: str
     _record_path(conn, file_id, doc["file"]["path"], now)
     version = doc["analyzer"]["version"]
     conn.execute(delete(AnalysisRow).where(AnalysisRow.file_id == file_id, AnalysisRow.analyzer_version == version))
-    analysis_id = conn.execute(
-        insert(AnalysisRow).values(_analysis_row(doc, file_id, sidecar_path, now))
-    ).inserted_primary_key[0]
+    analysis_id = _inserted_id(
+        conn.execute(insert(AnalysisRow).values(_analysis_row(doc, file_id, sidecar_path, now))))
     for model, rows in _child_rows(doc, analysis_id):
         if rows:
             conn.execute(insert(model), rows)
@@ -103,9 +102,17 @@ def _upsert_file(conn: Connection, info: dict[str, Any], mtime: float | None, no
     file_id = conn.scalar(select(FileRow.id).where(FileRow.content_hash == info["content_hash"]))
     if file_id is None:
         inserted = insert(FileRow).values(content_hash=info["content_hash"], first_seen=now, **values)
-        return conn.execute(inserted).inserted_primary_key[0]
+        return _inserted_id(conn.execute(inserted))
     conn.execute(update(FileRow).where(FileRow.id == file_id).values(values))
     return file_id
+
+
+def _inserted_id(result: CursorResult[Any]) -> int:
+    """The new row's id; SQLAlchemy types the key Optional, which a one-row INSERT never leaves empty."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("an INSERT returned no primary key")
+    return key[0]
 
 
 def _record_path(conn: Connection, file_id: int, path: str, now: str) -> None:

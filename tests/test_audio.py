@@ -7,7 +7,7 @@ import pytest
 
 from beatwatch.analysis.audio.decode import SAMPLE_RATE, content_hash, decode, probe
 from beatwatch.analysis.errors import InputError
-from tests.conftest import click_track, encode, write_wav
+from tests.helpers import click_track, encode, write_wav
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import click_track, encode, write_wav
+from tests.helpers import click_track, encode, write_wav
 
 BEATWATCH = str(Path(sys.executable).with_name("beatwatch"))
 FORMATS = {"wav": (), "flac": (), "mp3": ("-b:a", "192k"), "ogg": ("-c:a", "libvorbis"), "m4a": ("-c:a", "aac")}
@@ -58,6 +58,7 @@ def analysed(library):
     return root, tempi, result
 
 
+@pytest.mark.slow
 def test_good_files_get_sidecars_and_rows_bad_ones_one_line_each(analysed):
     root, tempi, result = analysed
     assert result.returncode == 1
@@ -80,6 +81,7 @@ def test_good_files_get_sidecars_and_rows_bad_ones_one_line_each(analysed):
         assert rows[str(root / "music" / name)] == pytest.approx(bpm, rel=0.03)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,note", [("silence.wav", "silence"), ("clip.wav", "too short")])
 def test_silence_and_short_clips_get_a_valid_sidecar_with_a_note(analysed, name, note):
     root, _, _ = analysed
@@ -88,6 +90,7 @@ def test_silence_and_short_clips_get_a_valid_sidecar_with_a_note(analysed, name,
     assert any(note in n for n in doc["notes"])
 
 
+@pytest.mark.slow
 def test_readme_queries_run_against_the_analysed_database(analysed):
     root, tempi, _ = analysed
     readme = (Path(__file__).parents[1] / "README.md").read_text()
@@ -99,6 +102,7 @@ def test_readme_queries_run_against_the_analysed_database(analysed):
     assert sum(n for *_, n in results[3]) == len(tempi) + 2
 
 
+@pytest.mark.slow
 def test_json_output_and_show(library, tmp_path):
     root, _ = library
     out = tmp_path / "sidecars"
@@ -125,6 +129,7 @@ def test_config_check_names_the_bad_key(tmp_path):
     assert good.returncode == 0 and "count = 3" in good.stdout
 
 
+@pytest.mark.slow
 def test_plot_and_click_commands_find_the_track_by_hash(analysed, tmp_path):
     import soundfile as sf
 

@@ -11,7 +11,7 @@ import soundfile as sf
 
 from beatwatch.analysis.audio.decode import Audio, AudioInfo, decode, probe
 from beatwatch.render.click import BLOCK_S, CLICK_S, PEAK_LIMIT, render_click
-from tests.conftest import SR, write_wav
+from tests.helpers import SR, write_wav
 
 ONSET_TOLERANCE_S = 0.010
 # Short frames and a fine hop: librosa's defaults (2048 / 512) smear a click over ~12 ms.

@@ -15,7 +15,8 @@ EXAMPLE = Path(__file__).parents[1] / "config.example.toml"
 def test_example_file_holds_exactly_the_defaults(tmp_path):
     example = load(EXAMPLE)
     defaults = load(_write(tmp_path, ""))
-    assert example.model_dump(exclude={"inbox", "models", "store"}) == defaults.model_dump(exclude={"inbox", "models", "store"})
+    paths = {"inbox", "models", "store"}
+    assert example.model_dump(exclude=paths) == defaults.model_dump(exclude=paths)
     assert example.inbox.path == EXAMPLE.parent.resolve() / "inbox"
 
 
@@ -29,7 +30,8 @@ def test_every_settings_key_is_in_the_example():
 def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     sub = tmp_path / "etc"
     sub.mkdir()
-    cfg = load(_write(sub, '[inbox]\npath = "../music"\n[store]\nurl = "sqlite:///state/bw.db"\n[output]\ndir = "side"\n'))
+    cfg = load(_write(sub, '[inbox]\npath = "../music"\n[store]\nurl = "sqlite:///state/bw.db"\n'
+                           '[output]\ndir = "side"\n'))
     assert cfg.inbox.path == tmp_path / "music"
     assert cfg.store.url == f"sqlite:///{sub / 'state' / 'bw.db'}"
     assert cfg.output.dir == sub / "side"

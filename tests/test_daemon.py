@@ -10,13 +10,14 @@ import socket
 import stat
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
 
 from beatwatch.daemon.notify import Notifier
-from tests.conftest import click_track, encode, write_wav
+from tests.helpers import click_track, encode, write_wav
 from tests.daemon_harness import Daemon, wait_for
+
+pytestmark = pytest.mark.slow  # the daemon runs as a subprocess in all but the notify test
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +98,9 @@ def test_files_are_analysed_once_and_the_daemon_speaks_sd_notify(daemon, songs):
 def test_kill_9_of_a_worker_mid_job_requeues_and_finishes_once(daemon, songs):
     d = daemon("[jobs]\nlease_s = 10\n")
     copy_in(songs["long"], d.inbox, "long.flac")
-    running = wait_for(lambda: d.query("SELECT id FROM jobs WHERE state = 'running' AND stage NOT IN ('claimed', 'decode')"),
-                       60, "the long job to be mid-analysis")
+    running = wait_for(
+        lambda: d.query("SELECT id FROM jobs WHERE state = 'running' AND stage NOT IN ('claimed', 'decode')"),
+        60, "the long job to be mid-analysis")
     os.kill(busy_worker(d), signal.SIGKILL)
     wait_for(lambda: d.drained(1), 120, "the job to be retried and finish")
     assert d.query("SELECT state, attempts FROM jobs WHERE id = ?", running[0][0]) == [("done", 2)]
@@ -165,8 +167,10 @@ def test_a_decoder_that_hangs_or_hogs_memory_is_killed_at_its_limit(daemon, song
     """The decoder is an outside program; a misbehaving one is put first on PATH."""
     fakebin = tmp_path / "fakebin"
     fakebin.mkdir()
-    body = {"hang": "import time\nwhile True: time.sleep(1)\n",
-            "hog": "import time\nx = []\nwhile True:\n    x.append(bytearray(50 * 2**20)); time.sleep(0.05)\n"}[behaviour]
+    body = {
+        "hang": "import time\nwhile True: time.sleep(1)\n",
+        "hog": "import time\nx = []\nwhile True:\n    x.append(bytearray(50 * 2**20)); time.sleep(0.05)\n",
+    }[behaviour]
     script = fakebin / "ffprobe"
     script.write_text(f"#!{os.sys.executable}\n{body}")
     script.chmod(script.stat().st_mode | stat.S_IEXEC)

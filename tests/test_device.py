@@ -24,7 +24,7 @@ def test_cuda_without_a_provider_is_an_error_naming_the_key():
 
 
 def test_the_sidecar_names_the_device(analyzer, media):
-    from tests.conftest import click_track, write_wav
+    from tests.helpers import click_track, write_wav
 
     signal, _ = click_track(100, seconds=6.0)
     doc = analyzer.analyze(write_wav(media / "device.wav", signal))

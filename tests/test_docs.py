@@ -37,5 +37,5 @@ def test_every_config_key_is_in_the_readme():
 
 
 def test_make_targets_are_in_the_readme():
-    for target in ("make run", "make test", "make install", "make bench", "make bench-accuracy"):
+    for target in ("make run", "make test", "make lint", "make install", "make bench", "make bench-accuracy"):
         assert f"`{target}`" in README or f"{target} " in README

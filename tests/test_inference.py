@@ -15,6 +15,8 @@ from beatwatch.daemon.inference import InferenceProcess
 from beatwatch.daemon.inference_client import InferenceClient
 from tests.daemon_harness import wait_for
 
+pytestmark = pytest.mark.slow  # every test starts the inference process
+
 FEATURES = 314
 
 

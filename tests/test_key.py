@@ -18,7 +18,8 @@ from beatwatch.analysis.harmony.chords import ChordSegment
 from beatwatch.analysis.rhythm.harmonic_rhythm import regroup
 from beatwatch.analysis.harmony.key import KeyRecognizer, decode
 from beatwatch.analysis.rhythm.beats import Activations, Beats
-from beatwatch.analysis.harmony.tonality import LAST_CHORD_WEIGHT, Chord, cadences, chord_class, held_excess, relative, tonic_evidence
+from beatwatch.analysis.harmony.tonality import (LAST_CHORD_WEIGHT, Chord, cadences, chord_class, held_excess, relative,
+                                                 tonic_evidence)
 
 BAR_S = 2.0
 UNIFORM = np.full(24, 1 / 24)

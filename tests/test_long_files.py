@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from beatwatch.analysis.pipeline import Analyzer
-from tests.conftest import click_track, encode, write_wav
+from tests.helpers import click_track, encode, write_wav
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +17,7 @@ def long_song(media):
     return encode(write_wav(media / "long_mix.wav", signal), media / "long_mix.flac"), truth
 
 
+@pytest.mark.slow
 def test_chunks_and_windows_leave_no_gap_double_beat_or_bar_jump(analyzer, long_song):
     path, truth = long_song
     whole = analyzer.analyze(path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from beatwatch.analysis.loudness import energy_curve, measure_loudness, span_loudness
-from tests.conftest import SR
+from tests.helpers import SR
 
 
 def sine(amplitude: float, seconds: float = 10.0, freq: float = 1000.0) -> np.ndarray:

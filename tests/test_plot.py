@@ -12,9 +12,9 @@ import pytest
 from matplotlib import image as mpimg
 
 from beatwatch.analysis.audio.decode import Audio, AudioInfo, decode, probe
-from beatwatch.render.plot import (DPI, ENVELOPE_BLOCK, build_figure, chord_name, figure_size, label_stride, render_plot,
-                           waveform_envelope)
-from tests.conftest import SR, click_track, write_wav
+from beatwatch.render.plot import (DPI, ENVELOPE_BLOCK, build_figure, chord_name, figure_size, label_stride,
+                                   render_plot, waveform_envelope)
+from tests.helpers import SR, click_track, write_wav
 
 MIX_BPM = 120.0
 MIX_BARS = 1800

@@ -10,7 +10,7 @@ from beatwatch.analysis.nearest import nearest
 from beatwatch.analysis.rhythm.beats import Activations, BeatTracker
 from beatwatch.analysis.rhythm.tempo import estimate_tempo, local_tempo
 from beatwatch.analysis.rhythm.transients import Onsets, match_beats
-from tests.conftest import click_track, write_wav
+from tests.helpers import click_track, write_wav
 
 
 @pytest.mark.parametrize("bpm,meter", [(96, 4), (128, 4), (150, 3)])

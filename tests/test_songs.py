@@ -93,6 +93,7 @@ def downbeats(song: Song) -> list[float]:
     return [b["time"] for b in song.truth()["timeline"]["beats"] if b["position"] == 1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ramp", "waltz"])
 def test_truth_downbeats_are_the_kicks_in_the_audio(name, request):
     song = request.getfixturevalue(name)
@@ -101,18 +102,21 @@ def test_truth_downbeats_are_the_kicks_in_the_audio(name, request):
     assert np.all(np.abs(errors) <= ONSET_TOLERANCE_S), np.round(errors * 1000)
 
 
+@pytest.mark.slow
 def test_truth_beats_are_the_piano_chords_across_a_tempo_step(piano):
     truth = np.array([b["time"] for b in piano.truth()["timeline"]["beats"]])
     errors = onsets_near(decode(piano.audio), list(truth)) - truth
     assert np.all(np.abs(errors) <= ONSET_TOLERANCE_S), np.round(errors * 1000)
 
 
+@pytest.mark.slow
 def test_onset_check_rejects_truth_that_is_off_by_45_ms(ramp):
     shifted = np.array(downbeats(ramp)) + 0.045
     errors = onsets_near(decode(ramp.audio), list(shifted)) - shifted
     assert np.mean(np.abs(errors) <= ONSET_TOLERANCE_S) < 0.2
 
 
+@pytest.mark.slow
 def test_every_format_decodes_to_the_truth_duration_and_keeps_the_beats(waltz, tmp_path):
     truth = waltz.truth()
     expected = np.array(downbeats(waltz))
@@ -126,6 +130,7 @@ def test_every_format_decodes_to_the_truth_duration_and_keeps_the_beats(waltz, t
         assert np.all(np.abs(errors) <= ONSET_TOLERANCE_S), (fmt, np.round(errors * 1000))
 
 
+@pytest.mark.slow
 def test_ground_truth_describes_the_song(waltz, ramp):
     truth = waltz.truth()
     assert truth["summary"] == {"bpm": 150.0, "meter": 3, "key": "D major"}
@@ -138,6 +143,7 @@ def test_ground_truth_describes_the_song(waltz, ramp):
     assert curve[0]["bpm"] == pytest.approx(150.06, abs=0.01) and curve[-1]["bpm"] == pytest.approx(169.94, abs=0.01)
 
 
+@pytest.mark.slow
 def test_truth_scores_one_against_itself(waltz, ramp, piano):
     for song in (waltz, ramp, piano):
         truth = song.truth()
@@ -147,6 +153,7 @@ def test_truth_scores_one_against_itself(waltz, ramp, piano):
     assert "tempo_curve" in score(ramp.truth(), ramp.truth())
 
 
+@pytest.mark.slow
 def test_shifted_beats_score_lower(waltz):
     truth = waltz.truth()
     shifted = copy.deepcopy(truth)
@@ -156,6 +163,7 @@ def test_shifted_beats_score_lower(waltz):
     assert metrics["beat_f"] == 0.0 and metrics["downbeat_f"] == 0.0
 
 
+@pytest.mark.slow
 def test_half_tempo_scores_lower(ramp, waltz):
     for song in (ramp, waltz):
         truth = song.truth()
@@ -169,6 +177,7 @@ def test_half_tempo_scores_lower(ramp, waltz):
         assert metrics.get("tempo_acc1", 0.0) == 0.0 and metrics.get("tempo_curve", 0.0) == 0.0
 
 
+@pytest.mark.slow
 def test_missing_sidecar_parts_score_zero(waltz):
     assert set(score(waltz.truth(), {}).values()) == {0.0}
 
@@ -183,6 +192,7 @@ def test_step_curve_and_key_change_scoring():
     assert key_change_recall([10.0], [3.2], keys[:1]) == 0.0
 
 
+@pytest.mark.slow
 def test_cached_songs_are_not_rendered_again(waltz, songs_dir):
     before = waltz.audio.stat().st_mtime_ns
     (again,) = ensure_suite(songs_dir, [waltz.spec])
@@ -248,6 +258,7 @@ def test_confidence_quartiles_compare_the_least_and_most_confident():
     assert quartile_accuracy(items[:3]) is None
 
 
+@pytest.mark.slow
 def test_benchmark_subset_meets_the_minimums(analyzer, tmp_path_factory):
     """Six short songs, one per hard case, analysed as the benchmark does: every measure's mean over them meets
     the benchmark's minimum, so CI catches an accuracy regression without running the whole suite."""

@@ -127,7 +127,8 @@ def test_an_appended_step_applies_alone_and_keeps_data(engine):
 
 
 def test_a_failing_step_leaves_nothing_behind(engine):
-    steps = [*STEPS, Step(len(STEPS) + 1, "half a step", ["CREATE TABLE extra (x INTEGER)", "CREATE TABLE files (x INTEGER)"])]
+    steps = [*STEPS, Step(len(STEPS) + 1, "half a step",
+                          ["CREATE TABLE extra (x INTEGER)", "CREATE TABLE files (x INTEGER)"])]
     with pytest.raises(OperationalError):
         migrate(engine, steps)
     assert current_version(engine) == len(STEPS)

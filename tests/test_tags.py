@@ -21,7 +21,7 @@ from beatwatch.analysis.audio.decode import resample
 from beatwatch.analysis.nets.models_build import build_musicnn, is_fresh
 from beatwatch.analysis.nets.tags import PATCH_FRAMES, Tagger
 from beatwatch.analysis.nets.zoo import TAG_SAMPLE_RATE, list_models, write_metadata
-from tests.conftest import SR, click_track
+from tests.helpers import SR, click_track
 
 # Scores are rounded to 4 decimals and TF 2.21 sums in a different order than Essentia's TF 2.5.
 TOLERANCE = 1e-3
@@ -95,6 +95,7 @@ def clip() -> np.ndarray:
     return resample(signal, SR, TAG_SAMPLE_RATE)
 
 
+@pytest.mark.slow
 def test_build_writes_zoo_pair_and_skips_when_fresh(built):
     info, = list_models(built)
     assert (info.name, info.input, info.output, info.sample_rate) == ("msd-musicnn", "model/Placeholder",
@@ -107,6 +108,7 @@ def test_build_writes_zoo_pair_and_skips_when_fresh(built):
     assert (built / "msd-musicnn.pb").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_tagger_matches_frozen_graph_run_by_tensorflow(built, clip, tmp_path):
     tagger = Tagger(built)
     tags = tagger(clip)
@@ -121,6 +123,7 @@ def test_tagger_matches_frozen_graph_run_by_tensorflow(built, clip, tmp_path):
     assert "tensorflow" not in sys.modules
 
 
+@pytest.mark.slow
 def test_mel_patches_are_what_essentias_musicnn_predictor_feeds(built, clip):
     import essentia.standard as es
 
@@ -130,6 +133,7 @@ def test_mel_patches_are_what_essentias_musicnn_predictor_feeds(built, clip):
     assert max(abs(scores[label] - expected[label]) for label in expected) < TOLERANCE
 
 
+@pytest.mark.slow
 def test_zoo_models_dropped_in_are_picked_up(built, clip, tmp_path):
     """A MusiCNN-input classifier and a classification head on msd-musicnn embeddings, as zoo pairs."""
     models = tmp_path / "models"
@@ -174,6 +178,7 @@ def test_empty_or_missing_models_folder_gives_no_tags(tmp_path, clip):
         assert tagger.describe() == f"not configured: no usable models in {folder}"
 
 
+@pytest.mark.slow
 def test_broken_model_files_are_skipped_with_the_reason(built, tmp_path, clip):
     for suffix in (".pb", ".json"):
         shutil.copy(built / f"msd-musicnn{suffix}", tmp_path)
@@ -194,6 +199,7 @@ def test_broken_model_files_are_skipped_with_the_reason(built, tmp_path, clip):
     assert len(tagger(clip)) == 50
 
 
+@pytest.mark.slow
 def test_short_and_empty_signals(built):
     tagger = Tagger(built)
     assert tagger(np.zeros(0, np.float32)) == []
@@ -202,12 +208,14 @@ def test_short_and_empty_signals(built):
     assert len(tagger(short)) == 50
 
 
+@pytest.mark.slow
 def test_long_tracks_are_sampled_evenly(built):
     tagger = Tagger(built, max_patches=4)
     minute = np.random.default_rng(0).normal(0, 0.1, 60 * 16000).astype(np.float32)
     assert tagger.patches(minute).shape == (4, PATCH_FRAMES, 96)
 
 
+@pytest.mark.slow
 def test_tagging_survives_onednn_switched_on_in_the_environment(built):
     """Essentia's TensorFlow dies with SIGFPE under TF_ENABLE_ONEDNN_OPTS=1; the tagger must switch it off."""
     script = ("import sys, numpy as np; from pathlib import Path; from beatwatch.analysis.nets.tags import Tagger; "

@@ -173,6 +173,7 @@ def stream(info: AudioInfo, *, chunk_s: float, margin_s: float) -> Iterator[Chun
     chunk, margin = int(chunk_s * SAMPLE_RATE), int(margin_s * SAMPLE_RATE)
     frame_bytes = 4 * channels
     process = subprocess.Popen(_decoder(info), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None  # a PIPE, as asked one line above
     buffer = np.zeros((0, channels), dtype=np.float32)
     buffer_offset, core, total, ended = 0, 0, 0, False
     try:
@@ -207,8 +208,8 @@ def stream(info: AudioInfo, *, chunk_s: float, margin_s: float) -> Iterator[Chun
 
 
 def _finish(process: subprocess.Popen, info: AudioInfo) -> None:
-    stderr = process.stderr.read()
-    if process.wait() != 0:
+    _, stderr = process.communicate()
+    if process.returncode != 0:
         raise InputError(f"{info.path}: cannot decode ({_stderr_line(stderr)})")
 
 

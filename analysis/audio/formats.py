@@ -4,4 +4,5 @@ Kept apart from decode.py, which loads numpy (about 130 ms of `beatwatch status`
 """
 
 # Names the daemon and `analyze FOLDER` treat as music (ffmpeg decodes them all); anything else is left alone.
-AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".wma"})
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff",
+                              ".wma"})

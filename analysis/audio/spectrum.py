@@ -71,7 +71,7 @@ def _spectrogram(signal: np.ndarray, frame_size: int, fps: float, sample_rate: i
     window = np.hanning(frame_size).astype(np.float32)
     buffer = np.empty((min(block, frames), frame_size), dtype=np.float32)
     out = np.empty((frames, half if filterbank is None else filterbank.shape[1]), dtype=np.float32)
-    magnitude = None if filterbank is None else np.empty((len(buffer), half), dtype=np.float32)
+    magnitude = np.empty((0 if filterbank is None else len(buffer), half), dtype=np.float32)
     for lo in range(0, frames, block):
         hi = min(lo + block, frames)
         first, stop = starts[lo], starts[hi - 1] + frame_size

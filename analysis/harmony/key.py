@@ -200,7 +200,7 @@ def merge_short(path: np.ndarray, emission: np.ndarray, min_bars: int) -> list[t
         j = max(neighbours, key=lambda j: emission[first:stop, runs[j][2]].sum())
         runs[j][0], runs[j][1] = min(runs[j][0], first), max(runs[j][1], stop)
         del runs[i]
-        merged = []
+        merged: list[list[int]] = []
         for run in runs:
             if merged and merged[-1][2] == run[2]:
                 merged[-1][1] = run[1]

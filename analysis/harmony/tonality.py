@@ -89,7 +89,7 @@ class Chord:
 
 def chord_runs(segments: Sequence, start: float = -np.inf, end: float = np.inf) -> list[Chord]:
     """Segments with a majmin label (objects with start, end, label), clipped to [start, end), N dropped."""
-    runs = []
+    runs: list[Chord] = []
     for seg in segments:
         chord = chord_class(seg.label)
         lo, hi = max(float(seg.start), start), min(float(seg.end), end)

@@ -51,7 +51,8 @@ def _network(prefix: str, model: onnx.ModelProto, nodes: list, initializers: lis
     dense = {tensor.name.split("_")[0]: numpy_helper.to_array(tensor) for tensor in model.graph.initializer
              if tensor.name.startswith(("weights_", "bias_"))}
     kernel, bias = dense["weights"], dense["bias"]
-    initializers += [numpy_helper.from_array(kernel, f"{prefix}_kernel"), numpy_helper.from_array(bias, f"{prefix}_bias")]
+    initializers += [numpy_helper.from_array(kernel, f"{prefix}_kernel"),
+                     numpy_helper.from_array(bias, f"{prefix}_bias")]
     nodes.append(helper.make_node("MatMul", [current, f"{prefix}_kernel"], [f"{prefix}_mm"]))
     nodes.append(helper.make_node("Add", [f"{prefix}_mm", f"{prefix}_bias"], [f"{prefix}_logits"]))
     nodes.append(helper.make_node("Softmax", [f"{prefix}_logits"], [f"{prefix}_softmax"], axis=-1))

@@ -55,7 +55,8 @@ def build_musicnn(out_dir: Path, which: tuple[str, ...] = ("MSD_musicnn", "MTT_m
     todo = [name for name in which if force or not is_fresh(out_dir, name)]
     if todo:
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-        command = [sys.executable, "-m", "beatwatch.analysis.nets.models_build", "--out", str(out_dir), "--freeze", *todo]
+        command = [sys.executable, "-m", "beatwatch.analysis.nets.models_build", "--out", str(out_dir), "--freeze",
+                   *todo]
         done = subprocess.run(command, env=env, cwd=BUILDER.parent.parent, capture_output=True, text=True)
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines() or ["no error output"]
@@ -100,7 +101,8 @@ def _freeze(checkpoint: str, out_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m beatwatch.analysis.nets.models_build", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m beatwatch.analysis.nets.models_build",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models"), help="models folder (default: ./models)")
     parser.add_argument("--force", action="store_true", help="rebuild even when the graphs are up to date")
     parser.add_argument("--freeze", nargs="+", metavar="CHECKPOINT", help=argparse.SUPPRESS)

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -143,10 +144,10 @@ class Tagger:
         self._musicnn = self._load_all(musicnn, lambda info: GraphModel(info, patch, _embedding_outputs(info, heads)))
         self._heads: dict[str, list[GraphModel]] = {}
         for base in self._musicnn:
-            if base.info.name in heads:
+            if base.info.name in heads and base.info.embedding_output:
                 embedding = np.zeros((1, base.widths[base.info.embedding_output]), np.float32)
                 self._heads[base.info.name] = self._load_all(heads.pop(base.info.name),
-                                                             lambda info, probe=embedding: GraphModel(info, probe))
+                                                             partial(GraphModel, probe=embedding))
         for name, group in heads.items():
             for info in group:
                 self.skipped[info.name] = f"its embedding model {name} did not load"
@@ -156,7 +157,7 @@ class Tagger:
     def models(self) -> list[str]:
         """Names of the loaded classifiers, as `summary.tags[].model` spells them."""
         heads = [head.info.name for group in self._heads.values() for head in group]
-        return sorted([model.info.name for model in (*self._musicnn, *self._audio)] + heads)
+        return sorted([model.info.name for model in self._musicnn] + [model.info.name for model in self._audio] + heads)
 
     def describe(self) -> str:
         """The sidecar's `analyzer.analyses.tags`: which models ran and how the audio reached them."""
@@ -179,12 +180,14 @@ class Tagger:
         if len(mono_16k) == 0 or not self.models:
             return []
         tags: list[dict] = []
-        patches = self.patches(mono_16k) if self._musicnn else None
-        for model in self._musicnn:
-            outputs = model(patches)
-            tags += _scores(model.info, outputs[model.info.output])
-            for head in self._heads.get(model.info.name, []):
-                tags += _scores(head.info, head(outputs[model.info.embedding_output])[head.info.output])
+        if self._musicnn:
+            patches = self.patches(mono_16k)
+            for model in self._musicnn:
+                outputs = model(patches)
+                tags += _scores(model.info, outputs[model.info.output])
+                for head in self._heads.get(model.info.name, []):
+                    assert model.info.embedding_output, "heads are planned only on models with an embeddings output"
+                    tags += _scores(head.info, head(outputs[model.info.embedding_output])[head.info.output])
         for audio_model in self._audio:
             tags += _scores(audio_model.info, audio_model(mono_16k))
         return sorted(tags, key=lambda tag: (-tag["score"], tag["model"]))
