@@ -22,17 +22,16 @@ from sqlalchemy import Engine
 from beatwatch.analysis.nets.device import resolve_device
 from beatwatch.store import jobs
 from beatwatch.store.db import open_database
-from beatwatch.store.records import rename_path, save_timeline_in
-from beatwatch.store.sidecar import remove_stray_temp_sidecars, sidecar_path, write_sidecar
+from beatwatch.store.sidecar import remove_stray_temp_files
 from beatwatch.store.status import write_status
 
 from . import config as config_mod
 from .cpus import usable_cpus
 from .inference import InferenceProcess
-from .moves import move_aside
 from .notify import Notifier
 from .pool import Pool, Slot
 from .intake import Intake
+from .publish import Publisher
 from .throttle import MachineProbe, Throttle
 from .watcher import NameFilter
 from .worker import Outcome, Task
@@ -58,8 +57,8 @@ class Supervisor:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.notifier = Notifier()
         self.probe = MachineProbe()
+        self.engine: Engine = open_database(settings.store.url)  # the store stays as started: a reload keeps it
         self._apply(settings)
-        self.engine: Engine = open_database(settings.store.url)
         self.device = resolve_device(settings.inference.device)
         inference = settings.inference
         self.inference = InferenceProcess(
@@ -88,6 +87,8 @@ class Supervisor:
         self.lease_s = settings.jobs.lease_s
         self.names = NameFilter(settings.inbox.path, settings.watch.ignore,
                                 skip_result_folders=settings.inbox.after == "move")
+        self.publisher = Publisher(self.engine, output_dir=settings.output.dir,
+                                   set_aside_in=settings.inbox.path if settings.inbox.after == "move" else None)
 
     # ----- lifecycle -------------------------------------------------------------------------
 
@@ -98,9 +99,9 @@ class Supervisor:
         if requeued:
             log.warning("requeued %d job(s) left running by a previous run", requeued)
         for folder in {inbox, self.settings.output.dir} - {None}:
-            removed = remove_stray_temp_sidecars(folder)
+            removed = remove_stray_temp_files(folder)
             if removed:
-                log.warning("removed %d half-written sidecar(s) under %s", removed, folder)
+                log.warning("removed %d half-written sidecar(s) or plot(s) under %s", removed, folder)
         self.intake = self._new_intake()
         self.intake.start()
         if self.inference is not None:
@@ -180,14 +181,10 @@ class Supervisor:
                 return
             self.pool.assign(slot, Task(job_id=job.id, token=token, path=job.path,
                                         max_duration_s=self.settings.jobs.max_duration_s, force=job.force,
-                                        plot_path=str(self._plot_path(job.path)) if self.settings.output.plots else None))
+                                        plot_path=str(self.publisher.plot_path(job.path)) if self.settings.output.plots else None))
             log.info("job %d: %s -> %s (attempt %d)", job.id, job.path, slot.name, job.attempts)
             self._next_status = 0.0
         self._next_claim = 0.0  # every worker got one: look again as soon as one is free
-
-    def _plot_path(self, audio_path: str) -> Path:
-        sidecar = sidecar_path(audio_path, self.settings.output.dir)
-        return sidecar.with_name(sidecar.name.removesuffix(".json") + ".png")
 
     def _own_pids(self) -> list[int]:
         pids = [pid for slot in self.pool.slots for pid in slot.pids()]
@@ -250,51 +247,21 @@ class Supervisor:
                 return
             log.warning("job %d %s: %s", task.job_id, state, outcome.error)
             if state == "failed":
-                self._after(task.path, "failed")
+                self.publisher.set_aside(task.path, "failed")
             return
-        document = outcome.document
-        target = sidecar_path(task.path, self.settings.output.dir)
         try:
-            mtime = os.stat(task.path).st_mtime
-        except OSError:
-            mtime = None
-
-        def write(conn) -> int:
-            write_sidecar(document, target)
-            return save_timeline_in(conn, document, sidecar_path=str(target), mtime=mtime)
-
-        try:
-            done = jobs.complete(self.engine, task.job_id, task.token, now=now, write=write, outcome=outcome.kind,
-                                 content_hash=document["file"]["content_hash"],
-                                 audio_duration=document["file"]["duration"],
-                                 wall_s=document["performance"]["wall_s"])
+            sidecar = self.publisher.publish_job(outcome.document, task.path, job_id=task.job_id, token=task.token,
+                                                 outcome=outcome.kind, now=now)
         except Exception as exc:  # noqa: BLE001 - a result that cannot be stored fails its job, not the daemon
             log.exception("job %d: storing the result failed", task.job_id)
             self._finish(task, Outcome("error", error=f"{task.path}: storing the result failed: "
                                                       f"{type(exc).__name__}: {exc}"), now)
             return
-        if not done:
+        if sidecar is None:
             log.warning("job %d: late result discarded (lease lost)", task.job_id)
             return
         log.info("job %d done (%s): %s", task.job_id, outcome.kind, task.path)
-        self._after(task.path, "done", sidecar=target)
-
-    def _after(self, path: str, folder: str, sidecar: Path | None = None) -> None:
-        """inbox.after = "move": finished files go to done/ or failed/, sidecar alongside."""
-        if self.settings.inbox.after != "move":
-            return
-        try:
-            moved = move_aside(Path(path), self.settings.inbox.path, folder)
-            if sidecar is not None and self.settings.output.dir is None and sidecar.exists():
-                plot = self._plot_path(path)
-                new_sidecar = sidecar_path(moved, None)
-                os.replace(sidecar, new_sidecar)
-                sidecar = new_sidecar
-                if plot.exists():
-                    os.replace(plot, self._plot_path(str(moved)))
-            rename_path(self.engine, path, str(moved), sidecar_path=str(sidecar) if sidecar else None)
-        except OSError as exc:
-            log.error("could not move %s to %s/: %s", path, folder, exc)
+        self.publisher.set_aside(task.path, "done", sidecar=sidecar)
 
     # ----- watching the workers --------------------------------------------------------------
 
@@ -322,7 +289,7 @@ class Supervisor:
                           now=now, max_attempts=self.settings.jobs.max_attempts)
         log.warning("job %d %s: %s", task.job_id, state or "already requeued", why)
         if state == "failed":
-            self._after(task.path, "failed")
+            self.publisher.set_aside(task.path, "failed")
         self._next_claim = 0.0
 
     # ----- reporting -------------------------------------------------------------------------

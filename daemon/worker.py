@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from .memory import release_free_memory
+from .publish import write_plot
 
 HEARTBEAT_S = 1.0
 
@@ -106,15 +107,6 @@ def _cap_address_space(memory_mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _plot(document: dict, out: Path) -> None:
-    """Drawn here, not in the supervisor: a figure takes a second, the supervisor loop must not wait."""
-    from beatwatch.render.plot import render_plot
-
-    temp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
-    render_plot(document, temp)
-    os.replace(temp, out)
-
-
 def _heartbeat(send, job_id: int, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_S):
         send("alive", job_id)
@@ -138,9 +130,9 @@ def run_task(analyzer, engine, task: Task, *, progress) -> Outcome:
         else:
             document = analyzer.analyze(task.path, max_duration_s=task.max_duration_s, progress=progress)
             kind = "analysed"
-        if task.plot_path:
+        if task.plot_path:  # drawn here, not in the supervisor: a figure takes a second, its loop must not wait
             progress("plot", 0.97)
-            _plot(document, Path(task.plot_path))
+            write_plot(document, Path(task.plot_path))
         return Outcome(kind, document=document)
     except FileNotFoundError:
         return Outcome("error", error=f"{task.path}: file disappeared before analysis", permanent=True)
