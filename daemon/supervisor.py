@@ -23,7 +23,7 @@ from beatwatch.analysis.nets.device import resolve_device
 from beatwatch.store import jobs
 from beatwatch.store.db import open_database
 from beatwatch.store.sidecar import remove_stray_temp_files
-from beatwatch.store.status import write_status
+from beatwatch.store.daemon_status import write_status
 
 from . import config as config_mod
 from .cpus import usable_cpus
@@ -31,10 +31,10 @@ from .inference import InferenceProcess
 from .notify import Notifier
 from .pool import Pool, Slot
 from .intake import Intake
+from .protocol import Alive, InferenceSettings, Outcome, Progress, Ready, Result, Task, WorkerMessage, WorkerSettings
 from .publish import Publisher
 from .throttle import MachineProbe, Throttle
 from .watcher import NameFilter
-from .worker import Outcome, Task
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +57,18 @@ class Supervisor:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.notifier = Notifier()
         self.probe = MachineProbe()
-        self.engine: Engine = open_database(settings.store.url)  # the store stays as started: a reload keeps it
+        # The store and the inference section stay as started: a reload keeps them (see reload()).
+        self.store_url = settings.store.url
+        self.inference_device = settings.inference.device
+        self.engine: Engine = open_database(self.store_url)
         self._apply(settings)
         self.device = resolve_device(settings.inference.device)
         inference = settings.inference
-        self.inference = InferenceProcess(
+        self.inference = InferenceProcess(InferenceSettings(
             device=inference.device, models_dir=str(settings.models.dir), max_batch=inference.max_batch,
             max_wait_ms=inference.max_wait_ms, threads=self.worker_count, nice=settings.resources.nice,
-        ) if inference.mode == "process" else None
-        self.pool = Pool(self.worker_count, store_url=settings.store.url, nice=settings.resources.nice,
-                         memory_mb=settings.jobs.memory_mb, chunk_s=settings.analysis.chunk_s,
-                         models_dir=str(settings.models.dir), device=inference.device,
-                         inference_address=self.inference.address if self.inference else None)
+        )) if inference.mode == "process" else None
+        self.pool = Pool(self.worker_count, self._worker_settings())
         self.intake: Intake | None = None
         self._next_claim = 0.0
         self._next_expire = 0.0
@@ -114,8 +114,21 @@ class Supervisor:
         return Intake(self.engine, self.names, settle_s=watch.settle_s,
                       rescan_interval_s=watch.rescan_interval_s, polling=watch.polling)
 
+    def _worker_settings(self) -> WorkerSettings:
+        """What workers started from now on get: resources.nice, jobs.memory_mb, analysis.chunk_s and models.dir
+        as the config says now; the store, inference.device and the inference process as at start-up."""
+        settings = self.settings
+        return WorkerSettings(store_url=self.store_url, nice=settings.resources.nice,
+                              memory_mb=settings.jobs.memory_mb, chunk_s=settings.analysis.chunk_s,
+                              models_dir=str(settings.models.dir), device=self.inference_device,
+                              inference_address=self.inference.address if self.inference else None)
+
     def reload(self) -> None:
-        """SIGHUP: re-read the config; watcher and pool follow the new values, the store stays."""
+        """SIGHUP: re-read the config. The watcher restarts with the new values, the throttle, job limits, names
+        and output follow them at once, the pool resizes, and workers started from now on get the new worker
+        settings (`_worker_settings`); running workers finish with theirs. The store (store.url) and the
+        inference section (mode, device, batching; the inference process keeps the models it loaded) keep their
+        start-up values until a restart."""
         self.notifier.send(RELOADING=1, MONOTONIC_USEC=int(time.monotonic() * 1e6))
         try:
             settings = config_mod.load(self.config_path)
@@ -124,6 +137,7 @@ class Supervisor:
         else:
             self._apply(settings)
             self.pool.size = self.worker_count
+            self.pool.settings = self._worker_settings()
             if self.intake is not None:
                 self.intake.stop()
             self.intake = self._new_intake()
@@ -146,31 +160,31 @@ class Supervisor:
 
     # ----- one iteration ---------------------------------------------------------------------
 
-    def step(self, now: float, mono: float) -> None:
+    def step(self, now: float, monotonic_s: float) -> None:
         assert self.intake is not None, "start() first"
-        if self.intake.step(mono):
+        if self.intake.step(monotonic_s):
             self._next_claim = 0.0
-        if mono >= self._next_expire:
-            self._next_expire = mono + max(self.lease_s / 4, 0.5)
+        if monotonic_s >= self._next_expire:
+            self._next_expire = monotonic_s + max(self.lease_s / 4, 0.5)
             for job_id in jobs.expire_leases(self.engine, now=now, max_attempts=self.settings.jobs.max_attempts):
                 log.warning("job %d lost its lease (worker died or stalled); requeued", job_id)
                 self._next_claim = 0.0
-        self._handle_messages(now, mono, timeout=0)
-        self._police_workers(now, mono)
+        self._handle_messages(now, monotonic_s, timeout=0)
+        self._police_workers(now, monotonic_s)
         if self.inference is not None:
             self.inference.check()
         if self.draining_since is None:
             self.pool.fill()
-            self._dispatch(now, mono)
-        if mono >= self._next_status:
-            self._next_status = mono + STATUS_EVERY_S
+            self._dispatch(now, monotonic_s)
+        if monotonic_s >= self._next_status:
+            self._next_status = monotonic_s + STATUS_EVERY_S
             self._write_status(now)
-        self._tell_systemd(mono)
+        self._tell_systemd(monotonic_s)
 
-    def _dispatch(self, now: float, mono: float) -> None:
-        if mono < self._next_claim:
+    def _dispatch(self, now: float, monotonic_s: float) -> None:
+        if monotonic_s < self._next_claim:
             return
-        self._next_claim = mono + CLAIM_POLL_S
+        self._next_claim = monotonic_s + CLAIM_POLL_S
         idle = self.pool.idle()
         if not idle or not self.throttle.update(self.probe.sample(self._own_pids())):
             return
@@ -192,7 +206,7 @@ class Supervisor:
 
     # ----- worker messages -------------------------------------------------------------------
 
-    def _handle_messages(self, now: float, mono: float, timeout: float) -> None:
+    def _handle_messages(self, now: float, monotonic_s: float, timeout: float) -> None:
         """Read every pending worker message, waiting up to timeout; a signal ends the wait early."""
         conns = {slot.conn: slot for slot in self.pool.slots}
         for conn in wait([*conns, self._wake_r], timeout=timeout):
@@ -202,39 +216,37 @@ class Supervisor:
             slot = conns[conn]
             try:
                 while conn.poll():
-                    self._on_message(slot, conn.recv(), now, mono)
+                    self._on_message(slot, conn.recv(), now, monotonic_s)
             except (EOFError, OSError):
                 continue  # the process is gone; _police_workers deals with it
 
-    def _on_message(self, slot: Slot, message: tuple, now: float, mono: float) -> None:
-        kind = message[0]
-        if kind == "ready":
-            slot.ready, slot.pid = True, message[1]
+    def _on_message(self, slot: Slot, message: WorkerMessage, now: float, monotonic_s: float) -> None:
+        if isinstance(message, Ready):
+            slot.ready, slot.pid = True, message.pid
             self._next_claim = self._next_status = 0.0
             return
         task = slot.task
-        if task is None or message[1] != task.job_id:
+        if task is None or message.job_id != task.job_id:
             return
-        slot.last_heartbeat = mono
-        if kind == "progress":
-            slot.stage = message[2]
-            self._beat(task, now, mono, stage=message[2], progress=message[3], force=True)
-        elif kind == "alive":
-            self._beat(task, now, mono)
-        elif kind == "result":
-            _, job_id, token, outcome = message
+        slot.last_heartbeat = monotonic_s
+        if isinstance(message, Progress):
+            slot.stage = message.stage
+            self._beat(task, now, monotonic_s, stage=message.stage, progress=message.fraction, force=True)
+        elif isinstance(message, Alive):
+            self._beat(task, now, monotonic_s)
+        elif isinstance(message, Result):
             slot.task, slot.jobs_done = None, slot.jobs_done + 1
-            self._last_beat_write.pop(job_id, None)
-            self._finish(task, outcome, now)
+            self._last_beat_write.pop(message.job_id, None)
+            self._finish(task, message.outcome, now)
             self._next_claim = 0.0
             if slot.jobs_done >= self.settings.workers.max_jobs_per_child:
                 slot.retiring = True
                 self.pool.retire(slot)
 
-    def _beat(self, task: Task, now: float, mono: float, *, stage=None, progress=None, force=False) -> None:
+    def _beat(self, task: Task, now: float, monotonic_s: float, *, stage=None, progress=None, force=False) -> None:
         last = self._last_beat_write.get(task.job_id, 0.0)
-        if force or mono - last >= HEARTBEAT_WRITE_EVERY_S or mono - last >= self.lease_s / 3:
-            self._last_beat_write[task.job_id] = mono
+        if force or monotonic_s - last >= HEARTBEAT_WRITE_EVERY_S or monotonic_s - last >= self.lease_s / 3:
+            self._last_beat_write[task.job_id] = monotonic_s
             jobs.heartbeat(self.engine, task.job_id, task.token, lease_s=self.lease_s, now=now,
                            stage=stage, progress=progress)
 
@@ -265,7 +277,7 @@ class Supervisor:
 
     # ----- watching the workers --------------------------------------------------------------
 
-    def _police_workers(self, now: float, mono: float) -> None:
+    def _police_workers(self, now: float, monotonic_s: float) -> None:
         limits = self.settings.jobs
         for slot in list(self.pool.slots):
             task = slot.task
@@ -277,7 +289,7 @@ class Supervisor:
                 continue
             if task is None:
                 continue
-            if mono - slot.task_started > limits.timeout_s:
+            if monotonic_s - slot.task_started > limits.timeout_s:
                 self.pool.kill(slot, f"job {task.job_id} exceeded jobs.timeout_s")
                 self._fail_killed(task, f"timed out after {limits.timeout_s:g} s (jobs.timeout_s)", now)
             elif (rss := slot.rss_mb()) > limits.memory_mb:
@@ -315,12 +327,12 @@ class Supervisor:
         state = f"pid {self.inference.pid}" if self.inference.pid else "restarting"
         return f"inference process ({state}, restarts: {self.inference.restarts}) {where}"
 
-    def _tell_systemd(self, mono: float) -> None:
+    def _tell_systemd(self, monotonic_s: float) -> None:
         if not self.notifier.enabled:
             return
         interval = self.notifier.watchdog_interval_s
-        if mono >= self._next_watchdog:
-            self._next_watchdog = mono + (interval if interval else STATUS_EVERY_S)
+        if monotonic_s >= self._next_watchdog:
+            self._next_watchdog = monotonic_s + (interval if interval else STATUS_EVERY_S)
             busy = sum(1 for s in self.pool.slots if s.busy)
             fields: dict = {"STATUS": f"{busy}/{len(self.pool.slots)} workers busy; {self.throttle.describe()}"}
             if interval:
@@ -338,17 +350,17 @@ class Supervisor:
             if self.flags.reload:
                 self.flags.reload = False
                 self.reload()
-            mono = time.monotonic()
+            monotonic_s = time.monotonic()
             if self.flags.stop and self.draining_since is None:
-                self.draining_since = mono
+                self.draining_since = monotonic_s
                 self.notifier.send(STOPPING=1, STATUS="draining")
                 log.warning("stopping: no new jobs; waiting up to %g s for %d running job(s)", grace,
                             sum(1 for s in self.pool.slots if s.busy))
             if self.draining_since is not None and (
-                    not any(s.busy for s in self.pool.slots) or mono - self.draining_since >= grace):
+                    not any(s.busy for s in self.pool.slots) or monotonic_s - self.draining_since >= grace):
                 break
             try:
-                self.step(time.time(), mono)
+                self.step(time.time(), monotonic_s)
                 self._handle_messages(time.time(), time.monotonic(), timeout=self._sleep_for(time.monotonic()))
             except Exception:  # noqa: BLE001 - one bad iteration must not kill the service
                 log.exception("supervisor step failed; continuing")
@@ -357,9 +369,9 @@ class Supervisor:
         log.warning("stopped")
         return 0
 
-    def _sleep_for(self, mono: float) -> float:
+    def _sleep_for(self, monotonic_s: float) -> float:
         deadline = self.intake.next_deadline() if self.intake else None
-        wake = min(TICK_S, max(deadline - mono, 0.05)) if deadline is not None else TICK_S
+        wake = min(TICK_S, max(deadline - monotonic_s, 0.05)) if deadline is not None else TICK_S
         return 0.0 if self.flags.stop or self.flags.reload else wake
 
     def _drain_wake(self) -> None:
