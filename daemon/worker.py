@@ -108,7 +108,7 @@ def run_task(analyzer, engine, task: Task, *, progress: Callable[[str, float], N
             kind: OutcomeKind = "linked"
         else:
             document = analyzer.analyze(task.path, max_duration_s=task.max_duration_s, progress=progress,
-                                        content_hash=digest)
+                                        digest=digest)
             kind = "analysed"
         if task.plot_path:  # drawn here, not in the supervisor: a figure takes a second, its loop must not wait
             progress("plot", 0.97)
