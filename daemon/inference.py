@@ -5,9 +5,9 @@ workers together: requests for a batchable network that arrive within
 `inference.max_wait_ms` of the first are run as one batch of up to
 `inference.max_batch` inputs; the others run as they come. Workers talk to
 it over a Unix socket in a private folder (multiprocessing.connection,
-pickled arrays, the message types of `protocol`). If it dies, the supervisor starts a new one on the same
-socket path and each worker's client reconnects and sends its pending
-request again (`inference_client`).
+pickled arrays in the message types of `protocol`). If it dies, the
+supervisor starts a new one on the same socket path and each worker's
+client reconnects and sends its pending request again (`inference_client`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Listener
 
 from .pool import spawn
-from .protocol import (INFERENCE_METHODS, InferenceAnswer, InferenceHello, InferenceRefusal, InferenceRequest,
-                       InferenceSettings)
+from .protocol import (INFERENCE_METHODS, InferenceAnswer, InferenceHello, InferenceMethod, InferenceRefusal,
+                       InferenceRequest, InferenceSettings)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Queued:
     request: InferenceRequest
 
     @property
-    def method(self) -> str:
+    def method(self) -> InferenceMethod:
         return self.request.method
 
     @property

@@ -22,8 +22,8 @@ from sqlalchemy import Engine
 from beatwatch.analysis.nets.device import resolve_device
 from beatwatch.store import jobs
 from beatwatch.store.db import open_database
-from beatwatch.store.sidecar import remove_stray_temp_files
 from beatwatch.store.daemon_status import write_status
+from beatwatch.store.sidecar import remove_stray_temp_files
 
 from . import config as config_mod
 from .cpus import usable_cpus
