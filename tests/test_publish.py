@@ -1,5 +1,5 @@
 """The one publishing path, against real SQLite and real files: no lease (analyze), a job's lease (the daemon),
-inbox.after moves, and where sidecars and plots land."""
+inbox.after moves, where sidecars and plots land, and their shared temp-name rule."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from beatwatch.daemon.publish import Publisher, plot_path
+from beatwatch.daemon.publish import Publisher, plot_path, write_plot
 from beatwatch.store import jobs
 from beatwatch.store.db import open_database, sqlite_url
-from beatwatch.store.sidecar import MAX_NAME_BYTES, sidecar_path
+from beatwatch.store.sidecar import MAX_NAME_BYTES, remove_stray_temp_files, sidecar_path, temp_path
 
 GOLDEN = Path(__file__).parent / "data" / "sidecar_golden.json"
 T0 = 1_700_000_000.0
@@ -103,3 +103,23 @@ def test_plots_sit_beside_their_sidecars_in_output_dir_and_with_long_names(tmp_p
         assert plot.name == sidecar.name.removesuffix(".beatwatch.json") + ".beatwatch.png"
         assert "~" in plot.name and len(plot.name.encode()) <= MAX_NAME_BYTES
         assert Publisher(None, output_dir=output_dir).plot_path(audio) == plot
+
+
+def test_sidecars_and_plots_share_one_temp_name_rule_that_the_cleanup_knows(tmp_path):
+    audio = tmp_path / ("a" * 246 + ".wav")
+    for final in (sidecar_path(audio), plot_path(audio, None)):
+        temp = temp_path(final)
+        assert temp.parent == final.parent and temp.name.startswith("." + final.name)
+        assert temp.suffix == final.suffix and len(temp.name.encode()) <= 255
+        temp.write_text("{")
+        os.utime(temp, (0, 0))
+    assert remove_stray_temp_files(tmp_path) == 2
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_plot_is_written_atomically_under_the_temp_rule(tmp_path):
+    document = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    out = tmp_path / "song.wav.beatwatch.png"
+    assert write_plot(document, out) == out
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert os.listdir(tmp_path) == [out.name]

@@ -106,31 +106,6 @@ def test_stray_cleanup_removes_only_old_sidecar_and_plot_temps_in_every_subfolde
     assert remove_stray_temp_files(tmp_path) == 0
 
 
-def test_sidecars_and_plots_share_one_temp_name_rule_that_the_cleanup_knows(tmp_path):
-    from beatwatch.daemon.publish import plot_path
-    from beatwatch.store.sidecar import temp_path
-
-    audio = tmp_path / ("a" * 246 + ".wav")
-    for final in (sidecar_path(audio), plot_path(audio, None)):
-        temp = temp_path(final)
-        assert temp.parent == final.parent and temp.name.startswith("." + final.name)
-        assert temp.suffix == final.suffix and len(temp.name.encode()) <= 255
-        temp.write_text("{")
-        os.utime(temp, (0, 0))
-    assert remove_stray_temp_files(tmp_path) == 2
-    assert os.listdir(tmp_path) == []
-
-
-def test_a_plot_is_written_atomically_under_the_temp_rule(tmp_path):
-    from beatwatch.daemon.publish import write_plot
-
-    document = json.loads((REPO / "tests" / "data" / "sidecar_golden.json").read_text(encoding="utf-8"))
-    out = tmp_path / "song.wav.beatwatch.png"
-    assert write_plot(document, out) == out
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert os.listdir(tmp_path) == [out.name]
-
-
 def test_a_name_too_long_for_the_suffix_gets_a_short_unique_sidecar(tmp_path):
     from beatwatch.store.sidecar import MAX_NAME_BYTES, sidecar_path, write_sidecar
 
