@@ -106,8 +106,11 @@ class Analyzer:
         self._key = KeyRecognizer()
 
     def analyze(self, path: str | os.PathLike, *, max_duration_s: float | None = None,
-                progress: Progress | None = None) -> dict:
-        """Analyse one file into its timeline document; raises InputError for files that cannot be analysed."""
+                progress: Progress | None = None, digest: str | None = None) -> dict:
+        """Analyse one file into its timeline document; raises InputError for files that cannot be analysed.
+
+        digest: the file's content_hash when the caller has it already (a daemon worker hashes first to find an
+        earlier analysis of the same content), so the file is not read a second time for it."""
         report = progress or (lambda stage, fraction: None)
         stages: dict[str, float] = {}
         started = time.perf_counter()
@@ -125,7 +128,7 @@ class Analyzer:
             if max_duration_s is not None and info.duration > max_duration_s:
                 raise InputError(f"{info.path}: {info.duration:.0f} s is longer than "
                                  f"jobs.max_duration_s = {max_duration_s:g}")
-            digest = content_hash(path)
+            digest = digest or content_hash(path)
         meter = LoudnessMeter(SAMPLE_RATE, 1 if info.channels == 1 else 2)
         frames = _Frames()
         samples = 0

@@ -108,18 +108,25 @@ def run_daemon(files: list[Path], *, mode: str, device: str = "cpu", watch_memor
 
 
 def writing_s(documents: list[dict], folder: Path) -> float:
-    """The supervisor's write path (atomic sidecar, then the rows in one transaction) run again on the batch's
-    documents into a fresh database: the daemon stores after the sidecar's own timings are taken."""
+    """The supervisor's publishing path (`Publisher.publish_job`: lease check, atomic sidecar and rows in one
+    transaction) run again on the batch's documents into a fresh database and folder: the daemon stores after
+    the sidecar's own timings are taken. The jobs are queued and claimed before the clock starts."""
+    from beatwatch.daemon.publish import Publisher
+    from beatwatch.store import jobs
     from beatwatch.store.db import open_database, sqlite_url
-    from beatwatch.store.records import save_timeline
-    from beatwatch.store.sidecar import write_sidecar
 
     folder.mkdir()
     engine = open_database(sqlite_url(folder / "rewrite.db"))
+    publisher = Publisher(engine, output_dir=folder)
+    now = time.time()
+    by_path = {document["file"]["path"]: document for document in documents}
+    jobs.enqueue_many(engine, [(path, None, None) for path in by_path], now=now)
+    claimed = [jobs.claim(engine, f"bench:{index}", lease_s=3600, now=now) for index in range(len(by_path))]
     started = time.perf_counter()
-    for index, document in enumerate(documents):
-        target = write_sidecar(document, folder / f"{index}.beatwatch.json")
-        save_timeline(engine, document, sidecar_path=str(target), mtime=None)
+    for job in claimed:
+        stored = publisher.publish_job(by_path[job.path], job.path, job_id=job.id, token=job.lease_owner,
+                                       outcome=jobs.ANALYSED, now=now)
+        assert stored is not None, f"{job.path}: the bench's own lease was lost"
     elapsed = time.perf_counter() - started
     engine.dispose()
     return elapsed

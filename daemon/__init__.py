@@ -1,1 +1,2 @@
-"""The beatwatch service: configuration, command line, and (later) watcher, scheduler and workers."""
+"""The beatwatch service: configuration, command line, inbox watcher and intake, supervisor, worker pool and
+workers, the inference process, and publishing finished analyses."""

@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser("plot", help="draw one analysed track's timeline (png, svg or self-contained html)")
     plot.add_argument("target", metavar="PATH|HASH", help="audio path, content hash (prefix) or a sidecar file")
-    plot.add_argument("--out", type=Path, help="output file (.png, .svg or .html); default <audio>.beatwatch.png")
+    plot.add_argument("--out", type=Path, help="output file (.png, .svg or .html); default <audio>.beatwatch.png "
+                           "beside its sidecar (in output.dir when set), as the daemon's plots")
     plot.add_argument("--config", type=Path, help="TOML config file")
 
     click = sub.add_parser("click", help="the track's audio with a click on every beat, accented on bar starts")
@@ -137,16 +138,18 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
     from beatwatch.analysis.errors import AnalysisError
     from beatwatch.analysis.nets.networks import Networks
     from beatwatch.analysis.pipeline import Analyzer
-    from .jobrun import analyze_file
     from .memory import release_free_memory
+    from .publish import Publisher
 
     networks = Networks(device=settings.inference.device, models_dir=settings.models.dir)
     analyzer = Analyzer(networks, chunk_s=settings.analysis.chunk_s, after_chunk=release_free_memory)
+    publisher = Publisher(engine, output_dir=output_dir)
     documents, failed = [], 0
     for path in files:
+        path = path.absolute()
         try:
-            outcome = analyze_file(analyzer, path, output_dir=output_dir, engine=engine,
-                                   max_duration_s=settings.jobs.max_duration_s)
+            document = analyzer.analyze(path, max_duration_s=settings.jobs.max_duration_s)
+            sidecar = publisher.publish(document, path)
         except AnalysisError as exc:
             failed += 1
             print(f"beatwatch: {exc}", file=sys.stderr)
@@ -156,9 +159,9 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
             log.debug("analysis of %s failed", path, exc_info=True)
             print(f"beatwatch: {path}: analysis failed ({type(exc).__name__}: {exc})", file=sys.stderr)
             continue
-        documents.append(outcome.document)
+        documents.append(document)
         if not quiet:
-            print(_one_line(outcome.document, outcome.sidecar), flush=True)
+            print(_one_line(document, sidecar), flush=True)
     return documents, failed
 
 
@@ -234,6 +237,7 @@ def _decode(path: Path):
 def cmd_plot(args) -> int:
     from beatwatch.analysis.errors import AnalysisError
     from beatwatch.render.plot import render_plot
+    from .publish import plot_path
 
     try:
         document, audio_path = _load_track(args)
@@ -241,7 +245,7 @@ def cmd_plot(args) -> int:
     except (TrackError, AnalysisError) as exc:
         print(f"beatwatch: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    out = args.out or Path(document["file"]["path"] + ".beatwatch.png")
+    out = args.out or plot_path(document["file"]["path"], config_mod.load(args.config).output.dir)
     try:
         written = render_plot(document, out, audio=audio)
     except ValueError as exc:

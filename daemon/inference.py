@@ -5,9 +5,9 @@ workers together: requests for a batchable network that arrive within
 `inference.max_wait_ms` of the first are run as one batch of up to
 `inference.max_batch` inputs; the others run as they come. Workers talk to
 it over a Unix socket in a private folder (multiprocessing.connection,
-pickled arrays). If it dies, the supervisor starts a new one on the same
-socket path and each worker's client reconnects and sends its pending
-request again (`inference_client`).
+pickled arrays in the message types of `protocol`). If it dies, the
+supervisor starts a new one on the same socket path and each worker's
+client reconnects and sends its pending request again (`inference_client`).
 """
 
 from __future__ import annotations
@@ -26,26 +26,41 @@ from multiprocessing.connection import Connection, Listener
 from multiprocessing.process import BaseProcess
 
 from .pool import spawn
+from .protocol import (INFERENCE_METHODS, InferenceAnswer, InferenceHello, InferenceMethod, InferenceRefusal,
+                       InferenceRequest, InferenceSettings)
 
 log = logging.getLogger(__name__)
 
-METHODS = frozenset({"downbeats", "chord_features", "key", "tags"})
 # A process that dies this soon after starting is not restarted at once, so a broken model cannot spin.
 RESTART_BACKOFF_S = 5.0
 
 
 @dataclass
-class Request:
+class Queued:
+    """A request waiting for its batch, with the connection its answer goes back on."""
+
     conn: Connection
     send_lock: threading.Lock
-    id: int
-    method: str
-    inputs: list
+    request: InferenceRequest
 
-    def reply(self, *message) -> None:
+    @property
+    def method(self) -> InferenceMethod:
+        return self.request.method
+
+    @property
+    def inputs(self) -> list:
+        return self.request.inputs
+
+    def answer(self, outputs: list, batch: int) -> None:
+        self._send(InferenceAnswer(self.request.request_id, outputs, batch))
+
+    def refuse(self, error: str) -> None:
+        self._send(InferenceRefusal(self.request.request_id, error))
+
+    def _send(self, message: InferenceAnswer | InferenceRefusal) -> None:
         try:
             with self.send_lock:
-                self.conn.send((self.id, *message))
+                self.conn.send(message)
         except (OSError, ValueError):
             pass  # that worker went away; its job is its supervisor's business
 
@@ -61,7 +76,7 @@ class Batcher:
     batchable: frozenset
     _held: deque = field(default_factory=deque)
 
-    def next_batch(self) -> list[Request]:
+    def next_batch(self) -> list[Queued]:
         first = self._held.popleft() if self._held else self.requests.get()
         batch, size = [first], len(first.inputs)
         if first.method not in self.batchable:
@@ -85,7 +100,7 @@ class Batcher:
                 self._held.append(item)
         return batch
 
-    def run(self, batch: list[Request]) -> None:
+    def run(self, batch: list[Queued]) -> None:
         method = getattr(self.networks, batch[0].method)
         try:
             outputs = method([x for request in batch for x in request.inputs])
@@ -94,46 +109,47 @@ class Batcher:
                 for request in batch:  # find whose input it was; the others still get answers
                     self.run([request])
                 return
-            batch[0].reply("error", f"{type(exc).__name__}: {exc}")
+            batch[0].refuse(f"{type(exc).__name__}: {exc}")
             return
         start = 0
-        for request in batch:
-            request.reply("ok", outputs[start:start + len(request.inputs)], len(batch))
-            start += len(request.inputs)
+        for queued in batch:
+            queued.answer(outputs[start:start + len(queued.inputs)], len(batch))
+            start += len(queued.inputs)
 
     def forever(self) -> None:
         while True:
             self.run(self.next_batch())
 
 
-def _read(conn: Connection, hello: dict, requests: queue.Queue) -> None:
+def _read(conn: Connection, hello: InferenceHello, requests: queue.Queue) -> None:
     """One worker's connection: greet it, then queue each request it sends until it hangs up."""
     send_lock = threading.Lock()
     try:
         with send_lock:
             conn.send(hello)
         while True:
-            request_id, method, inputs = conn.recv()
-            request = Request(conn, send_lock, request_id, method, list(inputs))
-            if method in METHODS:
-                requests.put(request)
+            request = conn.recv()
+            if not isinstance(request, InferenceRequest):
+                raise TypeError(f"not an inference request: {type(request).__name__}")
+            queued = Queued(conn, send_lock, request)
+            if request.method in INFERENCE_METHODS:
+                requests.put(queued)
             else:
-                request.reply("error", f"unknown inference method {method!r}")
+                queued.refuse(f"unknown inference method {request.method!r}")
     except (EOFError, OSError, ValueError, TypeError):
         conn.close()
 
 
-def serve(address: str, device: str, models_dir: str | None, max_batch: int, max_wait_ms: float,
-          threads: int | None, nice: int) -> None:
+def serve(address: str, settings: InferenceSettings) -> None:
     """Entry point of the spawned process: load the networks, then answer requests until killed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us last.
-    if nice:
-        os.nice(nice)
+    if settings.nice:
+        os.nice(settings.nice)
     from beatwatch.analysis.nets.networks import BATCHED, Networks
 
-    networks = Networks(device=device, threads=threads, models_dir=models_dir or None)
-    hello = {"pid": os.getpid(), "device": networks.device.name, "reason": networks.device.reason,
-             "tag_models": networks.tag_models, "tags": networks.describe_tags()}
+    networks = Networks(device=settings.device, threads=settings.threads, models_dir=settings.models_dir or None)
+    hello = InferenceHello(pid=os.getpid(), device=networks.device.name, reason=networks.device.reason,
+                           tag_models=networks.tag_models, tags=networks.describe_tags())
     requests: queue.Queue = queue.Queue()
     if os.path.exists(address):
         os.unlink(address)  # left by a killed predecessor
@@ -145,23 +161,22 @@ def serve(address: str, device: str, models_dir: str | None, max_batch: int, max
             threading.Thread(target=_read, args=(conn, hello, requests), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
-    Batcher(networks, requests, max_batch, max_wait_ms / 1000.0, BATCHED).forever()
+    Batcher(networks, requests, settings.max_batch, settings.max_wait_ms / 1000.0, BATCHED).forever()
 
 
 class InferenceProcess:
     """The supervisor's handle: start it, restart it when it dies, stop it last."""
 
-    def __init__(self, *, device: str, models_dir: str | None, max_batch: int, max_wait_ms: float,
-                 threads: int | None, nice: int) -> None:
+    def __init__(self, settings: InferenceSettings) -> None:
         self._folder = tempfile.mkdtemp(prefix="beatwatch-")
         self.address = os.path.join(self._folder, "inference.sock")
-        self._args = (self.address, device, models_dir, max_batch, max_wait_ms, threads, nice)
+        self.settings = settings
         self.process: BaseProcess | None = None
         self.restarts = 0
         self._started = 0.0
 
     def start(self) -> None:
-        self.process = spawn(serve, self._args, name="beatwatch-inference")
+        self.process = spawn(serve, (self.address, self.settings), name="beatwatch-inference")
         self._started = time.monotonic()
         log.info("started the inference process (pid %s)", self.process.pid)
 

@@ -16,6 +16,8 @@ from multiprocessing.connection import Client, Connection
 from beatwatch.analysis.nets.device import Device
 from beatwatch.analysis.errors import AnalysisError
 
+from .protocol import InferenceAnswer, InferenceHello, InferenceMethod, InferenceRequest
+
 log = logging.getLogger(__name__)
 
 RETRY_S = 120.0
@@ -32,21 +34,21 @@ class InferenceClient:
         self.retry_s = retry_s
         self._ids = itertools.count(1)
         self._conn: Connection | None = None
-        self.hello: dict = {}
+        self.hello: InferenceHello  # set by each (re)connection: the process greets first
         # How many requests shared the batch that answered the last call (1 = ran alone).
         self.last_batch = 0
         self._connection(time.monotonic() + retry_s)
 
     @property
     def device(self) -> Device:
-        return Device(self.hello["device"], f"inference process: {self.hello['reason']}")
+        return Device(self.hello.device, f"inference process: {self.hello.reason}")
 
     @property
     def tag_models(self) -> list[str]:
-        return self.hello["tag_models"]
+        return self.hello.tag_models
 
     def describe_tags(self) -> str:
-        return self.hello["tags"]
+        return self.hello.tags
 
     def downbeats(self, features: list) -> list:
         return self._call("downbeats", features)
@@ -78,20 +80,22 @@ class InferenceClient:
                 time.sleep(RECONNECT_S)
         return self._conn
 
-    def _call(self, method: str, inputs: list) -> list:
+    def _call(self, method: InferenceMethod, inputs: list) -> list:
         deadline = time.monotonic() + self.retry_s
-        request_id = next(self._ids)
+        request = InferenceRequest(next(self._ids), method, list(inputs))
         while True:
             conn = self._connection(deadline)
             try:
-                conn.send((request_id, method, list(inputs)))
+                conn.send(request)
                 reply = conn.recv()
                 break
             except (OSError, EOFError):
                 log.warning("inference process went away during %s; sending it again", method)
                 self.close()
-        answered, status, *rest = reply
-        if answered != request_id or status != "ok":
-            raise AnalysisError(f"inference process: {rest[0] if rest else f'reply to request {answered}'}")
-        outputs, self.last_batch = rest
-        return outputs
+        if reply.request_id != request.request_id:
+            raise AnalysisError(f"inference process: reply to request {reply.request_id}, "
+                                f"not {request.request_id}")
+        if not isinstance(reply, InferenceAnswer):
+            raise AnalysisError(f"inference process: {reply.error}")
+        self.last_batch = reply.batch
+        return reply.outputs

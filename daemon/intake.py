@@ -39,16 +39,16 @@ class Intake:
     def rescan_soon(self) -> None:
         self._next_rescan = 0.0
 
-    def step(self, mono: float) -> list[int]:
+    def step(self, monotonic_s: float) -> list[int]:
         """Take in events (and a full scan when due or after an overflow); queue what has settled."""
-        if self.watcher.overflow.is_set() or mono >= self._next_rescan:
+        if self.watcher.overflow.is_set() or monotonic_s >= self._next_rescan:
             self.watcher.overflow.clear()
-            self._next_rescan = mono + self.rescan_interval_s
+            self._next_rescan = monotonic_s + self.rescan_interval_s
             for path in self.names.scan():
-                self.tracker.observe(str(path), mono)
+                self.tracker.observe(str(path), monotonic_s)
         for name in self.watcher.drain():
-            self.tracker.observe(name, mono)
-        stable = self.tracker.due(mono)
+            self.tracker.observe(name, monotonic_s)
+        stable = self.tracker.due(monotonic_s)
         if not stable:
             return []
         added = jobs.enqueue_many(self.engine, [(f.path, f.size, f.mtime) for f in stable], now=time.time())

@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection
 import psutil
 
 from . import worker
+from .protocol import Task, WorkerSettings
 
 log = logging.getLogger(__name__)
 _ctx = mp.get_context("spawn")
@@ -35,7 +36,7 @@ class Slot:
     name: str
     process: mp.process.BaseProcess
     conn: Connection
-    task: worker.Task | None = None
+    task: Task | None = None
     task_started: float = 0.0
     last_heartbeat: float = 0.0
     stage: str = ""
@@ -68,11 +69,11 @@ class Slot:
 
 
 class Pool:
-    def __init__(self, size: int, *, store_url: str, nice: int, memory_mb: int, chunk_s: float,
-                 models_dir: str, device: str, inference_address: str | None = None) -> None:
-        """inference_address: the inference process's socket, or None when workers run the networks."""
+    def __init__(self, size: int, settings: WorkerSettings) -> None:
+        """settings: what each worker is started with; assigning new ones (a reload) reaches only workers started
+        afterwards, running ones finish with what they had."""
         self.size = size
-        self._args = (store_url, nice, memory_mb, chunk_s, models_dir, device, inference_address)
+        self.settings = settings
         self._names = (f"w{i}" for i in itertools.count(1))
         self.slots: list[Slot] = []
 
@@ -81,7 +82,7 @@ class Pool:
         while len(self.slots) < self.size:
             parent, child = _ctx.Pipe()
             name = next(self._names)
-            process = spawn(worker.main, (child, *self._args), name=f"beatwatch-{name}")
+            process = spawn(worker.main, (child, self.settings), name=f"beatwatch-{name}")
             child.close()
             self.slots.append(Slot(name=name, process=process, conn=parent))
             log.info("started worker %s (pid %s)", name, process.pid)
@@ -89,7 +90,7 @@ class Pool:
     def idle(self) -> list[Slot]:
         return [s for s in self.slots if s.ready and not s.busy and not s.retiring]
 
-    def assign(self, slot: Slot, task: worker.Task) -> None:
+    def assign(self, slot: Slot, task: Task) -> None:
         slot.task, slot.task_started, slot.last_heartbeat = task, time.monotonic(), time.monotonic()
         slot.stage = "claimed"
         slot.conn.send(task)

@@ -30,7 +30,7 @@ class StableFile:
 
 
 class StabilityTracker:
-    """Call `observe` for every event or scanned path, then `due(now)` each tick (monotonic now)."""
+    """Call `observe` for every event or scanned path, then `due` each tick; times are time.monotonic() seconds."""
 
     def __init__(self, settle_s: float) -> None:
         self.settle_s = settle_s
@@ -39,26 +39,26 @@ class StabilityTracker:
     def __len__(self) -> int:
         return len(self._seen)
 
-    def observe(self, path: str, now: float) -> None:
+    def observe(self, path: str, monotonic_s: float) -> None:
         stat = _stat(path)
         if stat is None:
             self._seen.pop(path, None)
             return
         seen = self._seen.get(path)
         if seen is None or (seen.size, seen.mtime) != stat[:2]:
-            self._seen[path] = _Seen(stat[0], stat[1], now)
+            self._seen[path] = _Seen(stat[0], stat[1], monotonic_s)
 
-    def due(self, now: float) -> list[StableFile]:
+    def due(self, monotonic_s: float) -> list[StableFile]:
         """Files unchanged for settle_s and not open for writing; they leave the tracker."""
         settled = []
         for path, seen in list(self._seen.items()):
-            if now - seen.since < self.settle_s:
+            if monotonic_s - seen.since < self.settle_s:
                 continue
             stat = _stat(path)
             if stat is None:
                 del self._seen[path]
             elif stat[:2] != (seen.size, seen.mtime):
-                self._seen[path] = _Seen(stat[0], stat[1], now)
+                self._seen[path] = _Seen(stat[0], stat[1], monotonic_s)
             else:
                 settled.append((path, seen, stat[2]))
         if not settled:

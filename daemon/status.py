@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from beatwatch.store import jobs
-from beatwatch.store.status import read_status
+from beatwatch.store.daemon_status import read_status
 
 BAR_WIDTH = 20
 STALE_AFTER_S = 30.0

@@ -25,20 +25,19 @@ from sqlalchemy import Engine
 from beatwatch.analysis.nets.device import Device, resolve_device
 from beatwatch.store import jobs
 from beatwatch.store.db import open_database
-from beatwatch.store.records import rename_path, save_timeline_in
-from beatwatch.store.sidecar import remove_stray_temp_sidecars, sidecar_path, write_sidecar
-from beatwatch.store.status import write_status
+from beatwatch.store.daemon_status import write_status
+from beatwatch.store.sidecar import remove_stray_temp_files
 
 from . import config as config_mod
 from .cpus import usable_cpus
 from .inference import InferenceProcess
-from .moves import move_aside
 from .notify import Notifier
 from .pool import Pool, Slot
 from .intake import Intake
+from .protocol import Alive, InferenceSettings, Outcome, Progress, Ready, Result, Task, WorkerMessage, WorkerSettings
+from .publish import Publisher
 from .throttle import MachineProbe, Throttle
 from .watcher import NameFilter
-from .worker import Outcome, Task
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +67,18 @@ class Supervisor:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.notifier = Notifier()
         self.probe = MachineProbe()
+        # The store and the inference section stay as started: a reload keeps them (see reload()).
+        self.store_url = settings.store.url
+        self.inference_device = settings.inference.device
+        self.engine: Engine = open_database(self.store_url)
         self._apply(settings)
-        self.engine: Engine = open_database(settings.store.url)
         self.device = resolve_device_in_child(settings.inference.device)
         inference = settings.inference
-        self.inference = InferenceProcess(
+        self.inference = InferenceProcess(InferenceSettings(
             device=inference.device, models_dir=str(settings.models.dir), max_batch=inference.max_batch,
             max_wait_ms=inference.max_wait_ms, threads=self.worker_count, nice=settings.resources.nice,
-        ) if inference.mode == "process" else None
-        self.pool = Pool(self.worker_count, store_url=settings.store.url, nice=settings.resources.nice,
-                         memory_mb=settings.jobs.memory_mb, chunk_s=settings.analysis.chunk_s,
-                         models_dir=str(settings.models.dir), device=inference.device,
-                         inference_address=self.inference.address if self.inference else None)
+        )) if inference.mode == "process" else None
+        self.pool = Pool(self.worker_count, self._worker_settings())
         self.intake: Intake | None = None
         self._next_claim = 0.0
         self._next_expire = 0.0
@@ -98,6 +97,8 @@ class Supervisor:
         self.lease_s = settings.jobs.lease_s
         self.names = NameFilter(settings.inbox.path, settings.watch.ignore,
                                 skip_result_folders=settings.inbox.after == "move")
+        self.publisher = Publisher(self.engine, output_dir=settings.output.dir,
+                                   set_aside_in=settings.inbox.path if settings.inbox.after == "move" else None)
 
     # ----- lifecycle -------------------------------------------------------------------------
 
@@ -108,9 +109,9 @@ class Supervisor:
         if requeued:
             log.warning("requeued %d job(s) left running by a previous run", requeued)
         for folder in {inbox, self.settings.output.dir or inbox}:
-            removed = remove_stray_temp_sidecars(folder)
+            removed = remove_stray_temp_files(folder)
             if removed:
-                log.warning("removed %d half-written sidecar(s) under %s", removed, folder)
+                log.warning("removed %d half-written sidecar(s) or plot(s) under %s", removed, folder)
         self.intake = self._new_intake()
         self.intake.start()
         if self.inference is not None:
@@ -123,8 +124,21 @@ class Supervisor:
         return Intake(self.engine, self.names, settle_s=watch.settle_s,
                       rescan_interval_s=watch.rescan_interval_s, polling=watch.polling)
 
+    def _worker_settings(self) -> WorkerSettings:
+        """What workers started from now on get: resources.nice, jobs.memory_mb, analysis.chunk_s and models.dir
+        as the config says now; the store, inference.device and the inference process as at start-up."""
+        settings = self.settings
+        return WorkerSettings(store_url=self.store_url, nice=settings.resources.nice,
+                              memory_mb=settings.jobs.memory_mb, chunk_s=settings.analysis.chunk_s,
+                              models_dir=str(settings.models.dir), device=self.inference_device,
+                              inference_address=self.inference.address if self.inference else None)
+
     def reload(self) -> None:
-        """SIGHUP: re-read the config; watcher and pool follow the new values, the store stays."""
+        """SIGHUP: re-read the config. The watcher restarts with the new values, the throttle, job limits, names
+        and output follow them at once, the pool resizes, and workers started from now on get the new worker
+        settings (`_worker_settings`); running workers finish with theirs. The store (store.url) and the
+        inference section (mode, device, batching; the inference process keeps the models it loaded) keep their
+        start-up values until a restart."""
         self.notifier.send(RELOADING=1, MONOTONIC_USEC=int(time.monotonic() * 1e6))
         try:
             settings = config_mod.load(self.config_path)
@@ -133,6 +147,7 @@ class Supervisor:
         else:
             self._apply(settings)
             self.pool.size = self.worker_count
+            self.pool.settings = self._worker_settings()
             if self.intake is not None:
                 self.intake.stop()
             self.intake = self._new_intake()
@@ -156,31 +171,31 @@ class Supervisor:
 
     # ----- one iteration ---------------------------------------------------------------------
 
-    def step(self, now: float, mono: float) -> None:
+    def step(self, now: float, monotonic_s: float) -> None:
         assert self.intake is not None, "start() first"
-        if self.intake.step(mono):
+        if self.intake.step(monotonic_s):
             self._next_claim = 0.0
-        if mono >= self._next_expire:
-            self._next_expire = mono + max(self.lease_s / 4, 0.5)
+        if monotonic_s >= self._next_expire:
+            self._next_expire = monotonic_s + max(self.lease_s / 4, 0.5)
             for job_id in jobs.expire_leases(self.engine, now=now, max_attempts=self.settings.jobs.max_attempts):
                 log.warning("job %d lost its lease (worker died or stalled); requeued", job_id)
                 self._next_claim = 0.0
-        self._handle_messages(now, mono, timeout=0)
-        self._police_workers(now, mono)
+        self._handle_messages(now, monotonic_s, timeout=0)
+        self._police_workers(now, monotonic_s)
         if self.inference is not None:
             self.inference.check()
         if self.draining_since is None:
             self.pool.fill()
-            self._dispatch(now, mono)
-        if mono >= self._next_status:
-            self._next_status = mono + STATUS_EVERY_S
+            self._dispatch(now, monotonic_s)
+        if monotonic_s >= self._next_status:
+            self._next_status = monotonic_s + STATUS_EVERY_S
             self._write_status(now)
-        self._tell_systemd(mono)
+        self._tell_systemd(monotonic_s)
 
-    def _dispatch(self, now: float, mono: float) -> None:
-        if mono < self._next_claim:
+    def _dispatch(self, now: float, monotonic_s: float) -> None:
+        if monotonic_s < self._next_claim:
             return
-        self._next_claim = mono + CLAIM_POLL_S
+        self._next_claim = monotonic_s + CLAIM_POLL_S
         idle = self.pool.idle()
         if not idle or not self.throttle.update(self.probe.sample(self._own_pids())):
             return
@@ -189,7 +204,7 @@ class Supervisor:
             job = jobs.claim(self.engine, token, lease_s=self.lease_s, now=now)
             if job is None:
                 return
-            plot_path = str(self._plot_path(job.path)) if self.settings.output.plots else None
+            plot_path = str(self.publisher.plot_path(job.path)) if self.settings.output.plots else None
             self.pool.assign(slot, Task(job_id=job.id, token=token, path=job.path,
                                         max_duration_s=self.settings.jobs.max_duration_s, force=job.force,
                                         plot_path=plot_path))
@@ -197,17 +212,13 @@ class Supervisor:
             self._next_status = 0.0
         self._next_claim = 0.0  # every worker got one: look again as soon as one is free
 
-    def _plot_path(self, audio_path: str) -> Path:
-        sidecar = sidecar_path(audio_path, self.settings.output.dir)
-        return sidecar.with_name(sidecar.name.removesuffix(".json") + ".png")
-
     def _own_pids(self) -> list[int]:
         pids = [pid for slot in self.pool.slots for pid in slot.pids()]
         return pids + [self.inference.pid] if self.inference is not None and self.inference.pid else pids
 
     # ----- worker messages -------------------------------------------------------------------
 
-    def _handle_messages(self, now: float, mono: float, timeout: float) -> None:
+    def _handle_messages(self, now: float, monotonic_s: float, timeout: float) -> None:
         """Read every pending worker message, waiting up to timeout; a signal ends the wait early."""
         conns: dict[Any, Slot] = {slot.conn: slot for slot in self.pool.slots}  # wait() hands back these keys
         for conn in wait([*conns, self._wake_r], timeout=timeout):
@@ -217,39 +228,37 @@ class Supervisor:
             slot = conns[conn]
             try:
                 while slot.conn.poll():
-                    self._on_message(slot, slot.conn.recv(), now, mono)
+                    self._on_message(slot, slot.conn.recv(), now, monotonic_s)
             except (EOFError, OSError):
                 continue  # the process is gone; _police_workers deals with it
 
-    def _on_message(self, slot: Slot, message: tuple, now: float, mono: float) -> None:
-        kind = message[0]
-        if kind == "ready":
-            slot.ready, slot.pid = True, message[1]
+    def _on_message(self, slot: Slot, message: WorkerMessage, now: float, monotonic_s: float) -> None:
+        if isinstance(message, Ready):
+            slot.ready, slot.pid = True, message.pid
             self._next_claim = self._next_status = 0.0
             return
         task = slot.task
-        if task is None or message[1] != task.job_id:
+        if task is None or message.job_id != task.job_id:
             return
-        slot.last_heartbeat = mono
-        if kind == "progress":
-            slot.stage = message[2]
-            self._beat(task, now, mono, stage=message[2], progress=message[3], force=True)
-        elif kind == "alive":
-            self._beat(task, now, mono)
-        elif kind == "result":
-            _, job_id, token, outcome = message
+        slot.last_heartbeat = monotonic_s
+        if isinstance(message, Progress):
+            slot.stage = message.stage
+            self._beat(task, now, monotonic_s, stage=message.stage, progress=message.fraction, force=True)
+        elif isinstance(message, Alive):
+            self._beat(task, now, monotonic_s)
+        elif isinstance(message, Result):
             slot.task, slot.jobs_done = None, slot.jobs_done + 1
-            self._last_beat_write.pop(job_id, None)
-            self._finish(task, outcome, now)
+            self._last_beat_write.pop(message.job_id, None)
+            self._finish(task, message.outcome, now)
             self._next_claim = 0.0
             if slot.jobs_done >= self.settings.workers.max_jobs_per_child:
                 slot.retiring = True
                 self.pool.retire(slot)
 
-    def _beat(self, task: Task, now: float, mono: float, *, stage=None, progress=None, force=False) -> None:
+    def _beat(self, task: Task, now: float, monotonic_s: float, *, stage=None, progress=None, force=False) -> None:
         last = self._last_beat_write.get(task.job_id, 0.0)
-        if force or mono - last >= HEARTBEAT_WRITE_EVERY_S or mono - last >= self.lease_s / 3:
-            self._last_beat_write[task.job_id] = mono
+        if force or monotonic_s - last >= HEARTBEAT_WRITE_EVERY_S or monotonic_s - last >= self.lease_s / 3:
+            self._last_beat_write[task.job_id] = monotonic_s
             jobs.heartbeat(self.engine, task.job_id, task.token, lease_s=self.lease_s, now=now,
                            stage=stage, progress=progress)
 
@@ -262,56 +271,26 @@ class Supervisor:
                 return
             log.warning("job %d %s: %s", task.job_id, state, outcome.error)
             if state == "failed":
-                self._after(task.path, "failed")
+                self.publisher.set_aside(task.path, "failed")
             return
-        document = outcome.document
-        assert document is not None, "every outcome but an error carries its document"
-        target = sidecar_path(task.path, self.settings.output.dir)
+        assert outcome.document is not None, "every outcome but an error carries its document"
         try:
-            mtime = os.stat(task.path).st_mtime
-        except OSError:
-            mtime = None
-
-        def write(conn) -> int:
-            write_sidecar(document, target)
-            return save_timeline_in(conn, document, sidecar_path=str(target), mtime=mtime)
-
-        try:
-            done = jobs.complete(self.engine, task.job_id, task.token, now=now, write=write, outcome=outcome.kind,
-                                 content_hash=document["file"]["content_hash"],
-                                 audio_duration=document["file"]["duration"],
-                                 wall_s=document["performance"]["wall_s"])
+            sidecar = self.publisher.publish_job(outcome.document, task.path, job_id=task.job_id, token=task.token,
+                                                 outcome=outcome.kind, now=now)
         except Exception as exc:  # noqa: BLE001 - a result that cannot be stored fails its job, not the daemon
             log.exception("job %d: storing the result failed", task.job_id)
             self._finish(task, Outcome("error", error=f"{task.path}: storing the result failed: "
                                                       f"{type(exc).__name__}: {exc}"), now)
             return
-        if not done:
+        if sidecar is None:
             log.warning("job %d: late result discarded (lease lost)", task.job_id)
             return
         log.info("job %d done (%s): %s", task.job_id, outcome.kind, task.path)
-        self._after(task.path, "done", sidecar=target)
-
-    def _after(self, path: str, folder: str, sidecar: Path | None = None) -> None:
-        """inbox.after = "move": finished files go to done/ or failed/, sidecar alongside."""
-        if self.settings.inbox.after != "move":
-            return
-        try:
-            moved = move_aside(Path(path), self.settings.inbox.path, folder)
-            if sidecar is not None and self.settings.output.dir is None and sidecar.exists():
-                plot = self._plot_path(path)
-                new_sidecar = sidecar_path(moved, None)
-                os.replace(sidecar, new_sidecar)
-                sidecar = new_sidecar
-                if plot.exists():
-                    os.replace(plot, self._plot_path(str(moved)))
-            rename_path(self.engine, path, str(moved), sidecar_path=str(sidecar) if sidecar else None)
-        except OSError as exc:
-            log.error("could not move %s to %s/: %s", path, folder, exc)
+        self.publisher.set_aside(task.path, "done", sidecar=sidecar)
 
     # ----- watching the workers --------------------------------------------------------------
 
-    def _police_workers(self, now: float, mono: float) -> None:
+    def _police_workers(self, now: float, monotonic_s: float) -> None:
         limits = self.settings.jobs
         for slot in list(self.pool.slots):
             task = slot.task
@@ -323,7 +302,7 @@ class Supervisor:
                 continue
             if task is None:
                 continue
-            if mono - slot.task_started > limits.timeout_s:
+            if monotonic_s - slot.task_started > limits.timeout_s:
                 self.pool.kill(slot, f"job {task.job_id} exceeded jobs.timeout_s")
                 self._fail_killed(task, f"timed out after {limits.timeout_s:g} s (jobs.timeout_s)", now)
             elif (rss := slot.rss_mb()) > limits.memory_mb:
@@ -335,7 +314,7 @@ class Supervisor:
                           now=now, max_attempts=self.settings.jobs.max_attempts)
         log.warning("job %d %s: %s", task.job_id, state or "already requeued", why)
         if state == "failed":
-            self._after(task.path, "failed")
+            self.publisher.set_aside(task.path, "failed")
         self._next_claim = 0.0
 
     # ----- reporting -------------------------------------------------------------------------
@@ -362,12 +341,12 @@ class Supervisor:
         state = f"pid {self.inference.pid}" if self.inference.pid else "restarting"
         return f"inference process ({state}, restarts: {self.inference.restarts}) {where}"
 
-    def _tell_systemd(self, mono: float) -> None:
+    def _tell_systemd(self, monotonic_s: float) -> None:
         if not self.notifier.enabled:
             return
         interval = self.notifier.watchdog_interval_s
-        if mono >= self._next_watchdog:
-            self._next_watchdog = mono + (interval if interval else STATUS_EVERY_S)
+        if monotonic_s >= self._next_watchdog:
+            self._next_watchdog = monotonic_s + (interval if interval else STATUS_EVERY_S)
             busy = sum(1 for s in self.pool.slots if s.busy)
             fields: dict = {"STATUS": f"{busy}/{len(self.pool.slots)} workers busy; {self.throttle.describe()}"}
             if interval:
@@ -385,17 +364,17 @@ class Supervisor:
             if self.flags.reload:
                 self.flags.reload = False
                 self.reload()
-            mono = time.monotonic()
+            monotonic_s = time.monotonic()
             if self.flags.stop and self.draining_since is None:
-                self.draining_since = mono
+                self.draining_since = monotonic_s
                 self.notifier.send(STOPPING=1, STATUS="draining")
                 log.warning("stopping: no new jobs; waiting up to %g s for %d running job(s)", grace,
                             sum(1 for s in self.pool.slots if s.busy))
             if self.draining_since is not None and (
-                    not any(s.busy for s in self.pool.slots) or mono - self.draining_since >= grace):
+                    not any(s.busy for s in self.pool.slots) or monotonic_s - self.draining_since >= grace):
                 break
             try:
-                self.step(time.time(), mono)
+                self.step(time.time(), monotonic_s)
                 self._handle_messages(time.time(), time.monotonic(), timeout=self._sleep_for(time.monotonic()))
             except Exception:  # noqa: BLE001 - one bad iteration must not kill the service
                 log.exception("supervisor step failed; continuing")
@@ -404,9 +383,9 @@ class Supervisor:
         log.warning("stopped")
         return 0
 
-    def _sleep_for(self, mono: float) -> float:
+    def _sleep_for(self, monotonic_s: float) -> float:
         deadline = self.intake.next_deadline() if self.intake else None
-        wake = min(TICK_S, max(deadline - mono, 0.05)) if deadline is not None else TICK_S
+        wake = min(TICK_S, max(deadline - monotonic_s, 0.05)) if deadline is not None else TICK_S
         return 0.0 if self.flags.stop or self.flags.reload else wake
 
     def _drain_wake(self) -> None:

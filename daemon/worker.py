@@ -14,62 +14,42 @@ import os
 import resource
 import signal
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
 from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from .memory import release_free_memory
+from .protocol import Alive, Outcome, OutcomeKind, Progress, Ready, Result, Task, WorkerMessage, WorkerSettings
+from .publish import write_plot
 
 HEARTBEAT_S = 1.0
 
 
-@dataclass(frozen=True)
-class Task:
-    job_id: int
-    token: str
-    path: str
-    max_duration_s: float
-    force: bool = False
-    plot_path: str | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a task produced: a document ('analysed' or 'linked') or an error."""
-
-    kind: str
-    document: dict | None = None
-    error: str | None = None
-    permanent: bool = False
-
-
-def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: float, models_dir: str,
-         device: str, inference_address: str | None) -> None:
+def main(conn: Connection, settings: WorkerSettings) -> None:
     """Entry point of the spawned process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which drains.
     # The pool already has a worker per CPU: one thread per worker for TensorFlow (tags) too.
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-    if nice:
-        os.nice(nice)
+    if settings.nice:
+        os.nice(settings.nice)
     from beatwatch.analysis.pipeline import Analyzer
     from beatwatch.store.db import open_database
 
-    analyzer = Analyzer(_networks(models_dir, device, inference_address), chunk_s=chunk_s,
-                        after_chunk=release_free_memory)
-    engine = open_database(store_url)
-    _cap_address_space(memory_mb)
+    analyzer = Analyzer(_networks(settings), chunk_s=settings.chunk_s, after_chunk=release_free_memory)
+    engine = open_database(settings.store_url)
+    _cap_address_space(settings.memory_mb)
     send_lock = threading.Lock()
 
-    def send(*message) -> None:
+    def send(message: WorkerMessage) -> None:
         with send_lock:
             conn.send(message)
 
-    send("ready", os.getpid())
+    send(Ready(os.getpid()))
     while True:
         try:
-            task = conn.recv()
+            task: Task | None = conn.recv()
         except EOFError:
             return
         if task is None:
@@ -78,20 +58,20 @@ def main(conn: Connection, store_url: str, nice: int, memory_mb: int, chunk_s: f
         beat = threading.Thread(target=_heartbeat, args=(send, task.job_id, stop_beat), daemon=True)
         beat.start()
         try:
-            outcome = run_task(analyzer, engine, task, progress=partial(send, "progress", task.job_id))
+            outcome = run_task(analyzer, engine, task, progress=partial(_send_progress, send, task.job_id))
         finally:
             stop_beat.set()
             beat.join()
-        send("result", task.job_id, task.token, outcome)
+        send(Result(task.job_id, task.token, outcome))
 
 
-def _networks(models_dir: str, device: str, inference_address: str | None):
+def _networks(settings: WorkerSettings):
     """The inference process's client when there is one (inference.mode = process), else our own models."""
-    if inference_address is not None:
+    if settings.inference_address is not None:
         from .inference_client import InferenceClient
-        return InferenceClient(inference_address)
+        return InferenceClient(settings.inference_address)
     from beatwatch.analysis.nets.networks import Networks
-    return Networks(device=device, threads=1, models_dir=models_dir)
+    return Networks(device=settings.device, threads=1, models_dir=settings.models_dir)
 
 
 def _cap_address_space(memory_mb: int) -> None:
@@ -106,21 +86,16 @@ def _cap_address_space(memory_mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _plot(document: dict, out: Path) -> None:
-    """Drawn here, not in the supervisor: a figure takes a second, the supervisor loop must not wait."""
-    from beatwatch.render.plot import render_plot
-
-    temp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
-    render_plot(document, temp)
-    os.replace(temp, out)
+def _send_progress(send: Callable[[WorkerMessage], None], job_id: int, stage: str, fraction: float) -> None:
+    send(Progress(job_id, stage, fraction))
 
 
-def _heartbeat(send, job_id: int, stop: threading.Event) -> None:
+def _heartbeat(send: Callable[[WorkerMessage], None], job_id: int, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_S):
-        send("alive", job_id)
+        send(Alive(job_id))
 
 
-def run_task(analyzer, engine, task: Task, *, progress) -> Outcome:
+def run_task(analyzer, engine, task: Task, *, progress: Callable[[str, float], None]) -> Outcome:
     """Reuse an existing analysis of the same content (unless retry forces), else analyse; errors become outcomes."""
     from beatwatch.analysis import ANALYZER_VERSION
     from beatwatch.analysis.audio.decode import content_hash
@@ -134,13 +109,14 @@ def run_task(analyzer, engine, task: Task, *, progress) -> Outcome:
         if found is not None and found.sidecar_path and Path(found.sidecar_path).is_file():
             document = json.loads(Path(found.sidecar_path).read_text(encoding="utf-8"))
             document["file"]["path"] = printable(task.path)
-            kind = "linked"
+            kind: OutcomeKind = "linked"
         else:
-            document = analyzer.analyze(task.path, max_duration_s=task.max_duration_s, progress=progress)
+            document = analyzer.analyze(task.path, max_duration_s=task.max_duration_s, progress=progress,
+                                        digest=digest)
             kind = "analysed"
-        if task.plot_path:
+        if task.plot_path:  # drawn here, not in the supervisor: a figure takes a second, its loop must not wait
             progress("plot", 0.97)
-            _plot(document, Path(task.plot_path))
+            write_plot(document, Path(task.plot_path))
         return Outcome(kind, document=document)
     except FileNotFoundError:
         return Outcome("error", error=f"{task.path}: file disappeared before analysis", permanent=True)

@@ -4,7 +4,9 @@ The document goes to a temp file in the destination folder (same file
 system, so `os.replace` is an atomic rename), is fsynced, renamed over the
 sidecar, and then the folder is fsynced so the rename itself survives a
 power cut. A crash leaves at most a dot-named temp file, which the watcher
-ignores and `remove_stray_temp_sidecars` deletes at start-up.
+ignores and `remove_stray_temp_files` deletes at start-up. The daemon's plots
+are written the same way, under the same temp name rule (`temp_path`), so
+the one clean-up finds what a crash left of either.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 SUFFIX = ".beatwatch.json"
+PLOT_SUFFIX = ".beatwatch.png"
 
-# `.<sidecar name>.<pid>.<random hex>.tmp`, exactly what write_sidecar makes.
-_TEMP_NAME = re.compile(r"\..+" + re.escape(SUFFIX) + r"\.\d+\.[0-9a-f]+\.tmp")
+# `.<final name>.<pid>.<random hex>.tmp<final suffix>`, exactly what temp_path makes of a sidecar (SUFFIX)
+# or a plot (PLOT_SUFFIX) name.
+_TEMP_NAME = re.compile(r"\..+\.beatwatch\.(?P<ext>json|png)\.\d+\.[0-9a-f]+\.tmp\.(?P=ext)")
 
 
-# File names may be 255 bytes; the temp name adds a dot, a pid and 8 hex digits, so sidecars stay under this.
+# File names may be 255 bytes; a temp name adds at most 27 (a dot, a 7-digit pid, 8 hex digits, ".tmp" and the
+# 5-byte suffix again, with their dots), so sidecars stay under this.
 MAX_NAME_BYTES = 220
 
 
@@ -47,11 +52,19 @@ def sidecar_path(audio_path: str | os.PathLike[str], output_dir: str | os.PathLi
     return folder / name
 
 
+def temp_path(final: str | os.PathLike[str]) -> Path:
+    """A unique dot-named sibling to write `final` into before renaming it over: hidden from the watcher,
+    on the same file system (so the rename is atomic), and ending in the final suffix, so a writer that picks
+    its format by suffix (matplotlib) writes the right one."""
+    final = Path(final)
+    return final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp{final.suffix}")
+
+
 def write_sidecar(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Atomically replace `path` with `doc` as strict JSON (NaN refused: JSON has no NaN)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temp = temp_path(path)
     # os.open with 0o666 lets the umask decide permissions, as for any file the user writes.
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
@@ -68,15 +81,15 @@ def write_sidecar(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def remove_stray_temp_sidecars(folder: str | os.PathLike[str], *, older_than_s: float = 60.0) -> int:
-    """Delete temp files that crashed writes left under folder (recursively); return how many.
+def remove_stray_temp_files(folder: str | os.PathLike[str], *, older_than_s: float = 60.0) -> int:
+    """Delete the temp sidecars and plots that crashed writes left under folder (recursively); return how many.
 
     Only temps older than `older_than_s` go, so a write still in flight in
     another process (a one-shot `beatwatch analyze`) is not pulled from under it.
     """
     cutoff = time.time() - older_than_s
     removed = 0
-    for candidate in Path(folder).rglob(f".*{SUFFIX}.*.tmp"):
+    for candidate in Path(folder).rglob(".*.beatwatch.*.tmp.*"):
         if not _TEMP_NAME.fullmatch(candidate.name) or candidate.is_symlink() or not candidate.is_file():
             continue
         try:

@@ -158,3 +158,21 @@ def test_run_refuses_what_it_cannot_honour_in_one_line(tmp_path, env, words):
     assert result.stderr.strip().count("\n") == 0
     for word in words:
         assert word in result.stderr
+
+
+def test_plot_by_default_goes_where_the_daemon_puts_plots_output_dir_and_long_names(analysed, tmp_path):
+    from beatwatch.daemon.publish import Publisher
+
+    root, _, _ = analysed
+    document = json.loads((root / "music" / "song 2.mp3.beatwatch.json").read_text())
+    document["file"]["path"] = str(tmp_path / "gone" / ("x" * 246 + ".mp3"))  # audio gone: drawn from the sidecar
+    sidecar = tmp_path / "long.mp3.beatwatch.json"
+    sidecar.write_text(json.dumps(document))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run("plot", str(sidecar), cwd=tmp_path, env={"BEATWATCH_OUTPUT__DIR": str(out)})
+    assert result.returncode == 0, result.stderr
+    written = Path(result.stdout.strip())
+    assert written == Publisher(None, output_dir=out).plot_path(document["file"]["path"])  # the daemon's rule
+    assert written.parent == out and "~" in written.name and written.name.endswith(".beatwatch.png")
+    assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -212,8 +212,15 @@ def test_sigterm_during_a_batch_exits_0_with_nothing_left_running(daemon, songs)
     assert d.worker_pids() == []
 
 
-def test_after_move_and_plots(daemon, songs):
+def test_after_move_and_plots(daemon, songs, tmp_path):
+    crashed = [tmp_path / "inbox" / "sub" / ".old.wav.beatwatch.png.4242.0badcafe.tmp.png",
+               tmp_path / "inbox" / ".old.wav.beatwatch.json.4242.0badcafe.tmp.json"]
+    for stray in crashed:  # what a crash mid-write leaves of a plot and a sidecar
+        stray.parent.mkdir(parents=True, exist_ok=True)
+        stray.write_bytes(b"\x89PNG")
+        os.utime(stray, (0, 0))
     d = daemon('[inbox]\nafter = "move"\n[output]\nplots = true\n')
+    assert not any(stray.exists() for stray in crashed), "start-up cleans what crashed writes left"
     (d.inbox / "done").mkdir()
     (d.inbox / "done" / "song.wav").write_bytes(b"an older file of the same name, never overwritten")
     copy_in(songs[120], d.inbox, "song.wav")

@@ -13,6 +13,7 @@ import pytest
 
 from beatwatch.daemon.inference import InferenceProcess
 from beatwatch.daemon.inference_client import InferenceClient
+from beatwatch.daemon.protocol import InferenceSettings
 from tests.daemon_harness import wait_for
 
 pytestmark = pytest.mark.slow  # every test starts the inference process
@@ -30,7 +31,7 @@ def inference():
 
     def make(**overrides) -> InferenceProcess:
         options = {"device": "cpu", "models_dir": None, "max_batch": 8, "max_wait_ms": 20.0, "threads": 1, "nice": 0}
-        process = InferenceProcess(**{**options, **overrides})
+        process = InferenceProcess(InferenceSettings(**{**options, **overrides}))
         process.start()
         started.append(process)
         return process
@@ -69,7 +70,7 @@ def test_two_workers_requests_run_as_one_batch_with_the_local_answer(inference, 
 def test_requests_pending_when_the_process_is_killed_are_answered_after_the_restart(inference, analyzer):
     server = inference()
     client = InferenceClient(server.address)
-    first_pid = client.hello["pid"]
+    first_pid = client.hello.pid
     features = _features(7, 30_000)  # several seconds on one thread: still running when the kill comes
     answer: dict = {}
     request = threading.Thread(target=lambda: answer.update(result=client.downbeats([features])[0]))
@@ -84,7 +85,7 @@ def test_requests_pending_when_the_process_is_killed_are_answered_after_the_rest
     wait_for(restarted, 60, "the supervisor's check to restart the inference process", interval=0.5)
     request.join(timeout=120)
     assert server.restarts == 1
-    assert client.hello["pid"] == server.pid, "the client reconnected to the new process"
+    assert client.hello.pid == server.pid, "the client reconnected to the new process"
     expected = analyzer.networks.downbeats([features])[0]
     assert answer["result"].shape == expected.shape
     assert np.abs(answer["result"] - expected).max() < 1e-5
@@ -99,5 +100,5 @@ def test_a_bad_request_gets_an_error_and_the_process_serves_on(inference):
         client.downbeats([np.zeros((50, 7), np.float32)])  # wrong feature width
     (activations,) = client.downbeats([_features(1, 120)])
     assert activations.shape == (120, 2)
-    assert server.pid == client.hello["pid"] and server.restarts == 0
+    assert server.pid == client.hello.pid and server.restarts == 0
     assert client.device.name == "cpu" and "inference.device = cpu" in client.device.reason

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from beatwatch.store.sidecar import remove_stray_temp_sidecars, sidecar_path, write_sidecar
+from beatwatch.store.sidecar import remove_stray_temp_files, sidecar_path, write_sidecar
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = {"schema": "beatwatch.timeline/1", "file": {"path": "/m/Café Ñandú.flac"},
@@ -75,34 +75,35 @@ write_sidecar({"timeline": {"beats": Beats([1])}}, sys.argv[1])
 
 def test_a_crash_mid_write_leaves_the_old_sidecar_and_a_temp_that_cleanup_removes(tmp_path):
     target = write_sidecar(DOC, tmp_path / "song.mp3.beatwatch.json")
-    subprocess.run([sys.executable, "-c", CRASH_MID_WRITE, str(target)], cwd=REPO, check=True,
-                   env=os.environ | {"PYTHONPATH": str(REPO)})
+    subprocess.run([sys.executable, "-c", CRASH_MID_WRITE, str(target)], cwd=REPO, check=True)
 
     assert json.loads(target.read_text(encoding="utf-8")) == DOC
     leftovers = [name for name in os.listdir(tmp_path) if name != target.name]
-    assert len(leftovers) == 1 and leftovers[0].startswith(".") and leftovers[0].endswith(".tmp")
-    assert remove_stray_temp_sidecars(tmp_path) == 0  # too fresh: it could be a write in flight
-    assert remove_stray_temp_sidecars(tmp_path, older_than_s=0) == 1
+    assert len(leftovers) == 1 and leftovers[0].startswith(".") and leftovers[0].endswith(".tmp.json")
+    assert remove_stray_temp_files(tmp_path) == 0  # too fresh: it could be a write in flight
+    assert remove_stray_temp_files(tmp_path, older_than_s=0) == 1
     assert os.listdir(tmp_path) == [target.name]
 
 
-def test_stray_cleanup_removes_only_old_sidecar_temps_in_every_subfolder(tmp_path):
+def test_stray_cleanup_removes_only_old_sidecar_and_plot_temps_in_every_subfolder(tmp_path):
     old = time.time() - 3600
-    strays = [tmp_path / ".a.mp3.beatwatch.json.123.0badcafe.tmp",
-              tmp_path / "sub" / "deeper" / ".b c.flac.beatwatch.json.9.ff.tmp"]
-    fresh = tmp_path / ".d.mp3.beatwatch.json.77.abcd.tmp"
-    kept = [tmp_path / "a.mp3.beatwatch.json", tmp_path / ".a.mp3.tmp", tmp_path / "x.beatwatch.json.1.ab.tmp",
-            tmp_path / ".notes.tmp", tmp_path / "sub" / ".e.mp3.beatwatch.json.tmp", fresh]
+    strays = [tmp_path / ".a.mp3.beatwatch.json.123.0badcafe.tmp.json",
+              tmp_path / "sub" / "deeper" / ".b c.flac.beatwatch.json.9.ff.tmp.json",
+              tmp_path / "sub" / ".b c.flac.beatwatch.png.4242.0badcafe.tmp.png"]
+    fresh = tmp_path / ".d.mp3.beatwatch.json.77.abcd.tmp.json"
+    kept = [tmp_path / "a.mp3.beatwatch.json", tmp_path / ".a.mp3.tmp", tmp_path / "x.beatwatch.json.1.ab.tmp.json",
+            tmp_path / ".notes.tmp", tmp_path / "sub" / ".e.mp3.beatwatch.json.tmp.json",
+            tmp_path / ".f.mp3.beatwatch.png.5.ab.tmp.json", tmp_path / ".g.mp3.1234.0badcafe.tmp.mp3", fresh]
     for path in strays + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("{")
         if path is not fresh:
             os.utime(path, (old, old))
 
-    assert remove_stray_temp_sidecars(tmp_path) == 2
+    assert remove_stray_temp_files(tmp_path) == 3
     assert not any(path.exists() for path in strays)
     assert all(path.exists() for path in kept)
-    assert remove_stray_temp_sidecars(tmp_path) == 0
+    assert remove_stray_temp_files(tmp_path) == 0
 
 
 def test_a_name_too_long_for_the_suffix_gets_a_short_unique_sidecar(tmp_path):

@@ -1,0 +1,121 @@
+"""Publishing a finished analysis: where its sidecar and plot go, its rows, and the `inbox.after` move.
+
+`beatwatch analyze`, the supervisor and `make bench` all store results
+through a Publisher, so the three cannot drift apart on where a sidecar or a
+plot lands (beside the audio or in `output.dir`, long names cut by one rule)
+or on what the rows hold. The sidecar is written inside the transaction that
+stores the rows: it is on disk before the rows that name it commit. The
+supervisor's path adds the lease: the job is marked done in that same
+transaction, and only while its lease is held, so a late result from a
+stopped or replaced worker is discarded whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from beatwatch.store import jobs
+from beatwatch.store.records import rename_path, save_timeline_in
+from beatwatch.store.sidecar import PLOT_SUFFIX, SUFFIX, sidecar_path, temp_path, write_sidecar
+from beatwatch.store.transactions import write_transaction
+
+from .moves import move_aside
+
+log = logging.getLogger(__name__)
+
+
+def plot_path(audio_path: str | os.PathLike[str], output_dir: Path | None) -> Path:
+    """`<audio>.beatwatch.png` beside its sidecar: the sidecar's rule (output.dir, long names cut) with the plot's
+    suffix, so the two always sit side by side."""
+    sidecar = sidecar_path(audio_path, output_dir)
+    return sidecar.with_name(sidecar.name.removesuffix(SUFFIX) + PLOT_SUFFIX)
+
+
+def write_plot(document: dict[str, Any], out: Path) -> Path:
+    """Drawn to a temp name (the sidecars' rule, so start-up cleans what a crash left), then renamed over `out`."""
+    from beatwatch.render.plot import render_plot
+
+    temp = temp_path(out)
+    try:
+        render_plot(document, temp)
+        os.replace(temp, out)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """Stores finished analyses. engine None: sidecars only (`analyze --no-db`); set_aside_in: the inbox, when
+    `inbox.after = "move"` sends finished files to done/ or failed/ (the daemon only)."""
+
+    engine: Engine | None
+    output_dir: Path | None = None
+    set_aside_in: Path | None = None
+
+    def sidecar_path(self, audio_path: str | os.PathLike[str]) -> Path:
+        return sidecar_path(audio_path, self.output_dir)
+
+    def plot_path(self, audio_path: str | os.PathLike[str]) -> Path:
+        return plot_path(audio_path, self.output_dir)
+
+    def publish(self, document: dict[str, Any], audio_path: str | os.PathLike[str]) -> Path:
+        """No job, no lease (`beatwatch analyze`): the sidecar, and the rows when there is an engine."""
+        target = self.sidecar_path(audio_path)
+        if self.engine is None:
+            return write_sidecar(document, target)
+        mtime = _mtime(audio_path)
+        with write_transaction(self.engine) as conn:
+            self._store(conn, document, target, mtime)
+        return target
+
+    def publish_job(self, document: dict[str, Any], audio_path: str, *, job_id: int, token: str, outcome: str,
+                    now: float) -> Path | None:
+        """The daemon's job: done, sidecar and rows in one transaction while `token` holds the lease; None (and
+        nothing written) when the lease was lost. Raises when storing fails; the job then stays running."""
+        assert self.engine is not None, "a job's result needs the job's database"
+        target = self.sidecar_path(audio_path)
+        mtime = _mtime(audio_path)
+        done = jobs.complete(self.engine, job_id, token, now=now,
+                             write=lambda conn: self._store(conn, document, target, mtime), outcome=outcome,
+                             content_hash=document["file"]["content_hash"],
+                             audio_duration=document["file"]["duration"], wall_s=document["performance"]["wall_s"])
+        return target if done else None
+
+    def set_aside(self, audio_path: str, folder: str, sidecar: Path | None = None) -> None:
+        """inbox.after = "move": the file goes to done/ or failed/; beside it its sidecar and plot, when they lie
+        beside the audio (not in output.dir); the rows follow the new path."""
+        if self.set_aside_in is None:
+            return
+        assert self.engine is not None, "set_aside_in is the daemon's, which has a database"
+        try:
+            moved = move_aside(Path(audio_path), self.set_aside_in, folder)
+            if sidecar is not None and self.output_dir is None and sidecar.exists():
+                plot = self.plot_path(audio_path)
+                new_sidecar = self.sidecar_path(moved)
+                os.replace(sidecar, new_sidecar)
+                sidecar = new_sidecar
+                if plot.exists():
+                    os.replace(plot, self.plot_path(moved))
+            rename_path(self.engine, audio_path, str(moved), sidecar_path=str(sidecar) if sidecar else None)
+        except OSError as exc:
+            log.error("could not move %s to %s/: %s", audio_path, folder, exc)
+
+    @staticmethod
+    def _store(conn: Connection, document: dict[str, Any], target: Path, mtime: float | None) -> int:
+        write_sidecar(document, target)
+        return save_timeline_in(conn, document, sidecar_path=str(target), mtime=mtime)
+
+
+def _mtime(audio_path: str | os.PathLike[str]) -> float | None:
+    try:
+        return os.stat(audio_path).st_mtime
+    except OSError:
+        return None
