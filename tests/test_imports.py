@@ -16,7 +16,7 @@ HEAVY = ("onnxruntime", "essentia", "tensorflow", "madmom")
 LIGHT_MODULES = (
     "beatwatch.daemon.cli", "beatwatch.daemon.supervisor", "beatwatch.daemon.status",
     "beatwatch.store.db", "beatwatch.store.jobs", "beatwatch.store.migrations", "beatwatch.store.models",
-    "beatwatch.store.records", "beatwatch.store.sidecar", "beatwatch.store.status",
+    "beatwatch.store.records", "beatwatch.store.sidecar", "beatwatch.store.daemon_status",
 )
 
 
