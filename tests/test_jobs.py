@@ -19,13 +19,6 @@ T0 = 1_700_000_000.0
 LEASE = 30.0
 
 
-@pytest.fixture
-def engine(tmp_path):
-    engine = open_database(sqlite_url(tmp_path / "beatwatch.db"))
-    yield engine
-    engine.dispose()
-
-
 def doc(path: str, content_hash: str = "a" * 64) -> dict:
     return {"schema": SCHEMA, "file": {"path": path, "content_hash": content_hash, "duration": 180.0},
             "analyzer": {"version": "test"}}

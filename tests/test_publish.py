@@ -7,22 +7,13 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 
 from beatwatch.daemon.publish import Publisher, plot_path, write_plot
 from beatwatch.store import jobs
-from beatwatch.store.db import open_database, sqlite_url
 from beatwatch.store.sidecar import MAX_NAME_BYTES, remove_stray_temp_files, sidecar_path, temp_path
 
 GOLDEN = Path(__file__).parent / "data" / "sidecar_golden.json"
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture
-def engine(tmp_path):
-    engine = open_database(sqlite_url(tmp_path / "beatwatch.db"))
-    yield engine
-    engine.dispose()
 
 
 def song(folder: Path, name: str = "song.wav") -> tuple[Path, dict]:

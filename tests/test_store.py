@@ -66,13 +66,6 @@ def count(engine: Engine, table: str) -> int:
         return conn.scalar(text(f"SELECT count(*) FROM {table}"))
 
 
-@pytest.fixture
-def engine(tmp_path):
-    engine = open_database(sqlite_url(tmp_path / "beatwatch.db"))
-    yield engine
-    engine.dispose()
-
-
 def test_open_database_creates_the_folder_and_sets_pragmas(tmp_path):
     db_file = tmp_path / "not" / "yet" / "there.db"
     engine = open_database(sqlite_url(db_file))

@@ -81,10 +81,15 @@ def _by_label(tags: list[dict], model: str) -> dict[str, float]:
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory) -> Path:
-    """The MSD graph frozen from the musicnn wheel's checkpoint, offline, once per session."""
+    """The MSD graph frozen from the musicnn wheel's checkpoint, offline, once per session.
+
+    Asked for by a relative path, as `make install` does (`--out models`): it lands under the caller's folder."""
     out = tmp_path_factory.mktemp("models")
-    graphs = build_musicnn(out, ("MSD_musicnn",))
-    assert graphs == [out / "msd-musicnn.pb"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(out.parent)
+        graphs = build_musicnn(Path(out.name), ("MSD_musicnn",))
+    assert graphs == [Path(out.name) / "msd-musicnn.pb"]
+    assert (out / "msd-musicnn.pb").is_file()
     return out
 
 

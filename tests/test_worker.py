@@ -11,15 +11,7 @@ import pytest
 from beatwatch.daemon import protocol
 from beatwatch.daemon.publish import Publisher
 from beatwatch.daemon.worker import run_task
-from beatwatch.store.db import open_database, sqlite_url
 from tests.helpers import click_track, write_wav
-
-
-@pytest.fixture
-def engine(tmp_path):
-    engine = open_database(sqlite_url(tmp_path / "beatwatch.db"))
-    yield engine
-    engine.dispose()
 
 
 def task(path, **extra) -> protocol.Task:

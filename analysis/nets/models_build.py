@@ -55,9 +55,9 @@ def build_musicnn(out_dir: Path, which: tuple[str, ...] = ("MSD_musicnn", "MTT_m
     todo = [name for name in which if force or not is_fresh(out_dir, name)]
     if todo:
         env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-        command = [sys.executable, "-m", "beatwatch.analysis.nets.models_build", "--out", str(out_dir), "--freeze",
-                   *todo]
-        done = subprocess.run(command, env=env, cwd=BUILDER.parent.parent, capture_output=True, text=True)
+        command = [sys.executable, "-m", "beatwatch.analysis.nets.models_build", "--out", str(out_dir.absolute()),
+                   "--freeze", *todo]
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             lines = done.stderr.strip().splitlines() or ["no error output"]
             raise BuildError(f"freezing {', '.join(todo)} into {out_dir} failed: {lines[-1]}")
