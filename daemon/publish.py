@@ -105,8 +105,8 @@ class Publisher:
                 if plot.exists():
                     os.replace(plot, self.plot_path(moved))
             rename_path(self.engine, audio_path, str(moved), sidecar_path=str(sidecar) if sidecar else None)
-        except OSError as exc:
-            log.error("could not move %s to %s/: %s", audio_path, folder, exc)
+        except OSError as exc:  # UnsafeMove included: the job keeps its state, the file stays where it was
+            log.error("not moved to %s/, left where it is: %s: %s", folder, audio_path, exc)
 
     @staticmethod
     def _store(conn: Connection, document: dict[str, Any], target: Path, mtime: float | None) -> int:
