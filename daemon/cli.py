@@ -351,7 +351,8 @@ def cmd_rescan(args) -> int:
     from .watcher import NameFilter
 
     settings = config_mod.load(args.config)
-    names = NameFilter(settings.inbox.path, settings.watch.ignore, skip_result_folders=settings.inbox.after == "move")
+    names = NameFilter(settings.inbox.path, settings.watch.ignore, skip_result_folders=settings.inbox.after == "move",
+                       follow_symlinks=settings.inbox.follow_symlinks)
     now = time.time()
     items = []
     for path in names.scan():

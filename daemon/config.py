@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .admission import FollowSymlinks
+
 CONFIG_ENV = "BEATWATCH_CONFIG"
 DEFAULT_IGNORE = [
     "*.part", "*.tmp", "*.crdownload", "*.partial", "*.download", ".*", "~$*", "*~",
@@ -34,6 +36,7 @@ class Section(BaseModel):
 class Inbox(Section):
     path: Path = Path("inbox")
     after: Literal["leave", "move"] = "leave"
+    follow_symlinks: FollowSymlinks = "inside"
 
 
 class Store(Section):

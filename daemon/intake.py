@@ -47,7 +47,8 @@ class Intake:
             for path in self.names.scan():
                 self.tracker.observe(str(path), monotonic_s)
         for name in self.watcher.drain():
-            self.tracker.observe(name, monotonic_s)
+            if self.names.admits(name):
+                self.tracker.observe(name, monotonic_s)
         stable = self.tracker.due(monotonic_s)
         if not stable:
             return []

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from .admission import FollowSymlinks
+
 # ----- supervisor and workers ----------------------------------------------------------------
 
 
@@ -44,6 +46,9 @@ class Task:
     max_duration_s: float
     force: bool = False
     plot_path: str | None = None
+    # The inbox and inbox.follow_symlinks, for the worker's own check just before it opens path (admission.py).
+    inbox: str | None = None
+    follow_symlinks: FollowSymlinks = "inside"
 
 
 OutcomeKind = Literal["analysed", "linked", "error"]

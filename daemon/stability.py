@@ -79,9 +79,13 @@ class StabilityTracker:
 
 
 def _stat(path: str) -> tuple[int, float, tuple[int, int]] | None:
+    """Size, mtime and identity of a regular file; None for anything else, so a name swapped for a FIFO or a
+    device while it settles is dropped rather than queued."""
     try:
         st = os.stat(path)
     except OSError:
+        return None
+    if not stat_is_regular(st.st_mode):
         return None
     return st.st_size, st.st_mtime, (st.st_dev, st.st_ino)
 

@@ -45,6 +45,8 @@ TICK_S = 1.0
 CLAIM_POLL_S = 10.0
 STATUS_EVERY_S = 5.0
 HEARTBEAT_WRITE_EVERY_S = 5.0
+# In every timeout's error text: the second timeout in a row of the same job fails it for good (jobs.fail).
+TIMEOUT_MARK = "(jobs.timeout_s)"
 
 
 def resolve_device_in_child(requested: str) -> Device:
@@ -96,7 +98,8 @@ class Supervisor:
         self.throttle = Throttle(settings.resources)
         self.lease_s = settings.jobs.lease_s
         self.names = NameFilter(settings.inbox.path, settings.watch.ignore,
-                                skip_result_folders=settings.inbox.after == "move")
+                                skip_result_folders=settings.inbox.after == "move",
+                                follow_symlinks=settings.inbox.follow_symlinks)
         self.publisher = Publisher(self.engine, output_dir=settings.output.dir,
                                    set_aside_in=settings.inbox.path if settings.inbox.after == "move" else None)
 
@@ -207,7 +210,8 @@ class Supervisor:
             plot_path = str(self.publisher.plot_path(job.path)) if self.settings.output.plots else None
             self.pool.assign(slot, Task(job_id=job.id, token=token, path=job.path,
                                         max_duration_s=self.settings.jobs.max_duration_s, force=job.force,
-                                        plot_path=plot_path))
+                                        plot_path=plot_path, inbox=str(self.settings.inbox.path),
+                                        follow_symlinks=self.settings.inbox.follow_symlinks))
             log.info("job %d: %s -> %s (attempt %d)", job.id, job.path, slot.name, job.attempts)
             self._next_status = 0.0
         self._next_claim = 0.0  # every worker got one: look again as soon as one is free
@@ -304,14 +308,15 @@ class Supervisor:
                 continue
             if monotonic_s - slot.task_started > limits.timeout_s:
                 self.pool.kill(slot, f"job {task.job_id} exceeded jobs.timeout_s")
-                self._fail_killed(task, f"timed out after {limits.timeout_s:g} s (jobs.timeout_s)", now)
+                self._fail_killed(task, f"timed out after {limits.timeout_s:g} s {TIMEOUT_MARK}", now)
             elif (rss := slot.rss_mb()) > limits.memory_mb:
                 self.pool.kill(slot, f"job {task.job_id} used {rss:.0f} MB")
                 self._fail_killed(task, f"used {rss:.0f} MB, more than jobs.memory_mb = {limits.memory_mb}", now)
 
     def _fail_killed(self, task: Task, why: str, now: float) -> None:
+        """A killed worker's job is transient (the machine may have been busy), except a second timeout."""
         state = jobs.fail(self.engine, task.job_id, task.token, error=f"{task.path}: {why}", permanent=False,
-                          now=now, max_attempts=self.settings.jobs.max_attempts)
+                          now=now, max_attempts=self.settings.jobs.max_attempts, permanent_if_repeated=TIMEOUT_MARK)
         log.warning("job %d %s: %s", task.job_id, state or "already requeued", why)
         if state == "failed":
             self.publisher.set_aside(task.path, "failed")

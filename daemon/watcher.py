@@ -9,6 +9,7 @@ never be lost or grow memory without bound.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 import queue
 import threading
@@ -21,18 +22,26 @@ from watchdog.observers.polling import PollingObserver
 
 from beatwatch.analysis.audio.formats import AUDIO_EXTENSIONS
 
+from .admission import FollowSymlinks, refusal
+
 QUEUE_SIZE = 4096
 # Folders inside the inbox that beatwatch itself fills when inbox.after = "move".
 RESULT_FOLDERS = ("done", "failed")
 
+log = logging.getLogger(__name__)
+
 
 class NameFilter:
-    """Which paths under the inbox are music to analyse: audio extensions, no ignored or hidden names."""
+    """Which paths under the inbox are music to analyse: audio extensions, no ignored or hidden names, and
+    (`admits`) only regular files and the symlinks `inbox.follow_symlinks` allows."""
 
-    def __init__(self, inbox: Path, ignore: Iterable[str], *, skip_result_folders: bool) -> None:
+    def __init__(self, inbox: Path, ignore: Iterable[str], *, skip_result_folders: bool,
+                 follow_symlinks: FollowSymlinks = "inside") -> None:
         self.inbox = inbox
         self.ignore = tuple(ignore)
         self.skip_result_folders = skip_result_folders
+        self.follow_symlinks = follow_symlinks
+        self._refused: set[str] = set()
 
     def accepts(self, path: str | os.PathLike) -> bool:
         path = Path(path)
@@ -48,13 +57,28 @@ class NameFilter:
             return False
         return not any(fnmatch.fnmatchcase(parts[-1], pattern) for pattern in self.ignore)
 
+    def admits(self, path: str | os.PathLike) -> bool:
+        """A regular file, or a symlink the policy follows to one; decided without opening it. Anything else is
+        ignored, never queued: a FIFO or a device would hold a worker until jobs.timeout_s. Each refused path is
+        logged once, not at every rescan."""
+        try:
+            why = refusal(path, self.inbox, self.follow_symlinks)
+        except OSError:
+            return False  # gone already: nothing to say
+        if why is None:
+            return True
+        if str(path) not in self._refused:
+            self._refused.add(str(path))
+            log.warning("ignored %s: %s", path, why)
+        return False
+
     def scan(self) -> Iterator[Path]:
-        """Every accepted regular file under the inbox (the reconcile pass)."""
+        """Every accepted and admitted file under the inbox (the reconcile pass)."""
         for root, dirs, files in os.walk(self.inbox):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             for name in files:
                 path = Path(root, name)
-                if self.accepts(path) and path.is_file():
+                if self.accepts(path) and self.admits(path):
                     yield path
 
 

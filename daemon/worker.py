@@ -19,6 +19,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from .admission import refusal
 from .memory import release_free_memory
 from .protocol import Alive, Outcome, OutcomeKind, Progress, Ready, Result, Task, WorkerMessage, WorkerSettings
 from .publish import write_plot
@@ -104,6 +105,9 @@ def run_task(analyzer, engine, task: Task, *, progress: Callable[[str, float], N
     from beatwatch.store.records import existing_analysis
 
     try:
+        # Checked again here, not only at queueing: the name may have become a FIFO or an outside link since.
+        if why := refusal(task.path, Path(task.inbox) if task.inbox else None, task.follow_symlinks):
+            return Outcome("error", error=f"{task.path}: {why}", permanent=True)
         digest = content_hash(task.path)
         found = None if task.force else existing_analysis(engine, digest, ANALYZER_VERSION)
         if found is not None and found.sidecar_path and Path(found.sidecar_path).is_file():

@@ -203,19 +203,28 @@ def complete(engine: Engine, job_id: int, owner: str, *, now: float, write: Call
 
 
 def fail(engine: Engine, job_id: int, owner: str, *, error: str, permanent: bool, now: float, max_attempts: int,
-         backoff_base_s: float = 5.0, backoff_max_s: float = 3600.0,
-         rng: Callable[[], float] = random.random) -> State | None:
+         backoff_base_s: float = 5.0, backoff_max_s: float = 3600.0, rng: Callable[[], float] = random.random,
+         permanent_if_repeated: str | None = None) -> State | None:
     """Record a failed attempt; return the new state ('retry_wait' or 'failed'), None if the lease was lost.
 
     A transient error waits min(max, base * 2**(attempts-1)) scaled by a
     random factor in [0.5, 1.5), so files that failed together (a share
     that went away) do not all come back in the same second.
+
+    `permanent_if_repeated` is a mark in an error's text (the daemon's
+    "(jobs.timeout_s)"): when this error and the previous attempt's both
+    hold it, the failure is permanent, since a file that timed out twice will time out
+    again and each try holds a worker for the whole limit.
     """
     with write_transaction(engine) as conn:
-        attempts = conn.scalar(text(f"SELECT attempts FROM jobs WHERE {_HELD}"), {"id": job_id, "owner": owner})
-        if attempts is None:
+        held = conn.execute(text(f"SELECT attempts, error FROM jobs WHERE {_HELD}"),
+                            {"id": job_id, "owner": owner}).first()
+        if held is None:
             return None
-        if permanent or attempts >= max_attempts:
+        attempts, previous = held
+        repeated = permanent_if_repeated is not None and permanent_if_repeated in error \
+            and permanent_if_repeated in (previous or "")
+        if permanent or repeated or attempts >= max_attempts:
             state: State = "failed"
             not_before, finished_at = None, now
         else:
