@@ -49,6 +49,7 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
     ("[jobs]\nmax_attempts = 0\n", ["jobs.max_attempts", "0"]),
     ("[inference]\ndevice = \"tpu\"\n", ["inference.device", "tpu"]),
     ("[jobs]\nmax_atempts = 2\n", ["unknown key", "jobs.max_atempts"]),
+    ("[inbox]\nfollow_symlinks = \"outside\"\n", ["inbox.follow_symlinks", "outside"]),
     ("[nosuch]\nx = 1\n", ["unknown key", "nosuch"]),
     ("[jobs\n", ["not valid TOML"]),
 ])
@@ -60,6 +61,11 @@ def test_bad_configs_name_the_key_and_value(tmp_path, text, words):
     assert "\n" not in message and str(path) in message
     for word in words:
         assert word in message
+
+
+def test_follow_symlinks_defaults_to_inside_and_takes_all(tmp_path):
+    assert load(_write(tmp_path, "")).inbox.follow_symlinks == "inside"
+    assert load(_write(tmp_path, '[inbox]\nfollow_symlinks = "all"\n')).inbox.follow_symlinks == "all"
 
 
 def test_missing_file_is_a_config_error(tmp_path):
