@@ -26,8 +26,6 @@ from .protocol import Task, WorkerSettings
 
 log = logging.getLogger(__name__)
 _ctx = mp.get_context("spawn")
-
-
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
@@ -57,7 +55,7 @@ def _child(supervisor_pid: int, log_level: int, target, args: tuple) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
             log.warning("cannot ask to die with the supervisor: %s", os.strerror(ctypes.get_errno()))
-    if os.getppid() != supervisor_pid:  # it died before the request above, which so will never fire
+    if os.getppid() != supervisor_pid:  # the supervisor died before prctl: no signal will ever come
         os._exit(1)
     target(*args)
 
