@@ -67,6 +67,16 @@ def test_text_named_mp3(media):
         probe(path)
 
 
+def test_the_reason_is_ffmpegs_message_without_the_name_even_a_name_with_a_newline(media):
+    path = media / "notes\nFAKE reason\x07.mp3"
+    path.write_text("these are my shopping notes, not music\n" * 20)
+    with pytest.raises(InputError) as refused:
+        probe(path)
+    name, reason = str(refused.value).split(": not an audio file (")
+    assert name == str(path)
+    assert "FAKE" not in reason and "notes" not in reason and reason.endswith(")") and len(reason) > 1
+
+
 def test_truncated_mp3_is_refused(source, media):
     full = encode(source, media / "full.mp3", "-b:a", "192k")
     cut = media / "cut.mp3"

@@ -73,7 +73,9 @@ def test_names_with_newlines_and_escape_bytes_are_escaped_in_the_log_and_the_cli
     assert d.stop() == 0
     log = (d.root / "daemon.log").read_text(encoding="utf-8", errors="replace")
     assert f"done (analysed): {d.inbox}/{FORGED_SHOWN}" in log
-    assert f"{d.inbox}/b\\nFAKE WARNING\\x07.mp3: not an audio file" in log
+    assert f"{d.inbox}/b\\nFAKE WARNING\\x07.mp3: not an audio file (" in log
+    [(error,)] = d.query("SELECT error FROM jobs WHERE state = 'failed'")
+    assert "FAKE" not in error.split(": not an audio file (")[1]  # ffmpeg's reason, not the tail of the name
     assert not [line for line in log.splitlines() if line.startswith("FAKE")], log
     assert "\x1b" not in log and "\x07" not in log
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -74,8 +75,19 @@ def _tool(name: str) -> str:
     return found
 
 
-def _stderr_line(stderr: bytes) -> str:
-    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+# What ffmpeg's av_log prints as "?" (its sanitize()): controls but backspace, tab, newlines and carriage return.
+_FFMPEG_HIDDEN = re.compile(rb"[\x00-\x07\x0e-\x1f]")
+
+
+def _stderr_line(stderr: bytes, path: str | os.PathLike) -> str:
+    """ffmpeg's last message line, without the file's name, which the error we raise names already.
+
+    ffmpeg starts its messages with the name as given, newlines included, so
+    the last line of a name holding one would otherwise pass for the reason.
+    """
+    shown = _FFMPEG_HIDDEN.sub(b"?", os.fsencode(path))
+    text = stderr.replace(shown + b": ", b"").decode("utf-8", "replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
 
 
@@ -95,7 +107,7 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         capture_output=True, timeout=60, check=False,
     )
     if result.returncode != 0:
-        raise InputError(f"{path}: not an audio file ({_stderr_line(result.stderr)})")
+        raise InputError(f"{path}: not an audio file ({_stderr_line(result.stderr, path)})")
     meta = json.loads(result.stdout or b"{}")
     streams = meta.get("streams") or []
     if not streams:
@@ -257,7 +269,7 @@ def stream(info: AudioInfo, *, chunk_s: float, margin_s: float) -> Iterator[Chun
 def _finish(process: subprocess.Popen, info: AudioInfo) -> None:
     _, stderr = process.communicate()
     if process.returncode != 0:
-        raise InputError(f"{info.path}: cannot decode ({_stderr_line(stderr)})")
+        raise InputError(f"{info.path}: cannot decode ({_stderr_line(stderr, info.path)})")
 
 
 def decode(info: AudioInfo) -> Audio:
@@ -265,7 +277,7 @@ def decode(info: AudioInfo) -> Audio:
     channels = _channels(info)
     result = subprocess.run(_decoder(info), capture_output=True, check=False)
     if result.returncode != 0:
-        raise InputError(f"{info.path}: cannot decode ({_stderr_line(result.stderr)})")
+        raise InputError(f"{info.path}: cannot decode ({_stderr_line(result.stderr, info.path)})")
     samples = np.frombuffer(result.stdout, dtype=np.float32)
     samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels)
     _check_length(info.path, info.duration, len(samples) / SAMPLE_RATE)
