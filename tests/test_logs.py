@@ -41,3 +41,14 @@ def test_a_traceback_keeps_its_lines_but_none_of_them_starts_at_the_margin():
     assert rest[0] == "  Traceback (most recent call last):"
     assert rest[-2:] == ["  ValueError: /in/b", "  FAKE CRITICAL forged\\x07"]
     assert all(line.startswith("  ") for line in rest)
+
+
+def test_status_shows_a_running_jobs_name_on_its_own_line(engine):
+    from beatwatch.daemon.status import render_status
+    from beatwatch.store import jobs
+
+    jobs.enqueue(engine, "/in/a\nFAKE running\x1b[2J.wav", size=1, mtime=1.0, now=1.0)
+    assert jobs.claim(engine, "w1", lease_s=60, now=2.0) is not None
+    lines = render_status(engine, now=3.0).split("\n")
+    assert lines[-1].endswith("/in/a\\nFAKE running\\x1b[2J.wav")
+    assert not [line for line in lines if line.startswith("FAKE")]
