@@ -13,6 +13,8 @@ from beatwatch.analysis.audio.formats import AUDIO_EXTENSIONS
 from beatwatch.analysis.nets.device import DeviceError
 
 from . import config as config_mod
+from .logs import configure as configure_logging
+from .logs import escape_controls
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 log = logging.getLogger("beatwatch")
@@ -87,21 +89,25 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.DEBUG if args.verbose else logging.WARNING)
     handlers = {"run": cmd_run, "analyze": cmd_analyze, "show": cmd_show, "config": cmd_config_check,
                 "status": cmd_status, "retry": cmd_retry, "rescan": cmd_rescan, "plot": cmd_plot, "click": cmd_click,
                 "models": cmd_models}
     try:
         return handlers[args.command](args)
     except (config_mod.ConfigError, UsageError, DeviceError) as exc:
-        print(f"beatwatch: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_FAILED
     except BrokenPipeError:  # `beatwatch ... | head` closed the pipe: not an error
         sys.stdout = open("/dev/null", "w")
         return EXIT_OK
+
+
+def _error(message: str) -> None:
+    """One line on stderr: a file's name may hold a newline or an escape sequence, shown escaped, never obeyed."""
+    print("beatwatch: " + escape_controls(message), file=sys.stderr)
 
 
 def iter_audio(paths: list[Path]) -> Iterator[Path]:
@@ -115,7 +121,7 @@ def iter_audio(paths: list[Path]) -> Iterator[Path]:
 
 def _one_line(doc: dict, sidecar: Path) -> str:
     s = doc["summary"]
-    parts = [doc["file"]["path"] + ":"]
+    parts = [escape_controls(doc["file"]["path"]) + ":"]
     parts.append(f"{s['bpm']:.1f} BPM" if s["bpm"] is not None else "no tempo")
     if s["meter"]:
         parts.append(f"{s['meter']}/4")
@@ -124,7 +130,7 @@ def _one_line(doc: dict, sidecar: Path) -> str:
         parts.append(f"{s['loudness_lufs']:.1f} LUFS")
     parts.append(f"({doc['performance']['realtime_factor']}x realtime)")
     notes = "; ".join(doc.get("notes", []))
-    return " ".join(parts) + (f" [{notes}]" if notes else "") + f" -> {sidecar}"
+    return " ".join(parts) + (f" [{notes}]" if notes else "") + " -> " + escape_controls(str(sidecar))
 
 
 def _open_store(settings: config_mod.Settings):
@@ -152,12 +158,12 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
             sidecar = publisher.publish(document, path)
         except AnalysisError as exc:
             failed += 1
-            print(f"beatwatch: {exc}", file=sys.stderr)
+            _error(str(exc))
             continue
         except Exception as exc:  # one bad file must not stop the others
             failed += 1
             log.debug("analysis of %s failed", path, exc_info=True)
-            print(f"beatwatch: {path}: analysis failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+            _error(f"{path}: analysis failed ({type(exc).__name__}: {exc})")
             continue
         documents.append(document)
         if not quiet:
@@ -187,21 +193,21 @@ def cmd_show(args) -> int:
     try:
         found = find_analysis(_open_store(settings), args.target)
     except LookupError as exc:
-        print(f"beatwatch: {args.target}: {exc}", file=sys.stderr)
+        _error(f"{args.target}: {exc}")
         return EXIT_FAILED
     if found is None:
-        print(f"beatwatch: {args.target}: no analysed track with this path or hash", file=sys.stderr)
+        _error(f"{args.target}: no analysed track with this path or hash")
         return EXIT_FAILED
     if args.json:
         sidecar = found.get("sidecar_path")
         if not sidecar or not Path(sidecar).exists():
-            print(f"beatwatch: {args.target}: sidecar {sidecar} is missing", file=sys.stderr)
+            _error(f"{args.target}: sidecar {sidecar} is missing")
             return EXIT_FAILED
         sys.stdout.write(Path(sidecar).read_text(encoding="utf-8") + "\n")
         return EXIT_OK
     width = max(len(k) for k in found)
     for key, value in found.items():
-        print(f"{key:<{width}}  {value if value is not None else '-'}")
+        print(f"{key:<{width}}  {escape_controls(str(value)) if value is not None else '-'}")
     return EXIT_OK
 
 
@@ -243,14 +249,14 @@ def cmd_plot(args) -> int:
         document, audio_path = _load_track(args)
         audio = _decode(audio_path) if audio_path else None
     except (TrackError, AnalysisError) as exc:
-        print(f"beatwatch: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_FAILED
     out = args.out or plot_path(document["file"]["path"], config_mod.load(args.config).output.dir)
     try:
         written = render_plot(document, out, audio=audio)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    print(written)
+    print(escape_controls(str(written)))
     return EXIT_OK
 
 
@@ -264,13 +270,13 @@ def cmd_click(args) -> int:
             raise TrackError(f"{args.target}: the audio file {document['file']['path']} is gone")
         audio = _decode(audio_path)
     except (TrackError, AnalysisError) as exc:
-        print(f"beatwatch: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_FAILED
     try:
         written = render_click(audio, document["timeline"]["beats"], args.out)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    print(written)
+    print(escape_controls(str(written)))
     return EXIT_OK
 
 
@@ -285,7 +291,7 @@ def cmd_models(args) -> int:
                 print(path)
         infos = list_models(folder) if folder.is_dir() else []
     except (BuildError, ModelFileError) as exc:
-        print(f"beatwatch: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_FAILED
     if args.models_command == "list":
         print(f"{len(infos)} model(s) in {folder}")

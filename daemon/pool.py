@@ -2,13 +2,18 @@
 
 Spawned children share nothing with the supervisor but a pipe, so a decoder
 crash, a hang or a memory blow-up in one job takes down only that child.
+Every child dies with the supervisor, however the supervisor ends.
 """
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import logging
 import multiprocessing as mp
+import os
+import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -16,17 +21,43 @@ from multiprocessing.connection import Connection
 import psutil
 
 from . import worker
+from .logs import configure as configure_logging
 from .protocol import Task, WorkerSettings
 
 log = logging.getLogger(__name__)
 _ctx = mp.get_context("spawn")
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def spawn(target, args: tuple, *, name: str) -> mp.process.BaseProcess:
-    """A started child that shares nothing with the supervisor but what `args` passes."""
-    process = _ctx.Process(target=target, args=args, name=name, daemon=True)
+    """A started child that shares nothing with the supervisor but what `args` passes, and dies with it.
+
+    Call it from the supervisor's main thread: the kernel sends the child its
+    death signal when the thread that started it ends, not only the process.
+    """
+    process = _ctx.Process(target=_child, args=(os.getpid(), logging.getLogger().level, target, args), name=name,
+                           daemon=True)
     process.start()
     return process
+
+
+def _child(supervisor_pid: int, log_level: int, target, args: tuple) -> None:
+    """The child's first steps before `target`: its log escapes names as the supervisor's does, and it dies with
+    the supervisor.
+
+    `daemon=True` only covers a supervisor that exits through Python. Killed
+    with SIGKILL (kill -9, the OOM killer), it would leave its workers and the
+    inference process running under PID 1, analysing for nobody until their job
+    ends, and the multiprocessing resource tracker waiting on their pipes.
+    """
+    configure_logging(log_level)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            log.warning("cannot ask to die with the supervisor: %s", os.strerror(ctypes.get_errno()))
+    if os.getppid() != supervisor_pid:  # the supervisor died before prctl: no signal will ever come
+        os._exit(1)
+    target(*args)
 
 
 @dataclass

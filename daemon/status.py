@@ -7,6 +7,8 @@ from sqlalchemy import Engine
 from beatwatch.store import jobs
 from beatwatch.store.daemon_status import read_status
 
+from .logs import escape_controls
+
 BAR_WIDTH = 20
 STALE_AFTER_S = 30.0
 
@@ -42,5 +44,6 @@ def render_status(engine: Engine, *, now: float) -> str:
     if running:
         lines.append("running:")
         for job in running:
-            lines.append(f"  {job.id:>6} {progress_bar(job.progress)} {job.stage or '':<12} {job.path}")
+            name = escape_controls(job.path)
+            lines.append(f"  {job.id:>6} {progress_bar(job.progress)} {job.stage or '':<12} {name}")
     return "\n".join(lines)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -65,9 +67,65 @@ def test_text_named_mp3(media):
         probe(path)
 
 
+def test_the_reason_is_ffmpegs_message_without_the_name_even_a_name_with_a_newline(media):
+    path = media / "notes\nFAKE reason\x07.mp3"
+    path.write_text("these are my shopping notes, not music\n" * 20)
+    with pytest.raises(InputError) as refused:
+        probe(path)
+    name, reason = str(refused.value).split(": not an audio file (")
+    assert name == str(path)
+    assert "FAKE" not in reason and "notes" not in reason and reason.endswith(")") and len(reason) > 1
+
+
 def test_truncated_mp3_is_refused(source, media):
     full = encode(source, media / "full.mp3", "-b:a", "192k")
     cut = media / "cut.mp3"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
+    with pytest.raises(InputError, match="truncated"):
+        decode(probe(cut))
+
+
+def lying_wav(path, seconds_held: float, seconds_claimed: float):
+    """A real WAV whose RIFF and data sizes are patched to claim seconds_claimed over seconds_held of samples."""
+    signal, _ = click_track(120, seconds=seconds_held, lead_in=0.1)
+    data = bytearray(write_wav(path, signal).read_bytes())
+    at = data.index(b"data")
+    claimed = int(seconds_claimed * 44100) * 2
+    data[at + 4:at + 8] = claimed.to_bytes(4, "little")
+    data[4:8] = (at + claimed).to_bytes(4, "little")  # RIFF size: everything after its own 8 bytes
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_wav_header_claiming_ten_hours_over_one_second_is_refused(media):
+    """ffprobe sizes a WAV by its bytes and says 1 s: only the header shows the lie."""
+    path = lying_wav(media / "lying.wav", 1.0, 10 * 3600)
+    with pytest.raises(InputError, match=r"truncated or corrupt \(1\.0 s of audio, 36000\.0 s declared\)"):
+        probe(path)
+
+
+def test_the_analyzer_fails_a_lying_wav_instead_of_calling_it_too_short(media, analyzer):
+    with pytest.raises(InputError, match="truncated"):
+        analyzer.analyze(lying_wav(media / "lying-short.wav", 1.0, 10 * 3600))
+
+
+def test_a_one_second_clip_and_a_wav_of_unknown_length_still_pass(media):
+    clip, _ = click_track(120, seconds=1.0, lead_in=0.1)
+    assert probe(write_wav(media / "clip1s.wav", clip)).duration == pytest.approx(1.0)
+    piped = media / "piped.wav"  # written to a pipe, ffmpeg cannot go back to fill in the sizes
+    piped.write_bytes(subprocess.run(["ffmpeg", "-v", "error", "-i", str(media / "clip1s.wav"), "-f", "wav", "-"],
+                                     capture_output=True, check=True).stdout)
+    assert piped.read_bytes()[4:8] == b"\xff\xff\xff\xff"
+    assert decode(probe(piped)).duration == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("ext,args", [
+    ("wav", ()), ("wav", ("-rf64", "always")), ("flac", ()), ("mp3", ("-b:a", "192k")),
+    ("m4a", ("-c:a", "aac", "-movflags", "+faststart")), ("aiff", ()),
+])
+def test_every_container_that_declares_a_length_fails_when_cut_to_a_third(source, media, ext, args):
+    full = encode(source, media / f"whole{len(args)}.{ext}", *args)
+    cut = media / f"third{len(args)}.{ext}"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
     with pytest.raises(InputError, match="truncated"):
         decode(probe(cut))

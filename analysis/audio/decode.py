@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import struct
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,8 +75,19 @@ def _tool(name: str) -> str:
     return found
 
 
-def _stderr_line(stderr: bytes) -> str:
-    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+# What ffmpeg's av_log prints as "?" (its sanitize()): controls but backspace, tab, newlines and carriage return.
+_FFMPEG_HIDDEN = re.compile(rb"[\x00-\x07\x0e-\x1f]")
+
+
+def _stderr_line(stderr: bytes, path: str | os.PathLike) -> str:
+    """ffmpeg's last message line, without the file's name, which the error we raise names already.
+
+    ffmpeg starts its messages with the name as given, newlines included, so
+    the last line of a name holding one would otherwise pass for the reason.
+    """
+    shown = _FFMPEG_HIDDEN.sub(b"?", os.fsencode(path))
+    text = stderr.replace(shown + b": ", b"").decode("utf-8", "replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
 
 
@@ -94,13 +107,16 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         capture_output=True, timeout=60, check=False,
     )
     if result.returncode != 0:
-        raise InputError(f"{path}: not an audio file ({_stderr_line(result.stderr)})")
+        raise InputError(f"{path}: not an audio file ({_stderr_line(result.stderr, path)})")
     meta = json.loads(result.stdout or b"{}")
     streams = meta.get("streams") or []
     if not streams:
         raise InputError(f"{path}: not an audio file (no audio stream)")
     stream, container = streams[0], meta.get("format", {})
     duration = float(stream.get("duration") or container.get("duration") or 0.0)
+    declared = _wav_declared(path) if "wav" in container.get("format_name", "").split(",") else None
+    if declared is not None:
+        _check_length(str(path), declared.data_bytes / declared.byte_rate, declared.held_bytes / declared.byte_rate)
     return AudioInfo(
         path=str(path),
         size=size,
@@ -109,6 +125,49 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         sample_rate=int(stream.get("sample_rate") or 0),
         channels=int(stream.get("channels") or 0),
     )
+
+
+@dataclass(frozen=True)
+class _WavData:
+    """What a RIFF/RF64 WAV header says its data chunk holds, and how much of it the file really has."""
+
+    data_bytes: int
+    held_bytes: int
+    byte_rate: int
+
+
+# A data size a writer leaves when it cannot seek back (a pipe): "until the end of the file", not a length.
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+
+def _wav_declared(path: Path) -> _WavData | None:
+    """The data chunk's declared size, read from the header; None when the header declares none.
+
+    ffprobe estimates a WAV's duration from the file's size, so a header that
+    claims ten hours over one second of samples looks like a one-second clip
+    to it, and only the header itself can tell the file is cut short.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RF64"):
+            return None
+        byte_rate, ds64_data = 0, None
+        while len(header := handle.read(8)) == 8:
+            chunk_id, size = header[:4], struct.unpack("<I", header[4:])[0]
+            if chunk_id == b"data":
+                if ds64_data is not None and size == 0xFFFFFFFF:
+                    size = ds64_data
+                if size in _UNKNOWN_SIZES or byte_rate <= 0:
+                    return None
+                return _WavData(data_bytes=size, held_bytes=os.fstat(handle.fileno()).st_size - handle.tell(),
+                                byte_rate=byte_rate)
+            body = handle.read(min(size, 64))
+            if chunk_id == b"fmt " and len(body) >= 12:
+                byte_rate = struct.unpack("<I", body[8:12])[0]
+            elif chunk_id == b"ds64" and len(body) >= 16:
+                ds64_data = struct.unpack("<Q", body[8:16])[0]
+            handle.seek(size + size % 2 - len(body), os.SEEK_CUR)
+    return None
 
 
 def _format_name(path: Path, ffmpeg_names: str) -> str:
@@ -156,12 +215,12 @@ def _decoder(info: AudioInfo) -> list[str]:
             "-acodec", "pcm_f32le", "-ac", str(_channels(info)), "-ar", str(SAMPLE_RATE), "-"]
 
 
-def _check_length(info: AudioInfo, decoded_s: float) -> None:
-    if info.duration > 0 and decoded_s < MIN_DECODED_SHARE * info.duration - TRUNCATION_SLACK_S:
-        raise InputError(
-            f"{info.path}: truncated or corrupt (decoded {decoded_s:.1f} s of {info.duration:.1f} s declared)")
+def _check_length(path: str, declared_s: float, decoded_s: float) -> None:
+    """The one truncation rule, for what ffmpeg decoded and for what a WAV header declares against what it holds."""
+    if declared_s > 0 and decoded_s < MIN_DECODED_SHARE * declared_s - TRUNCATION_SLACK_S:
+        raise InputError(f"{path}: truncated or corrupt ({decoded_s:.1f} s of audio, {declared_s:.1f} s declared)")
     if decoded_s == 0:
-        raise InputError(f"{info.path}: no audio samples could be decoded")
+        raise InputError(f"{path}: no audio samples could be decoded")
 
 
 def stream(info: AudioInfo, *, chunk_s: float, margin_s: float) -> Iterator[Chunk]:
@@ -191,7 +250,7 @@ def stream(info: AudioInfo, *, chunk_s: float, margin_s: float) -> Iterator[Chun
             last = ended and core_end >= total
             if last:
                 _finish(process, info)
-                _check_length(info, total / SAMPLE_RATE)
+                _check_length(info.path, info.duration, total / SAMPLE_RATE)
                 if core_end <= core and core > 0:  # the previous chunk ended exactly at the end of the file
                     return
             yield Chunk(offset=buffer_offset, samples=buffer, core_start=core - buffer_offset,
@@ -210,7 +269,7 @@ def stream(info: AudioInfo, *, chunk_s: float, margin_s: float) -> Iterator[Chun
 def _finish(process: subprocess.Popen, info: AudioInfo) -> None:
     _, stderr = process.communicate()
     if process.returncode != 0:
-        raise InputError(f"{info.path}: cannot decode ({_stderr_line(stderr)})")
+        raise InputError(f"{info.path}: cannot decode ({_stderr_line(stderr, info.path)})")
 
 
 def decode(info: AudioInfo) -> Audio:
@@ -218,10 +277,10 @@ def decode(info: AudioInfo) -> Audio:
     channels = _channels(info)
     result = subprocess.run(_decoder(info), capture_output=True, check=False)
     if result.returncode != 0:
-        raise InputError(f"{info.path}: cannot decode ({_stderr_line(result.stderr)})")
+        raise InputError(f"{info.path}: cannot decode ({_stderr_line(result.stderr, info.path)})")
     samples = np.frombuffer(result.stdout, dtype=np.float32)
     samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels)
-    _check_length(info, len(samples) / SAMPLE_RATE)
+    _check_length(info.path, info.duration, len(samples) / SAMPLE_RATE)
     return Audio(info=info, samples=samples)
 
 
