@@ -36,7 +36,7 @@ from .notify import Notifier
 from .pool import Pool, Slot
 from .intake import Intake
 from .protocol import Alive, InferenceSettings, Outcome, Progress, Ready, Result, Task, WorkerMessage, WorkerSettings
-from .publish import Publisher
+from .publish import FileChanged, Publisher
 from .throttle import MachineProbe, Throttle
 from .watcher import NameFilter
 
@@ -281,6 +281,9 @@ class Supervisor:
         try:
             sidecar = self.publisher.publish_job(outcome.document, task.path, job_id=task.job_id, token=task.token,
                                                  outcome=outcome.kind, now=now)
+        except FileChanged as exc:
+            self._finish(task, Outcome("error", error=str(exc), permanent=False), now)
+            return
         except Exception as exc:  # noqa: BLE001 - a result that cannot be stored fails its job, not the daemon
             if is_locked(exc):
                 raise  # not the result's fault: run() says so in one line, and the job's lease runs out and requeues it

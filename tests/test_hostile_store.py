@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.daemon_harness import BEATWATCH, Daemon, wait_for
-from tests.helpers import click_track, write_wav
+from tests.helpers import click_track, encode, write_wav
 
 pytestmark = pytest.mark.slow  # every test here runs `beatwatch run` as a subprocess
 
@@ -84,3 +84,22 @@ def test_a_locked_database_is_one_line_a_status_that_says_so_and_a_daemon_that_c
     assert "Traceback" not in log
     after = subprocess.run([BEATWATCH, "status", "--config", str(d.config)], capture_output=True, text=True)
     assert after.returncode == 0 and "done 1" in after.stdout
+
+
+def test_a_file_replaced_while_it_is_analysed_is_analysed_again(daemon, tmp_path):
+    song_a = encode(write_wav(tmp_path / "a.wav", click_track(110, seconds=90.0)[0]), tmp_path / "a.flac")
+    song_b = encode(write_wav(tmp_path / "b.wav", click_track(150, seconds=30.0)[0]), tmp_path / "b.flac")
+    d = daemon()
+    mix = d.inbox / "mix.flac"
+    deliver(song_a, mix)
+    wait_for(lambda: d.query("SELECT 1 FROM jobs WHERE state = 'running' AND stage NOT IN ('claimed', 'decode')"),
+             60, "song A to be mid-analysis")
+    deliver(song_b, mix)
+    wait_for(lambda: d.drained(1), 180, "the job to end")
+
+    hash_b = hashlib.sha256(song_b.read_bytes()).hexdigest()
+    assert d.query("SELECT state, attempts, content_hash FROM jobs") == [("done", 2, hash_b)]
+    assert d.query("SELECT path, content_hash FROM tracks") == [(str(mix), hash_b)]
+    assert d.query("SELECT bpm FROM analyses")[0][0] == pytest.approx(150, rel=0.03)
+    log = (d.root / "daemon.log").read_text()
+    assert "mix.flac: file changed during analysis" in log and "Traceback" not in log
