@@ -287,7 +287,8 @@ class Supervisor:
         except Exception as exc:  # noqa: BLE001 - a result that cannot be stored fails its job, not the daemon
             if is_locked(exc):
                 raise  # not the result's fault: run() says so in one line, and the job's lease runs out and requeues it
-            log.exception("job %d: storing the result failed", task.job_id)
+            if not isinstance(exc, OSError):  # a full or read-only disk says all in the line below; others need tracing
+                log.exception("job %d: storing the result failed", task.job_id)
             self._finish(task, Outcome("error", error=f"{task.path}: storing the result failed: "
                                                       f"{type(exc).__name__}: {exc}"), now)
             return

@@ -103,3 +103,39 @@ def test_a_file_replaced_while_it_is_analysed_is_analysed_again(daemon, tmp_path
     assert d.query("SELECT bpm FROM analyses")[0][0] == pytest.approx(150, rel=0.03)
     log = (d.root / "daemon.log").read_text()
     assert "mix.flac: file changed during analysis" in log and "Traceback" not in log
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs (root only), unmounted after the test."""
+    mount = tmp_path / "out"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_full_output_disk_leaves_no_half_sidecar_and_the_job_retries(daemon, tmp_path, tiny_disk):
+    song = write_wav(tmp_path / "song.wav", click_track(120, seconds=8.0)[0])
+    filler = tiny_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass  # full
+    finally:
+        os.close(fd)
+    d = daemon(f'[output]\ndir = "{tiny_disk}"\n')
+    deliver(song, d.inbox / "song.wav")
+    wait_for(lambda: d.query("SELECT error FROM jobs WHERE state = 'retry_wait'"), 120, "the job to wait for a retry")
+    assert os.listdir(tiny_disk) == ["filler"]
+    filler.unlink()
+    wait_for(lambda: d.states() == {"done": 1}, 120, "the job to be retried and done")
+    assert d.proc.poll() is None
+    assert sorted(os.listdir(tiny_disk)) == ["song.wav.beatwatch.json"]
+    assert d.stop() == 0
+    log = (d.root / "daemon.log").read_text()
+    assert "No space left on device" in log and "Traceback" not in log
