@@ -322,12 +322,18 @@ def cmd_run(args) -> int:
 def cmd_status(args) -> int:
     import time
 
-    from .status import render_status
+    from .status import DatabaseLocked, render_status
 
     settings = config_mod.load(args.config)
     engine = _open_store(settings)
     while True:
-        text = render_status(engine, now=time.time())
+        try:
+            text = render_status(engine, now=time.time())
+        except DatabaseLocked as exc:
+            if not args.watch:
+                print(f"beatwatch: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            text = str(exc)
         if args.watch:
             sys.stdout.write("\x1b[H\x1b[2J")
         print(text, flush=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from beatwatch.analysis.document import printable
 from beatwatch.store import jobs
 from beatwatch.store.records import rename_path, save_timeline_in
 from beatwatch.store.sidecar import PLOT_SUFFIX, SUFFIX, sidecar_path, temp_path, write_sidecar
@@ -79,8 +80,10 @@ class Publisher:
     def publish_job(self, document: dict[str, Any], audio_path: str, *, job_id: int, token: str, outcome: str,
                     now: float) -> Path | None:
         """The daemon's job: done, sidecar and rows in one transaction while `token` holds the lease; None (and
-        nothing written) when the lease was lost. Raises when storing fails; the job then stays running."""
+        nothing written) when the lease was lost. Raises FileChanged when the path holds other content than the
+        result was computed for, and anything else when storing fails; the job then stays running."""
         assert self.engine is not None, "a job's result needs the job's database"
+        _check_unchanged(self.engine, audio_path, job_id)
         target = self.sidecar_path(audio_path)
         mtime = _mtime(audio_path)
         done = jobs.complete(self.engine, job_id, token, now=now,
@@ -112,6 +115,28 @@ class Publisher:
     def _store(conn: Connection, document: dict[str, Any], target: Path, mtime: float | None) -> int:
         write_sidecar(document, target)
         return save_timeline_in(conn, document, sidecar_path=str(target), mtime=mtime)
+
+
+class FileChanged(Exception):
+    """The file was replaced or rewritten while it was analysed: the result may mix the old and the new audio, and
+    storing it would tie the path to content it no longer holds. Analysing again gets it right."""
+
+
+def _check_unchanged(engine: Engine, audio_path: str, job_id: int) -> None:
+    """Refuse a result when the file's inode changed (written to, renamed over, touched) after the job was claimed.
+
+    The worker hashes the file after the claim and analyses it after that, so any change the hash did not see has
+    a later ctime, which no user can set back. Hashing the file again here would be exact but would stall the
+    supervisor on long files and load numpy into it; a change of metadata alone costs one needless analysis.
+    A file that is gone holds no other content, and its result is stored as before.
+    """
+    try:
+        changed_at = os.stat(audio_path).st_ctime
+    except FileNotFoundError:
+        return
+    job = jobs.job_for_path(engine, audio_path)
+    if job is not None and job.id == job_id and job.started_at is not None and changed_at >= job.started_at:
+        raise FileChanged(f"{printable(audio_path)}: file changed during analysis; it will be analysed again")
 
 
 def _mtime(audio_path: str | os.PathLike[str]) -> float | None:

@@ -6,6 +6,7 @@ from sqlalchemy import Engine
 
 from beatwatch.store import jobs
 from beatwatch.store.daemon_status import read_status
+from beatwatch.store.db import write_lock_held
 
 from .logs import escape_controls
 
@@ -19,7 +20,15 @@ def progress_bar(fraction: float | None) -> str:
     return "[" + "#" * filled + "." * (BAR_WIDTH - filled) + f"] {fraction * 100:3.0f}%"
 
 
+class DatabaseLocked(RuntimeError):
+    """Another process holds the database's write lock: the daemon cannot record anything, so every number
+    `status` could read would be stale."""
+
+
 def render_status(engine: Engine, *, now: float) -> str:
+    if write_lock_held(engine):
+        raise DatabaseLocked("database locked by another process; the daemon is waiting for it, "
+                             "and the queue and progress cannot be shown until it is released")
     counts = jobs.counts(engine)
     lines = ["queue:   " + "  ".join(f"{state} {n}" for state, n in counts.items())]
     throughput = jobs.recent_throughput(engine, now=now)

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from beatwatch.analysis.nets.device import Device, resolve_device
 from beatwatch.store import jobs
-from beatwatch.store.db import open_database
+from beatwatch.store.db import is_locked, open_database
 from beatwatch.store.daemon_status import write_status
 from beatwatch.store.sidecar import remove_stray_temp_files
 
@@ -35,7 +36,7 @@ from .notify import Notifier
 from .pool import Pool, Slot
 from .intake import Intake
 from .protocol import Alive, InferenceSettings, Outcome, Progress, Ready, Result, Task, WorkerMessage, WorkerSettings
-from .publish import Publisher
+from .publish import FileChanged, Publisher
 from .throttle import MachineProbe, Throttle
 from .watcher import NameFilter
 
@@ -47,6 +48,7 @@ STATUS_EVERY_S = 5.0
 HEARTBEAT_WRITE_EVERY_S = 5.0
 # In every timeout's error text: the second timeout in a row of the same job fails it for good (jobs.fail).
 TIMEOUT_MARK = "(jobs.timeout_s)"
+LOCKED_LOG_EVERY_S = 30.0
 
 
 def resolve_device_in_child(requested: str) -> Device:
@@ -88,6 +90,8 @@ class Supervisor:
         self._next_watchdog = 0.0
         self._last_beat_write: dict[int, float] = {}
         self.draining_since: float | None = None
+        self._locked_since: float | None = None
+        self._locked_logged = 0.0
         self._wake_r, self._wake_w = socket.socketpair()
         for end in (self._wake_r, self._wake_w):
             end.setblocking(False)
@@ -281,8 +285,14 @@ class Supervisor:
         try:
             sidecar = self.publisher.publish_job(outcome.document, task.path, job_id=task.job_id, token=task.token,
                                                  outcome=outcome.kind, now=now)
+        except FileChanged as exc:
+            self._finish(task, Outcome("error", error=str(exc), permanent=False), now)
+            return
         except Exception as exc:  # noqa: BLE001 - a result that cannot be stored fails its job, not the daemon
-            log.exception("job %d: storing the result failed", task.job_id)
+            if is_locked(exc):
+                raise  # not the result's fault: run() says so in one line, and the job's lease runs out and requeues it
+            if not isinstance(exc, OSError):  # a full or read-only disk says all in the line below; others need tracing
+                log.exception("job %d: storing the result failed", task.job_id)
             self._finish(task, Outcome("error", error=f"{task.path}: storing the result failed: "
                                                       f"{type(exc).__name__}: {exc}"), now)
             return
@@ -381,12 +391,36 @@ class Supervisor:
             try:
                 self.step(time.time(), monotonic_s)
                 self._handle_messages(time.time(), time.monotonic(), timeout=self._sleep_for(time.monotonic()))
+            except OperationalError as exc:
+                if not is_locked(exc):
+                    log.exception("supervisor step failed; continuing")
+                else:
+                    self._note_locked(monotonic_s)
+                time.sleep(TICK_S)
             except Exception:  # noqa: BLE001 - one bad iteration must not kill the service
                 log.exception("supervisor step failed; continuing")
                 time.sleep(TICK_S)
+            else:
+                self._note_unlocked(monotonic_s)
         self.shutdown(time.time())
         log.warning("stopped")
         return 0
+
+    def _note_locked(self, monotonic_s: float) -> None:
+        """Another process holding the database's write lock is no bug of ours and passes when it lets go:
+        one line when it starts and one every LOCKED_LOG_EVERY_S while it lasts, not a traceback per attempt."""
+        if self._locked_since is None:
+            self._locked_since = self._locked_logged = monotonic_s
+            log.warning("database locked by another process, retrying")
+        elif monotonic_s - self._locked_logged >= LOCKED_LOG_EVERY_S:
+            self._locked_logged = monotonic_s
+            log.warning("database still locked by another process after %.0f s, retrying",
+                        monotonic_s - self._locked_since)
+
+    def _note_unlocked(self, monotonic_s: float) -> None:
+        if self._locked_since is not None:
+            log.warning("database writable again after %.0f s", monotonic_s - self._locked_since)
+            self._locked_since = None
 
     def _sleep_for(self, monotonic_s: float) -> float:
         deadline = self.intake.next_deadline() if self.intake else None

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -46,6 +47,42 @@ def open_database(url: str) -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+def is_locked(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked": another process held the write lock past busy_timeout.
+
+    It passes when that process lets go, so callers say so in one line and retry, rather than treat it as a bug.
+    """
+    orig = exc.orig if isinstance(exc, OperationalError) else exc
+    code = getattr(orig, "sqlite_errorcode", None)  # absent on errors sqlite3 did not raise itself
+    return isinstance(orig, sqlite3.OperationalError) and code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def write_lock_held(engine: Engine, wait_s: float = 2.0) -> bool:
+    """Whether another process holds the write lock for longer than wait_s.
+
+    In WAL mode readers never wait for a writer, so a reader cannot tell a locked database from an idle one; taking
+    the write lock for a moment (and giving it back at once, writing nothing) is the only way to find out.
+    """
+    if engine.dialect.name != "sqlite":
+        return False
+    connection = engine.raw_connection()
+    cursor = connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={int(wait_s * 1000)}")
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if is_locked(exc):
+                return True
+            raise
+        cursor.execute("ROLLBACK")
+        return False
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
+        connection.close()
 
 
 def _create_parent_folder(url: URL) -> None:

@@ -196,6 +196,35 @@ CREATE TABLE jobs (
     FOREIGN KEY (analysis_id) REFERENCES analyses (id) ON DELETE SET NULL
 )"""
 
+# One row per path a file is at now, with the newest analysis of the content last seen there. Step 1's view
+# had a row per content, at the content's latest path: a file overwritten in place with other audio was listed
+# twice under one path (old and new content), and a copy's row hid the original's path.
+_TRACKS_PER_PATH = """
+CREATE VIEW tracks AS
+SELECT
+    f.id AS file_id,
+    a.id AS analysis_id,
+    p.path AS path,
+    f.content_hash AS content_hash,
+    f.format AS format,
+    f.size AS size,
+    a.duration AS duration,
+    a.bpm AS bpm,
+    a.bpm_confidence AS bpm_confidence,
+    a.meter AS meter,
+    a.key AS key,
+    a.key_confidence AS key_confidence,
+    a.loudness_lufs AS loudness_lufs,
+    a.loudness_range_lu AS loudness_range_lu,
+    a.danceability AS danceability,
+    a.energy AS energy,
+    a.analyzer_version AS analyzer_version,
+    a.created_at AS analyzed_at,
+    a.sidecar_path AS sidecar_path
+FROM file_paths AS p
+JOIN files AS f ON f.id = p.file_id
+JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
+
 STEPS: list[Step] = [
     Step(1, "files, their paths, analyses with beats, bars, chords, keys and tags; the tracks view", [
         _FILES,
@@ -227,6 +256,10 @@ STEPS: list[Step] = [
     data TEXT NOT NULL,
     updated_at REAL NOT NULL
 )""",
+    ]),
+    Step(4, "tracks: one row per current path, with the newest analysis of the content last seen there", [
+        "DROP VIEW tracks",
+        _TRACKS_PER_PATH,
     ]),
 ]
 

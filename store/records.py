@@ -39,6 +39,18 @@ CHILD_ROWS: tuple[tuple[type[Base], str, str], ...] = (
 _HASH_PREFIX = re.compile(r"[0-9a-f]{8,64}")
 
 
+# The `tracks` columns for one content rather than one path: `tracks` lists only paths that hold the content now,
+# while `show HASH` must still find audio that was overwritten since, and a copy must give one row, not two.
+_CONTENT_ROW = text("""
+SELECT f.id AS file_id, a.id AS analysis_id, f.path AS path, f.content_hash AS content_hash, f.format AS format,
+    f.size AS size, a.duration AS duration, a.bpm AS bpm, a.bpm_confidence AS bpm_confidence, a.meter AS meter,
+    a.key AS key, a.key_confidence AS key_confidence, a.loudness_lufs AS loudness_lufs,
+    a.loudness_range_lu AS loudness_range_lu, a.danceability AS danceability, a.energy AS energy,
+    a.analyzer_version AS analyzer_version, a.created_at AS analyzed_at, a.sidecar_path AS sidecar_path
+FROM files AS f JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)
+WHERE f.id = :id""")
+
+
 class AmbiguousHash(LookupError):
     """A hash prefix matched several files; the user must type more of it."""
 
@@ -74,7 +86,7 @@ def save_timeline_in(conn: Connection, doc: dict[str, Any], *, sidecar_path: str
 
 
 def find_analysis(engine: Engine, path_or_hash: str) -> dict[str, Any] | None:
-    """The `tracks` row for a path or content hash, plus every path the content was seen at.
+    """A content's summary row (the `tracks` columns) for a path or hash, plus the paths whose latest content it is.
 
     Paths are tried first, since a file may well be named like a hash.
     Raises AmbiguousHash when a hash prefix matches more than one file.
@@ -85,7 +97,7 @@ def find_analysis(engine: Engine, path_or_hash: str) -> dict[str, Any] | None:
             file_id = _file_by_hash(conn, path_or_hash)
         if file_id is None:
             return None
-        row = conn.execute(text("SELECT * FROM tracks WHERE file_id = :id"), {"id": file_id}).mappings().first()
+        row = conn.execute(_CONTENT_ROW, {"id": file_id}).mappings().first()
         if row is None:
             return None
         paths = conn.scalars(

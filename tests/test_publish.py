@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
+import pytest
 
-from beatwatch.daemon.publish import Publisher, plot_path, write_plot
+from beatwatch.daemon.publish import FileChanged, Publisher, plot_path, write_plot
 from beatwatch.store import jobs
 from beatwatch.store.sidecar import MAX_NAME_BYTES, remove_stray_temp_files, sidecar_path, temp_path
 
 GOLDEN = Path(__file__).parent / "data" / "sidecar_golden.json"
-T0 = 1_700_000_000.0
 
 
 def song(folder: Path, name: str = "song.wav") -> tuple[Path, dict]:
@@ -51,12 +52,13 @@ def test_without_a_database_only_the_sidecar_is_written(tmp_path):
 def test_a_job_publishes_only_while_its_lease_is_held(engine, tmp_path):
     audio, document = song(tmp_path / "inbox")
     publisher = Publisher(engine)
-    jobs.enqueue(engine, str(audio), size=4, mtime=1.0, now=T0)
-    job = jobs.claim(engine, "w1", lease_s=30, now=T0)
+    now = time.time()  # the real clock: the claim is compared with the file's ctime
+    jobs.enqueue(engine, str(audio), size=4, mtime=1.0, now=now)
+    job = jobs.claim(engine, "w1", lease_s=30, now=now)
     assert publisher.publish_job(document, str(audio), job_id=job.id, token="someone else", outcome="analysed",
-                                 now=T0 + 1) is None
+                                 now=now + 1) is None
     assert not sidecar_path(audio).exists() and tracks(engine) == []
-    target = publisher.publish_job(document, str(audio), job_id=job.id, token="w1", outcome="analysed", now=T0 + 1)
+    target = publisher.publish_job(document, str(audio), job_id=job.id, token="w1", outcome="analysed", now=now + 1)
     assert target == sidecar_path(audio) and target.is_file()
     assert tracks(engine) == [(str(audio), str(target))]
     with engine.connect() as conn:
@@ -64,6 +66,23 @@ def test_a_job_publishes_only_while_its_lease_is_held(engine, tmp_path):
             "SELECT state, outcome, content_hash, analysis_id FROM jobs").one()
     assert (state, outcome, digest) == ("done", "analysed", document["file"]["content_hash"])
     assert analysis_id is not None
+
+
+def test_a_file_rewritten_after_its_claim_is_not_published(engine, tmp_path):
+    audio, document = song(tmp_path / "inbox")
+    now = time.time()
+    jobs.enqueue(engine, str(audio), size=4, mtime=1.0, now=now)
+    job = jobs.claim(engine, "w1", lease_s=30, now=now)
+    time.sleep(0.05)
+    replacement = audio.with_name(".song.wav.part")
+    replacement.write_bytes(b"RIFF other audio")
+    os.utime(replacement, (1.0, 1.0))  # an old mtime, as `mv` or `cp -p` keep it: the ctime still tells
+    os.replace(replacement, audio)
+    with pytest.raises(FileChanged, match="changed during analysis"):
+        Publisher(engine).publish_job(document, str(audio), job_id=job.id, token="w1", outcome="analysed",
+                                      now=now + 1)
+    assert not sidecar_path(audio).exists() and tracks(engine) == []
+    assert jobs.job_for_path(engine, str(audio)).state == "running"
 
 
 def test_set_aside_moves_the_file_its_sidecar_and_plot_and_the_rows_follow(engine, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from beatwatch.store.db import open_database, sqlite_url
+from beatwatch.store.db import is_locked, open_database, sqlite_url, write_lock_held
 from beatwatch.store.migrations import STEPS, SchemaTooNew, Step, current_version, migrate
 from beatwatch.store.models import Base, FileRow
 from beatwatch.store.records import AmbiguousHash, find_analysis, save_timeline
@@ -251,6 +252,61 @@ def test_tracks_answers_the_query_from_the_spec(engine):
         ).all()
         assert conn.scalar(text("SELECT count(*) FROM tracks")) == 7
     assert sorted(rows) == [("/m/a.mp3", 120.0, "A minor"), ("/m/b.mp3", 128.0, "A minor")]
+
+
+def test_tracks_has_one_row_per_current_path(engine):
+    save_timeline(engine, make_doc(path="/inbox/mix.wav", content_hash=HASH_A, bpm=90.0), sidecar_path=None)
+    save_timeline(engine, make_doc(path="/inbox/mix.wav", content_hash=HASH_B, bpm=150.0), sidecar_path=None)
+    save_timeline(engine, make_doc(path="/inbox/copy of mix.wav", content_hash=HASH_B, bpm=150.0), sidecar_path=None)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT path, content_hash, bpm FROM tracks ORDER BY path")).all()
+    assert rows == [("/inbox/copy of mix.wav", HASH_B, 150.0), ("/inbox/mix.wav", HASH_B, 150.0)]
+    overwritten = find_analysis(engine, HASH_A)
+    assert (overwritten["bpm"], overwritten["paths"]) == (90.0, [])
+    assert sorted(find_analysis(engine, HASH_B)["paths"]) == ["/inbox/copy of mix.wav", "/inbox/mix.wav"]
+
+
+def test_a_database_at_schema_3_upgrades_to_one_tracks_row_per_path(tmp_path):
+    url = sqlite_url(tmp_path / "old.db")
+    old = create_engine(url)
+    try:
+        assert migrate(old, STEPS[:3]) == 3
+        save_timeline(old, make_doc(path="/inbox/mix.wav", content_hash=HASH_A, bpm=90.0), sidecar_path=None)
+        save_timeline(old, make_doc(path="/inbox/mix.wav", content_hash=HASH_B, bpm=150.0), sidecar_path=None)
+        with old.connect() as conn:
+            assert conn.scalar(text("SELECT count(*) FROM tracks WHERE path = '/inbox/mix.wav'")) == 2
+    finally:
+        old.dispose()
+    engine = open_database(url)
+    try:
+        assert current_version(engine) == len(STEPS) >= 4
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT path, content_hash, bpm FROM tracks")).all()
+        assert rows == [("/inbox/mix.wav", HASH_B, 150.0)]
+        assert count(engine, "analyses") == 2
+    finally:
+        engine.dispose()
+
+
+def test_a_write_lock_held_elsewhere_is_seen_and_named(engine, tmp_path):
+    assert not write_lock_held(engine, wait_s=0.1)
+    locker = sqlite3.connect(tmp_path / "beatwatch.db", isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        assert write_lock_held(engine, wait_s=0.1)
+        with pytest.raises(OperationalError) as raised, engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA busy_timeout=100")
+            conn.exec_driver_sql("INSERT INTO schema_version VALUES (99, 'x', 'y')")
+        assert is_locked(raised.value)
+        locker.execute("ROLLBACK")
+        assert not write_lock_held(engine, wait_s=0.1)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
+    finally:
+        locker.close()
+    with pytest.raises(OperationalError) as raised, engine.connect() as conn:
+        conn.exec_driver_sql("SELECT * FROM no_such_table")
+    assert not is_locked(raised.value)
 
 
 def test_a_silent_clip_stores_an_analysis_without_timeline_rows(engine):
