@@ -76,10 +76,13 @@ _COLUMNS = ", ".join([field.name for field in fields(Job)] + ["raw_path"])
 _HELD = "id = :id AND lease_owner = :owner AND state = 'running'"
 _NO_LEASE = "lease_owner = NULL, lease_expires = NULL"
 
+# A name's identity is (path, raw_path): two names that differ only in bytes that are not UTF-8 share their
+# printable `path` but not `raw_path`, and must not stand for each other (or each rescan queues the other).
 _LATEST = text(
-    "SELECT path, state, size, mtime FROM jobs"
-    " WHERE id IN (SELECT max(id) FROM jobs WHERE path IN :paths GROUP BY path)"
+    "SELECT path, raw_path, state, size, mtime FROM jobs"
+    " WHERE id IN (SELECT max(id) FROM jobs WHERE path IN :paths GROUP BY path, raw_path)"
 ).bindparams(bindparam("paths", expanding=True))
+_SAME_NAME = "later.path = jobs.path AND later.raw_path IS jobs.raw_path"
 
 # The oldest job that may run now: each branch is one search of ix_jobs_state_not_before.
 _NEXT = text("""
@@ -138,8 +141,8 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
     for path, size, mtime in items:
         wanted.setdefault(path, (size, mtime))
     with write_transaction(engine) as conn:
-        by_name = _latest_jobs(conn, [printable(path) for path in wanted])
-        latest = {path: by_name.get(printable(path)) for path in wanted}
+        by_name = _latest_jobs(conn, sorted({printable(path) for path in wanted}))
+        latest = {path: by_name.get((printable(path), _raw(path))) for path in wanted}
         rows = [
             {"path": printable(path), "raw_path": _raw(path), "state": "queued", "attempts": 0, "size": size,
              "mtime": mtime, "created_at": now, "updated_at": now}
@@ -285,7 +288,7 @@ def retry(engine: Engine, *, ids: list[int] | None = None, failed_only: bool = F
     if ids is not None and not ids:
         return 0
     states = ["failed"] if failed_only or ids is None else ["failed", "done"]
-    where = "state IN :states AND id = (SELECT max(later.id) FROM jobs AS later WHERE later.path = jobs.path)"
+    where = f"state IN :states AND id = (SELECT max(later.id) FROM jobs AS later WHERE {_SAME_NAME})"
     params: dict[str, Any] = {"states": states, "now": now}
     binds: list[BindParameter[Any]] = [bindparam("states", expanding=True)]
     if ids is not None:
@@ -318,8 +321,8 @@ def running(engine: Engine) -> list[Job]:
 def job_for_path(engine: Engine, path: str) -> Job | None:
     """The path's latest job, which is also its active one when it has one."""
     with engine.connect() as conn:
-        row = conn.execute(text(f"SELECT {_COLUMNS} FROM jobs WHERE path = :path ORDER BY id DESC LIMIT 1"),
-                           {"path": printable(path)}).first()
+        row = conn.execute(text(f"SELECT {_COLUMNS} FROM jobs WHERE path = :path AND raw_path IS :raw"
+                                " ORDER BY id DESC LIMIT 1"), {"path": printable(path), "raw": _raw(path)}).first()
     return _job(row) if row is not None else None
 
 
@@ -343,11 +346,12 @@ def recent_throughput(engine: Engine, *, now: float, window_s: float = 600.0) ->
     return audio / span if audio and span > 0 else 0.0
 
 
-def _latest_jobs(conn: Connection, paths: list[str]) -> dict[str, Row[Any]]:
-    latest: dict[str, Row[Any]] = {}
+def _latest_jobs(conn: Connection, paths: list[str]) -> dict[tuple[str, bytes | None], Row[Any]]:
+    """The latest job of each name with one of these printable paths, keyed by (path, raw_path)."""
+    latest: dict[tuple[str, bytes | None], Row[Any]] = {}
     for start in range(0, len(paths), _LOOKUP_CHUNK):
         for row in conn.execute(_LATEST, {"paths": paths[start:start + _LOOKUP_CHUNK]}):
-            latest[row.path] = row
+            latest[(row.path, row.raw_path)] = row
     return latest
 
 

@@ -260,6 +260,12 @@ STEPS: list[Step] = [
     Step(4, "tracks: one row per current path, with the newest analysis of the content last seen there", [
         "DROP VIEW tracks",
         _TRACKS_PER_PATH,
+    ]),    # Two names that differ only in bytes that are not UTF-8 share `path` (U+FFFD) but not `raw_path`; NULL
+    # raw_path (every valid name) must still be one key, so it is coalesced to an empty blob.
+    Step(5, "at most one active job per name, a name being its printable path and its exact bytes", [
+        "DROP INDEX ux_jobs_active_path",
+        "CREATE UNIQUE INDEX ux_jobs_active_name ON jobs (path, coalesce(raw_path, x''))"
+        " WHERE state IN ('queued', 'running', 'retry_wait')",
     ]),
 ]
 

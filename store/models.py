@@ -11,7 +11,8 @@ store/jobs.py's Job.
 
 from __future__ import annotations
 
-from sqlalchemy import REAL, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy import (REAL, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint, column,
+                        func, literal_column, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -156,7 +157,7 @@ class JobRow(Base):
         Index("ix_jobs_state_not_before", "state", "not_before"),
         Index("ix_jobs_path", "path"),
         Index("ix_jobs_analysis_id", "analysis_id"),
-        Index("ux_jobs_active_path", "path", unique=True,
+        Index("ux_jobs_active_name", "path", func.coalesce(column("raw_path"), literal_column("x''")), unique=True,
               sqlite_where=text("state IN ('queued', 'running', 'retry_wait')")),
         {"sqlite_autoincrement": True},
     )

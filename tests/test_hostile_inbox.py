@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from beatwatch.daemon.supervisor import TIMEOUT_MARK
 from beatwatch.daemon.watcher import NameFilter
 from beatwatch.daemon.worker import run_task
 from beatwatch.store import jobs
-from tests.daemon_harness import Daemon, wait_for
+from tests.daemon_harness import BEATWATCH, Daemon, wait_for
 from tests.helpers import click_track, write_wav
 
 T0 = 1_700_000_000.0
@@ -37,8 +38,8 @@ def song(tmp_path_factory) -> Path:
 def daemon(tmp_path):
     made: list[Daemon] = []
 
-    def make(config: str = "") -> Daemon:
-        d = Daemon(tmp_path, config=config)
+    def make(config: str = "", env: dict[str, str] | None = None) -> Daemon:
+        d = Daemon(tmp_path, config=config, env=env)
         made.append(d)
         return d.start()
 
@@ -256,3 +257,26 @@ def test_the_worker_refuses_an_outside_link_swapped_in_after_queueing(engine, tm
     outcome = run_task(None, engine, task, progress=lambda stage, fraction: None)
     assert outcome.kind == "error" and outcome.permanent
     assert "outside the inbox" in (outcome.error or "")
+
+
+# ----- case 2: names that are not valid UTF-8 keep their exact bytes as their identity ---------------------------
+
+
+@pytest.mark.slow
+def test_two_names_differing_only_in_invalid_bytes_get_two_jobs_ever(daemon, song, tmp_path):
+    """Both print as "x\uFFFD.wav"; a rescan (the daemon's, every second, and `beatwatch rescan`) must find each
+    one's own finished job: before, each rescan queued one of them again, for ever."""
+    other = write_wav(tmp_path / "other.wav", click_track(100, seconds=12.0)[0])
+    d = daemon(env={"BEATWATCH_WATCH__RESCAN_INTERVAL_S": "1"})
+    (d.inbox / os.fsdecode(b"x\xff.wav")).write_bytes(song.read_bytes())
+    (d.inbox / os.fsdecode(b"x\xfe.wav")).write_bytes(other.read_bytes())
+    wait_for(lambda: d.drained(2), 120, "both jobs to finish")
+    for _ in range(2):
+        rescan = subprocess.run([BEATWATCH, "rescan", "--config", str(d.config)], capture_output=True, text=True,
+                                check=True)
+        assert "queued 0 new" in rescan.stdout
+    assert d.query("SELECT count(*) FROM jobs") == [(2,)]
+    assert sorted(raw for (raw,) in d.query("SELECT raw_path FROM jobs")) == sorted(
+        [os.fsencode(d.inbox) + b"/x\xfe.wav", os.fsencode(d.inbox) + b"/x\xff.wav"])
+    assert d.states() == {"done": 2}
+    assert d.stop() == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import threading
 from functools import partial
 
@@ -234,6 +236,27 @@ def test_enqueue_many_handles_a_whole_inbox_in_one_call(engine):
     added = jobs.job_for_path(engine, "/in/new.mp3")
     assert (added.id, added.size) == (new[0], 1)
     assert jobs.enqueue_many(engine, [], now=T0) == []
+
+
+def test_names_that_differ_only_in_bytes_that_are_not_utf8_are_two_names_for_good(engine):
+    """Both show as "x\uFFFD.wav"; if either stood for the other, every rescan would queue one of them again."""
+    ff, fe = os.fsdecode(b"/in/x\xff.wav"), os.fsdecode(b"/in/x\xfe.wav")
+    both = [(ff, 10, 1.0), (fe, 20, 2.0)]
+    first = jobs.enqueue_many(engine, both, now=T0)
+    assert len(first) == 2
+    assert rows(engine, "SELECT path FROM jobs") == [("/in/x\ufffd.wav",)] * 2
+    for n in range(2):
+        job = jobs.claim(engine, "w1", lease_s=LEASE, now=T0 + n)
+        assert jobs.complete(engine, job.id, "w1", now=T0 + n, write=lambda conn: None)
+    for rescan in range(5):
+        assert jobs.enqueue_many(engine, both, now=T0 + 10 + rescan) == []
+    assert rows(engine, "SELECT count(*) FROM jobs") == [(2,)]
+    assert (jobs.job_for_path(engine, ff).size, jobs.job_for_path(engine, fe).size) == (10, 20)
+    assert jobs.job_for_path(engine, ff).path == ff
+
+    assert jobs.retry(engine, ids=first[:1], now=T0 + 20) == 1
+    assert rows(engine, "SELECT state FROM jobs ORDER BY id") == [("queued",), ("done",)]
+    assert jobs.enqueue_many(engine, both, now=T0 + 21) == []
 
 
 def test_start_up_requeues_what_a_crash_left_running(engine):
