@@ -67,14 +67,23 @@ class NameFilter:
             return False  # gone already: nothing to say
         if why is None:
             return True
+        self._warn_once(path, f"ignored {path}: {why}")
+        return False
+
+    def _unlisted(self, error: OSError) -> None:
+        """os.walk could not list a folder (a path past PATH_MAX, no permission): say so instead of skipping
+        everything below it in silence."""
+        self._warn_once(error.filename, f"cannot look into {error.filename}: {error.strerror}; "
+                                        "nothing below it is analysed")
+
+    def _warn_once(self, path: str | os.PathLike, message: str) -> None:
         if str(path) not in self._refused:
             self._refused.add(str(path))
-            log.warning("ignored %s: %s", path, why)
-        return False
+            log.warning("%s", message)
 
     def scan(self) -> Iterator[Path]:
         """Every accepted and admitted file under the inbox (the reconcile pass)."""
-        for root, dirs, files in os.walk(self.inbox):
+        for root, dirs, files in os.walk(self.inbox, onerror=self._unlisted):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             for name in files:
                 path = Path(root, name)

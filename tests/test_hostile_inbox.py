@@ -280,3 +280,26 @@ def test_two_names_differing_only_in_invalid_bytes_get_two_jobs_ever(daemon, son
         [os.fsencode(d.inbox) + b"/x\xfe.wav", os.fsencode(d.inbox) + b"/x\xff.wav"])
     assert d.states() == {"done": 2}
     assert d.stop() == 0
+
+
+# ----- also tried: a 255-byte name in a folder whose path is longer than PATH_MAX ------------------------------
+
+
+def test_a_folder_past_path_max_is_reported_once_not_skipped_in_silence(tmp_path, caplog):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    fd = os.open(inbox, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(18):  # 18 x 251 bytes: past the 4,096 bytes a path may have
+            os.mkdir("d" * 250, dir_fd=fd)
+            deeper = os.open("d" * 250, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = deeper
+        os.close(os.open("s" * 251 + ".wav", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+    finally:
+        os.close(fd)
+    names = NameFilter(inbox, DEFAULT_IGNORE, skip_result_folders=False)
+    with caplog.at_level(logging.WARNING, logger="beatwatch.daemon.watcher"):
+        assert list(names.scan()) == list(names.scan()) == []
+    (record,) = [r for r in caplog.records if "cannot look into" in r.getMessage()]
+    assert "File name too long" in record.getMessage() and "nothing below it is analysed" in record.getMessage()
