@@ -1,4 +1,5 @@
-"""Shared fixtures: one Analyzer per test session, a folder for the audio the tests write, a fresh database."""
+"""Shared fixtures: one Analyzer per test session, a folder for the audio the tests write, a fresh database,
+and real daemons started on demand."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from beatwatch.store.db import open_database, sqlite_url
+from tests.daemon_harness import Daemon
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +29,18 @@ def engine(tmp_path):
     engine = open_database(sqlite_url(tmp_path / "beatwatch.db"))
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    """`daemon(config, env)` starts a real `beatwatch run` on a temp inbox; each is closed after the test."""
+    made: list[Daemon] = []
+
+    def make(config: str = "", env: dict[str, str] | None = None) -> Daemon:
+        d = Daemon(tmp_path, config=config, env=env)
+        made.append(d)
+        return d.start()
+
+    yield make
+    for d in made:
+        d.close()

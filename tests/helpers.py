@@ -44,3 +44,15 @@ def encode(src: Path, dst: Path, *extra: str) -> Path:
     """Encode with ffmpeg, the same decoder family users' files come from."""
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *extra, str(dst)], check=True)
     return dst
+
+
+def lying_wav(path: Path, seconds_held: float, seconds_claimed: float) -> Path:
+    """A real WAV whose RIFF and data sizes are patched to claim seconds_claimed over seconds_held of samples."""
+    signal_, _ = click_track(120, seconds=seconds_held, lead_in=0.1)
+    data = bytearray(write_wav(path, signal_).read_bytes())
+    at = data.index(b"data")
+    claimed = int(seconds_claimed * 44100) * 2
+    data[at + 4:at + 8] = claimed.to_bytes(4, "little")
+    data[4:8] = (at + claimed).to_bytes(4, "little")  # RIFF size: everything after its own 8 bytes
+    path.write_bytes(bytes(data))
+    return path

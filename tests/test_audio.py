@@ -9,7 +9,7 @@ import pytest
 
 from beatwatch.analysis.audio.decode import SAMPLE_RATE, content_hash, decode, probe
 from beatwatch.analysis.errors import InputError
-from tests.helpers import click_track, encode, write_wav
+from tests.helpers import click_track, encode, lying_wav, write_wav
 
 
 @pytest.fixture(scope="module")
@@ -83,18 +83,6 @@ def test_truncated_mp3_is_refused(source, media):
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
     with pytest.raises(InputError, match="truncated"):
         decode(probe(cut))
-
-
-def lying_wav(path, seconds_held: float, seconds_claimed: float):
-    """A real WAV whose RIFF and data sizes are patched to claim seconds_claimed over seconds_held of samples."""
-    signal, _ = click_track(120, seconds=seconds_held, lead_in=0.1)
-    data = bytearray(write_wav(path, signal).read_bytes())
-    at = data.index(b"data")
-    claimed = int(seconds_claimed * 44100) * 2
-    data[at + 4:at + 8] = claimed.to_bytes(4, "little")
-    data[4:8] = (at + claimed).to_bytes(4, "little")  # RIFF size: everything after its own 8 bytes
-    path.write_bytes(bytes(data))
-    return path
 
 
 def test_a_wav_header_claiming_ten_hours_over_one_second_is_refused(media):

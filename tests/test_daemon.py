@@ -33,20 +33,6 @@ def songs(tmp_path_factory):
     return made
 
 
-@pytest.fixture
-def daemon(tmp_path):
-    made: list[Daemon] = []
-
-    def make(config: str = "", env: dict | None = None) -> Daemon:
-        d = Daemon(tmp_path, config=config, env=env)
-        made.append(d)
-        return d.start()
-
-    yield make
-    for d in made:
-        d.close()
-
-
 def copy_in(src: Path, inbox: Path, name: str) -> Path:
     """Write under a temp name, then rename: how a careful copier delivers."""
     temp = inbox / f".{name}.part"

@@ -34,20 +34,6 @@ def song(tmp_path_factory) -> Path:
     return write_wav(tmp_path_factory.mktemp("songs") / "song.wav", signal_)
 
 
-@pytest.fixture
-def daemon(tmp_path):
-    made: list[Daemon] = []
-
-    def make(config: str = "", env: dict[str, str] | None = None) -> Daemon:
-        d = Daemon(tmp_path, config=config, env=env)
-        made.append(d)
-        return d.start()
-
-    yield make
-    for d in made:
-        d.close()
-
-
 def log_text(d: Daemon) -> str:
     return (d.root / "daemon.log").read_text(errors="replace")
 

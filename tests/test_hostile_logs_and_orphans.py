@@ -9,44 +9,17 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.daemon_harness import BEATWATCH, Daemon, wait_for
-from tests.helpers import click_track, encode, write_wav
+from tests.daemon_harness import BEATWATCH, wait_for
+from tests.helpers import click_track, encode, lying_wav, write_wav
 
 pytestmark = pytest.mark.slow
 
 FORGED = "a\nFAKE ERROR line\x1b[31m.wav"
 FORGED_SHOWN = "a\\nFAKE ERROR line\\x1b[31m.wav"
-
-
-@pytest.fixture
-def daemon(tmp_path):
-    made: list[Daemon] = []
-
-    def make(config: str = "") -> Daemon:
-        d = Daemon(tmp_path, config=config)
-        made.append(d)
-        return d.start()
-
-    yield make
-    for d in made:
-        d.close()
-
-
-def lying_wav(path: Path, seconds_held: float, seconds_claimed: float) -> Path:
-    """A real WAV whose RIFF and data sizes are patched to claim seconds_claimed over seconds_held of samples."""
-    signal_, _ = click_track(120, seconds=seconds_held, lead_in=0.1)
-    data = bytearray(write_wav(path, signal_).read_bytes())
-    at = data.index(b"data")
-    claimed = int(seconds_claimed * 44100) * 2
-    data[at + 4:at + 8] = claimed.to_bytes(4, "little")
-    data[4:8] = (at + claimed).to_bytes(4, "little")  # RIFF size: everything after its own 8 bytes
-    path.write_bytes(bytes(data))
-    return path
 
 
 def test_a_wav_header_claiming_ten_hours_over_one_second_fails_at_once(daemon, tmp_path):

@@ -10,24 +10,10 @@ import time
 
 import pytest
 
-from tests.daemon_harness import BEATWATCH, Daemon, wait_for
+from tests.daemon_harness import BEATWATCH, wait_for
 from tests.helpers import click_track, encode, write_wav
 
 pytestmark = pytest.mark.slow  # every test here runs `beatwatch run` as a subprocess
-
-
-@pytest.fixture
-def daemon(tmp_path):
-    made: list[Daemon] = []
-
-    def make(config: str = "") -> Daemon:
-        d = Daemon(tmp_path, config=config)
-        made.append(d)
-        return d.start()
-
-    yield make
-    for d in made:
-        d.close()
 
 
 def deliver(src, dst) -> None:
