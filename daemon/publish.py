@@ -74,7 +74,7 @@ class Publisher:
             return write_sidecar(document, target)
         mtime = _mtime(audio_path)
         with write_transaction(self.engine) as conn:
-            self._store(conn, document, target, mtime)
+            self._store(conn, document, target, mtime, audio_path)
         return target
 
     def publish_job(self, document: dict[str, Any], audio_path: str, *, job_id: int, token: str, outcome: str,
@@ -87,7 +87,7 @@ class Publisher:
         target = self.sidecar_path(audio_path)
         mtime = _mtime(audio_path)
         done = jobs.complete(self.engine, job_id, token, now=now,
-                             write=lambda conn: self._store(conn, document, target, mtime), outcome=outcome,
+                             write=lambda conn: self._store(conn, document, target, mtime, audio_path), outcome=outcome,
                              content_hash=document["file"]["content_hash"],
                              audio_duration=document["file"]["duration"], wall_s=document["performance"]["wall_s"])
         return target if done else None
@@ -112,9 +112,10 @@ class Publisher:
             log.error("not moved to %s/, left where it is: %s: %s", folder, audio_path, exc)
 
     @staticmethod
-    def _store(conn: Connection, document: dict[str, Any], target: Path, mtime: float | None) -> int:
+    def _store(conn: Connection, document: dict[str, Any], target: Path, mtime: float | None,
+               audio_path: str | os.PathLike[str]) -> int:
         write_sidecar(document, target)
-        return save_timeline_in(conn, document, sidecar_path=str(target), mtime=mtime)
+        return save_timeline_in(conn, document, sidecar_path=str(target), mtime=mtime, path=os.fspath(audio_path))
 
 
 class FileChanged(Exception):

@@ -20,8 +20,6 @@ reboots, where a monotonic clock means nothing, and tests pass a fake clock.
 
 from __future__ import annotations
 
-import os
-
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -32,6 +30,7 @@ from sqlalchemy import BindParameter, Connection, Engine, Row, bindparam, insert
 from beatwatch.analysis.document import printable
 
 from . import models
+from .names import exact_path, raw_bytes
 from .transactions import write_transaction
 
 State = Literal["queued", "running", "retry_wait", "done", "failed"]
@@ -142,9 +141,9 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
         wanted.setdefault(path, (size, mtime))
     with write_transaction(engine) as conn:
         by_name = _latest_jobs(conn, sorted({printable(path) for path in wanted}))
-        latest = {path: by_name.get((printable(path), _raw(path))) for path in wanted}
+        latest = {path: by_name.get((printable(path), raw_bytes(path))) for path in wanted}
         rows = [
-            {"path": printable(path), "raw_path": _raw(path), "state": "queued", "attempts": 0, "size": size,
+            {"path": printable(path), "raw_path": raw_bytes(path), "state": "queued", "attempts": 0, "size": size,
              "mtime": mtime, "created_at": now, "updated_at": now}
             for path, (size, mtime) in wanted.items()
             if _needs_job(latest.get(path), size, mtime)
@@ -322,7 +321,7 @@ def job_for_path(engine: Engine, path: str) -> Job | None:
     """The path's latest job, which is also its active one when it has one."""
     with engine.connect() as conn:
         row = conn.execute(text(f"SELECT {_COLUMNS} FROM jobs WHERE path = :path AND raw_path IS :raw"
-                                " ORDER BY id DESC LIMIT 1"), {"path": printable(path), "raw": _raw(path)}).first()
+                                " ORDER BY id DESC LIMIT 1"), {"path": printable(path), "raw": raw_bytes(path)}).first()
     return _job(row) if row is not None else None
 
 
@@ -366,10 +365,5 @@ def _needs_job(latest: Row[Any] | None, size: int | None, mtime: float | None) -
 def _job(row: Row[Any]) -> Job:
     values = dict(row._mapping)
     raw = values.pop("raw_path")
-    return Job(**{**values, "path": os.fsdecode(raw) if raw is not None else values["path"],
+    return Job(**{**values, "path": exact_path(values["path"], raw),
                   "force": bool(values["force"])})
-
-
-def _raw(path: str) -> bytes | None:
-    """The exact bytes of a name that is not valid UTF-8 (so the worker can open it), else None."""
-    return os.fsencode(path) if printable(path) != path else None

@@ -225,6 +225,46 @@ FROM file_paths AS p
 JOIN files AS f ON f.id = p.file_id
 JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
 
+# Step 6: `path UNIQUE` made two names that differ only in bytes that are not UTF-8 one row (both print the same),
+# so each analysis of one took the other's row. SQLite cannot drop a column's UNIQUE, hence a new table.
+_FILE_PATHS_BY_NAME = """
+CREATE TABLE file_paths_by_name (
+    id INTEGER NOT NULL PRIMARY KEY,
+    file_id INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    raw_path BLOB,
+    seen_at TEXT,
+    FOREIGN KEY (file_id) REFERENCES files (id) ON DELETE CASCADE
+)"""
+
+# tracks as in step 4, with the exact bytes of names that are not UTF-8.
+_TRACKS_BY_NAME = """
+CREATE VIEW tracks AS
+SELECT
+    f.id AS file_id,
+    a.id AS analysis_id,
+    p.path AS path,
+    f.content_hash AS content_hash,
+    f.format AS format,
+    f.size AS size,
+    a.duration AS duration,
+    a.bpm AS bpm,
+    a.bpm_confidence AS bpm_confidence,
+    a.meter AS meter,
+    a.key AS key,
+    a.key_confidence AS key_confidence,
+    a.loudness_lufs AS loudness_lufs,
+    a.loudness_range_lu AS loudness_range_lu,
+    a.danceability AS danceability,
+    a.energy AS energy,
+    a.analyzer_version AS analyzer_version,
+    a.created_at AS analyzed_at,
+    a.sidecar_path AS sidecar_path,
+    p.raw_path AS raw_path
+FROM file_paths AS p
+JOIN files AS f ON f.id = p.file_id
+JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
+
 STEPS: list[Step] = [
     Step(1, "files, their paths, analyses with beats, bars, chords, keys and tags; the tracks view", [
         _FILES,
@@ -260,12 +300,24 @@ STEPS: list[Step] = [
     Step(4, "tracks: one row per current path, with the newest analysis of the content last seen there", [
         "DROP VIEW tracks",
         _TRACKS_PER_PATH,
-    ]),    # Two names that differ only in bytes that are not UTF-8 share `path` (U+FFFD) but not `raw_path`; NULL
+    ]),
+    # Two names that differ only in bytes that are not UTF-8 share `path` (U+FFFD) but not `raw_path`; NULL
     # raw_path (every valid name) must still be one key, so it is coalesced to an empty blob.
     Step(5, "at most one active job per name, a name being its printable path and its exact bytes", [
         "DROP INDEX ux_jobs_active_path",
         "CREATE UNIQUE INDEX ux_jobs_active_name ON jobs (path, coalesce(raw_path, x''))"
         " WHERE state IN ('queued', 'running', 'retry_wait')",
+    ]),
+    Step(6, "file_paths: a name is its printable path and its exact bytes, as in the queue; tracks shows both", [
+        "DROP VIEW tracks",
+        _FILE_PATHS_BY_NAME,
+        "INSERT INTO file_paths_by_name (id, file_id, path, raw_path, seen_at)"
+        " SELECT id, file_id, path, NULL, seen_at FROM file_paths",
+        "DROP TABLE file_paths",
+        "ALTER TABLE file_paths_by_name RENAME TO file_paths",
+        "CREATE INDEX ix_file_paths_file_id ON file_paths (file_id)",
+        "CREATE UNIQUE INDEX ux_file_paths_name ON file_paths (path, coalesce(raw_path, x''))",
+        _TRACKS_BY_NAME,
     ]),
 ]
 

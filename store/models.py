@@ -44,12 +44,19 @@ class FileRow(Base):
     analyses: Mapped[list[AnalysisRow]] = relationship(back_populates="file", cascade=_CHILDREN, passive_deletes=True)
 
 
+def _name_index(name: str, **kwargs) -> Index:
+    """A name's identity: its printable path and, for names that are not UTF-8, its exact bytes (store/names.py)."""
+    return Index(name, "path", func.coalesce(column("raw_path"), literal_column("x''")), unique=True, **kwargs)
+
+
 class FilePathRow(Base):
     __tablename__ = "file_paths"
+    __table_args__ = (_name_index("ux_file_paths_name"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
-    path: Mapped[str] = mapped_column(unique=True)
+    path: Mapped[str]
+    raw_path: Mapped[bytes | None] = mapped_column(LargeBinary)
     seen_at: Mapped[str | None]
 
     file: Mapped[FileRow] = relationship(back_populates="paths")
@@ -157,8 +164,7 @@ class JobRow(Base):
         Index("ix_jobs_state_not_before", "state", "not_before"),
         Index("ix_jobs_path", "path"),
         Index("ix_jobs_analysis_id", "analysis_id"),
-        Index("ux_jobs_active_name", "path", func.coalesce(column("raw_path"), literal_column("x''")), unique=True,
-              sqlite_where=text("state IN ('queued', 'running', 'retry_wait')")),
+        _name_index("ux_jobs_active_name", sqlite_where=text("state IN ('queued', 'running', 'retry_wait')")),
         {"sqlite_autoincrement": True},
     )
 

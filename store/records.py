@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Engine, delete, insert, select, text, update
+from sqlalchemy import (ColumnElement, Connection, CursorResult, Engine, and_, delete, insert, or_, select, text,
+                        update)
 
 from beatwatch.analysis.document import SCHEMA, printable
 
+from .names import name_key
 from .models import AnalysisRow, BarRow, Base, BeatRow, ChordRow, FilePathRow, FileRow, KeySegmentRow, TagRow
 from .transactions import write_transaction
 
@@ -56,25 +58,26 @@ class AmbiguousHash(LookupError):
 
 
 def save_timeline(engine: Engine, doc: dict[str, Any], *, sidecar_path: str | None,
-                  mtime: float | None = None) -> int:
+                  mtime: float | None = None, path: str | None = None) -> int:
     """Store one analysis in a transaction of its own and return its id."""
     with write_transaction(engine) as conn:
-        return save_timeline_in(conn, doc, sidecar_path=sidecar_path, mtime=mtime)
+        return save_timeline_in(conn, doc, sidecar_path=sidecar_path, mtime=mtime, path=path)
 
 
 def save_timeline_in(conn: Connection, doc: dict[str, Any], *, sidecar_path: str | None,
-                     mtime: float | None = None) -> int:
+                     mtime: float | None = None, path: str | None = None) -> int:
     """Store one analysis inside the caller's write transaction and return its id.
 
     It commits with the caller's other changes (a job marked done) or not at
     all. An earlier analysis of the same content by the same analyzer
-    version is replaced, children and all.
+    version is replaced, children and all. path: the file's exact name, when
+    the caller has it (the document holds only its printable form).
     """
     if doc.get("schema") != SCHEMA:
         raise ValueError(f"cannot store a sidecar of schema {doc.get('schema')!r}; expected {SCHEMA!r}")
     now = datetime.now(UTC).isoformat(timespec="seconds")
     file_id = _upsert_file(conn, doc["file"], mtime, now)
-    _record_path(conn, file_id, doc["file"]["path"], now)
+    _record_path(conn, file_id, path if path is not None else doc["file"]["path"], now)
     version = doc["analyzer"]["version"]
     conn.execute(delete(AnalysisRow).where(AnalysisRow.file_id == file_id, AnalysisRow.analyzer_version == version))
     analysis_id = _inserted_id(
@@ -129,9 +132,10 @@ def _inserted_id(result: CursorResult[Any]) -> int:
 
 def _record_path(conn: Connection, file_id: int, path: str, now: str) -> None:
     """A path belongs to the content last seen there, so an overwritten file's path moves to the new content."""
-    path_id = conn.scalar(select(FilePathRow.id).where(FilePathRow.path == path))
+    text_path, raw = name_key(path)
+    path_id = conn.scalar(select(FilePathRow.id).where(*_named(text_path, raw)))
     if path_id is None:
-        conn.execute(insert(FilePathRow).values(file_id=file_id, path=path, seen_at=now))
+        conn.execute(insert(FilePathRow).values(file_id=file_id, path=text_path, raw_path=raw, seen_at=now))
     else:
         conn.execute(update(FilePathRow).where(FilePathRow.id == path_id).values(file_id=file_id, seen_at=now))
 
@@ -171,16 +175,22 @@ def _child_rows(doc: dict[str, Any], analysis_id: int) -> list[tuple[type[Base],
 
 def _file_by_path(conn: Connection, path: str) -> int | None:
     """file_paths says which content a path held most recently; files.path covers rows written elsewhere."""
-    candidates = list(dict.fromkeys([path, os.path.abspath(path)]))
+    keys = list(dict.fromkeys([name_key(path), name_key(os.path.abspath(path))]))
     file_id = conn.scalar(
-        select(FilePathRow.file_id).where(FilePathRow.path.in_(candidates))
+        select(FilePathRow.file_id).where(or_(*(and_(*_named(text_path, raw)) for text_path, raw in keys)))
         .order_by(FilePathRow.seen_at.desc()).limit(1)
     )
     if file_id is None:
         file_id = conn.scalar(
-            select(FileRow.id).where(FileRow.path.in_(candidates)).order_by(FileRow.last_seen.desc()).limit(1)
+            select(FileRow.id).where(FileRow.path.in_([text_path for text_path, _ in keys]))
+            .order_by(FileRow.last_seen.desc()).limit(1)
         )
     return file_id
+
+
+def _named(text_path: str, raw: bytes | None) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The file_paths row of one name: printable path and exact bytes both (IS, so NULL matches NULL)."""
+    return FilePathRow.path == text_path, FilePathRow.raw_path.is_(raw) if raw is None else FilePathRow.raw_path == raw
 
 
 def _file_by_hash(conn: Connection, value: str) -> int | None:
@@ -211,14 +221,15 @@ def existing_analysis(engine: Engine, content_hash: str, analyzer_version: str) 
 
 def rename_path(engine: Engine, old: str, new: str, *, sidecar_path: str | None) -> None:
     """A file moved by beatwatch (inbox.after = "move"): its rows follow it, with the moved sidecar."""
-    old, new = printable(old), printable(new)
+    (old_text, old_raw), (new_text, new_raw) = name_key(old), name_key(new)
     with write_transaction(engine) as conn:
-        file_id = conn.scalar(select(FilePathRow.file_id).where(FilePathRow.path == old))
+        file_id = conn.scalar(select(FilePathRow.file_id).where(*_named(old_text, old_raw)))
         if file_id is None:
             return
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        conn.execute(update(FilePathRow).where(FilePathRow.path == old).values(path=new, seen_at=now))
-        conn.execute(update(FileRow).where(FileRow.id == file_id, FileRow.path == old).values(path=new))
+        conn.execute(update(FilePathRow).where(*_named(old_text, old_raw))
+                     .values(path=new_text, raw_path=new_raw, seen_at=now))
+        conn.execute(update(FileRow).where(FileRow.id == file_id, FileRow.path == old_text).values(path=new_text))
         if sidecar_path is not None:
             conn.execute(update(AnalysisRow).where(AnalysisRow.file_id == file_id)
                          .values(sidecar_path=printable(sidecar_path)))

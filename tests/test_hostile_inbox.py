@@ -265,6 +265,13 @@ def test_two_names_differing_only_in_invalid_bytes_get_two_jobs_ever(daemon, son
     assert sorted(raw for (raw,) in d.query("SELECT raw_path FROM jobs")) == sorted(
         [os.fsencode(d.inbox) + b"/x\xfe.wav", os.fsencode(d.inbox) + b"/x\xff.wav"])
     assert d.states() == {"done": 2}
+    # Beyond the queue: a file_paths and a tracks row each, under its own exact bytes, with its own content.
+    names = sorted(d.query("SELECT raw_path, content_hash FROM tracks"))
+    assert [raw for raw, _ in names] == [os.fsencode(d.inbox) + b"/x\xfe.wav", os.fsencode(d.inbox) + b"/x\xff.wav"]
+    assert len({content for _, content in names}) == 2
+    assert d.query("SELECT count(*) FROM file_paths") == [(2,)]
+    assert (d.inbox / os.fsdecode(b"x\xff.wav.beatwatch.json")).is_file()
+    assert (d.inbox / os.fsdecode(b"x\xfe.wav.beatwatch.json")).is_file()
     assert d.stop() == 0
 
 

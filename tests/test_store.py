@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 
@@ -11,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from beatwatch.analysis.document import printable
 from beatwatch.store.db import is_locked, open_database, sqlite_url, write_lock_held
 from beatwatch.store.migrations import STEPS, SchemaTooNew, Step, current_version, migrate
 from beatwatch.store.models import Base, FileRow
@@ -275,8 +277,14 @@ def test_a_database_at_schema_3_upgrades_to_one_tracks_row_per_path(tmp_path):
     old = create_engine(url)
     try:
         assert migrate(old, STEPS[:3]) == 3
-        save_timeline(old, make_doc(path="/inbox/mix.wav", content_hash=HASH_A, bpm=90.0), sidecar_path=None)
-        save_timeline(old, make_doc(path="/inbox/mix.wav", content_hash=HASH_B, bpm=150.0), sidecar_path=None)
+        # What that schema's code stored for mix.wav analysed, then overwritten with other audio and analysed again.
+        with old.begin() as conn:
+            for file_id, content, bpm in ((1, HASH_A, 90.0), (2, HASH_B, 150.0)):
+                conn.execute(text("INSERT INTO files (id, content_hash, path) VALUES (:id, :h, '/inbox/mix.wav')"),
+                             {"id": file_id, "h": content})
+                conn.execute(text("INSERT INTO analyses (file_id, analyzer_version, bpm) VALUES (:id, '0.1.0', :b)"),
+                             {"id": file_id, "b": bpm})
+            conn.execute(text("INSERT INTO file_paths (file_id, path) VALUES (2, '/inbox/mix.wav')"))
         with old.connect() as conn:
             assert conn.scalar(text("SELECT count(*) FROM tracks WHERE path = '/inbox/mix.wav'")) == 2
     finally:
@@ -285,8 +293,8 @@ def test_a_database_at_schema_3_upgrades_to_one_tracks_row_per_path(tmp_path):
     try:
         assert current_version(engine) == len(STEPS) >= 4
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT path, content_hash, bpm FROM tracks")).all()
-        assert rows == [("/inbox/mix.wav", HASH_B, 150.0)]
+            rows = conn.execute(text("SELECT path, raw_path, content_hash, bpm FROM tracks")).all()
+        assert rows == [("/inbox/mix.wav", None, HASH_B, 150.0)]
         assert count(engine, "analyses") == 2
     finally:
         engine.dispose()
@@ -415,3 +423,16 @@ def test_processes_opening_and_saving_at_once_do_not_collide(tmp_path):
         assert count(engine, "file_paths") == threads * per_thread
     finally:
         engine.dispose()
+
+
+def test_names_that_differ_only_in_bytes_that_are_not_utf8_keep_a_row_each(engine):
+    """Both print as "/in/x\uFFFD.wav"; each keeps its own file_paths and tracks row, found by its exact name."""
+    ff, fe = os.fsdecode(b"/in/x\xff.wav"), os.fsdecode(b"/in/x\xfe.wav")
+    save_timeline(engine, make_doc(path=printable(ff), content_hash=HASH_A, bpm=90.0), sidecar_path=None, path=ff)
+    save_timeline(engine, make_doc(path=printable(fe), content_hash=HASH_B, bpm=150.0), sidecar_path=None, path=fe)
+    save_timeline(engine, make_doc(path=printable(ff), content_hash=HASH_A, bpm=90.0), sidecar_path=None, path=ff)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT path, raw_path, content_hash FROM tracks ORDER BY raw_path")).all()
+    assert rows == [("/in/x\uFFFD.wav", b"/in/x\xfe.wav", HASH_B), ("/in/x\uFFFD.wav", b"/in/x\xff.wav", HASH_A)]
+    assert find_analysis(engine, ff)["content_hash"] == HASH_A
+    assert find_analysis(engine, fe)["content_hash"] == HASH_B
