@@ -160,6 +160,21 @@ def test_the_worker_refuses_a_fifo_before_opening_it(engine, tmp_path):
     assert outcome == protocol.Outcome("error", error=f"{fifo}: not a regular file", permanent=True)
 
 
+@pytest.mark.slow
+def test_the_daemon_fails_a_job_for_good_at_its_second_timeout(daemon, tmp_path):
+    """A minute of audio cannot be analysed within 1.5 s: each attempt is killed at jobs.timeout_s, and the second
+    in a row ends the job though max_attempts would allow three more."""
+    long_song = write_wav(tmp_path / "long.wav", click_track(120, seconds=60.0)[0])
+    d = daemon("[jobs]\ntimeout_s = 1.5\nmax_attempts = 5\n")
+    (d.inbox / "long.wav").write_bytes(long_song.read_bytes())
+    wait_for(lambda: d.states() == {"failed": 1}, 120, "the job to fail")
+    ((attempts, error),) = d.query("SELECT attempts, error FROM jobs")
+    assert attempts == 2
+    assert error == f"{d.inbox / 'long.wav'}: timed out after 1.5 s {TIMEOUT_MARK}"
+    assert log_text(d).count("exceeded jobs.timeout_s") == 2
+    assert d.stop() == 0
+
+
 def _claim(engine, now: float) -> jobs.Job:
     job = jobs.claim(engine, "w1", lease_s=60.0, now=now)
     assert job is not None
