@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine
 from beatwatch.analysis.document import printable
 from beatwatch.store import jobs
 from beatwatch.store.records import rename_path, save_timeline_in
-from beatwatch.store.sidecar import PLOT_SUFFIX, SUFFIX, sidecar_path, temp_path, write_sidecar
+from beatwatch.store.sidecar import PLOT_SUFFIX, SUFFIX, create_temp, sidecar_path, write_sidecar
 from beatwatch.store.transactions import write_transaction
 
 from .moves import move_aside
@@ -39,12 +39,14 @@ def plot_path(audio_path: str | os.PathLike[str], output_dir: Path | None) -> Pa
 
 
 def write_plot(document: dict[str, Any], out: Path) -> Path:
-    """Drawn to a temp name (the sidecars' rule, so start-up cleans what a crash left), then renamed over `out`."""
+    """Drawn into a temp file this call creates (the sidecars' rule, so start-up cleans what a crash left), then
+    renamed over `out`. The figure goes into the open file, never to a name: a name could be a planted symlink."""
     from beatwatch.render.plot import render_plot
 
-    temp = temp_path(out)
+    temp, fd = create_temp(out)
     try:
-        render_plot(document, temp)
+        with open(fd, "wb") as handle:
+            render_plot(document, out, into=handle)
         os.replace(temp, out)
     except BaseException:
         temp.unlink(missing_ok=True)

@@ -21,6 +21,7 @@ import io
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import matplotlib
 import numpy as np
@@ -418,15 +419,18 @@ def _html(svg: str, title: str) -> str:
     )
 
 
-def render_plot(doc: dict, out: Path, *, audio: Audio | None = None) -> Path:
-    """Draw the timeline to out; the suffix (.png, .svg, .html) picks the format. Raises ValueError for others."""
+def render_plot(doc: dict, out: Path, *, audio: Audio | None = None, into: BinaryIO | None = None) -> Path:
+    """Draw the timeline to out; the suffix (.png, .svg, .html) picks the format. Raises ValueError for others.
+
+    into: an open file to write instead of creating `out`, which then only names the format (the daemon
+    creates its files itself, exclusively)."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
         raise ValueError(f"{out}: cannot plot to '{suffix or 'no suffix'}', use one of {', '.join(FORMATS)}")
     fig = build_figure(doc, audio=audio)
     if suffix == ".png":
-        fig.savefig(out, format="png", dpi=DPI, metadata={"Software": None})
+        fig.savefig(into if into is not None else out, format="png", dpi=DPI, metadata={"Software": None})
         return out
     buffer = io.StringIO()
     # Text as <text>, not glyph outlines: smaller files and chord names a browser can search.
@@ -435,5 +439,9 @@ def render_plot(doc: dict, out: Path, *, audio: Audio | None = None) -> Path:
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     svg = buffer.getvalue()
     title = Path(doc.get("file", {}).get("path") or "timeline").name
-    out.write_text(svg if suffix == ".svg" else _html(svg, title), encoding="utf-8")
+    text = svg if suffix == ".svg" else _html(svg, title)
+    if into is not None:
+        into.write(text.encode("utf-8"))
+    else:
+        out.write_text(text, encoding="utf-8")
     return out

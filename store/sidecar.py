@@ -60,13 +60,27 @@ def temp_path(final: str | os.PathLike[str]) -> Path:
     return final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp{final.suffix}")
 
 
+def create_temp(final: str | os.PathLike[str]) -> tuple[Path, int]:
+    """A new temp file for `final` (`temp_path`), created here and now, and its descriptor open for writing.
+
+    O_CREAT|O_EXCL|O_NOFOLLOW: whatever already lies at the name, a symlink
+    planted there to make us write through it included, is never opened;
+    another name is drawn instead. The mode 0o666 lets the umask decide
+    permissions, as for any file the user writes.
+    """
+    while True:
+        temp = temp_path(final)
+        try:
+            return temp, os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            continue
+
+
 def write_sidecar(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Atomically replace `path` with `doc` as strict JSON (NaN refused: JSON has no NaN)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path(path)
-    # os.open with 0o666 lets the umask decide permissions, as for any file the user writes.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    temp, fd = create_temp(path)
     try:
         with open(fd, "w", encoding="utf-8") as out:
             json.dump(doc, out, ensure_ascii=False, indent=1, allow_nan=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from beatwatch.daemon.publish import FileChanged, Publisher, plot_path, write_plot
 from beatwatch.store import jobs
-from beatwatch.store.sidecar import MAX_NAME_BYTES, remove_stray_temp_files, sidecar_path, temp_path
+from beatwatch.store.sidecar import MAX_NAME_BYTES, remove_stray_temp_files, sidecar_path, temp_path, write_sidecar
 
 GOLDEN = Path(__file__).parent / "data" / "sidecar_golden.json"
 
@@ -133,3 +134,25 @@ def test_a_plot_is_written_atomically_under_the_temp_rule(tmp_path):
     assert write_plot(document, out) == out
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert os.listdir(tmp_path) == [out.name]
+
+
+@pytest.mark.parametrize("write", ["plot", "sidecar"])
+def test_a_symlink_planted_at_the_temp_name_is_never_written_through(tmp_path, monkeypatch, write):
+    """Issue 18, case 1: the temp name made predictable (its random part fixed), a symlink waits there pointing
+    at a victim; the file is created under another name and the victim keeps its bytes."""
+    document = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    victim = tmp_path / "victim.db"
+    victim.write_bytes(b"precious")
+    out = tmp_path / f"song.wav.beatwatch.{'png' if write == 'plot' else 'json'}"
+    draws = iter(["deadbeef", "0badf00d"])
+    monkeypatch.setattr(secrets, "token_hex", lambda n: next(draws))
+    planted = temp_path(out)
+    planted.symlink_to(victim)
+    draws = iter(["deadbeef", "0badf00d"])
+    if write == "plot":
+        write_plot(document, out)
+    else:
+        write_sidecar(document, out)
+    assert victim.read_bytes() == b"precious"
+    assert planted.is_symlink() and out.is_file() and not out.is_symlink()
+    assert sorted(os.listdir(tmp_path)) == sorted([victim.name, planted.name, out.name])
