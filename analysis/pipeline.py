@@ -106,11 +106,13 @@ class Analyzer:
         self._key = KeyRecognizer()
 
     def analyze(self, path: str | os.PathLike, *, max_duration_s: float | None = None,
-                progress: Progress | None = None, digest: str | None = None) -> dict:
+                progress: Progress | None = None, digest: str | None = None, fd: int | None = None) -> dict:
         """Analyse one file into its timeline document; raises InputError for files that cannot be analysed.
 
         digest: the file's content_hash when the caller has it already (a daemon worker hashes first to find an
-        earlier analysis of the same content), so the file is not read a second time for it."""
+        earlier analysis of the same content), so the file is not read a second time for it. fd: the file,
+        already opened and checked by the caller, to read instead of opening `path` again. max_duration_s holds
+        for what decodes, not only for what the header declares: a header may understate the length."""
         report = progress or (lambda stage, fraction: None)
         stages: dict[str, float] = {}
         started = time.perf_counter()
@@ -124,15 +126,16 @@ class Analyzer:
             stages[name] = round(stages.get(name, 0.0) + time.perf_counter() - t0, 4)
 
         with stage("decode", 0.0):
-            info = probe(path)
+            info = probe(path, fd=fd)
             if max_duration_s is not None and info.duration > max_duration_s:
                 raise InputError(f"{info.path}: {info.duration:.0f} s is longer than "
                                  f"jobs.max_duration_s = {max_duration_s:g}")
-            digest = digest or content_hash(path)
+            digest = digest or content_hash(path if fd is None else fd)
         meter = LoudnessMeter(SAMPLE_RATE, 1 if info.channels == 1 else 2)
         frames = _Frames()
         samples = 0
-        for chunk in _timed(stream(info, chunk_s=self.chunk_s, margin_s=MARGIN_S), stage, "decode"):
+        chunks = stream(info, chunk_s=self.chunk_s, margin_s=MARGIN_S, max_duration_s=max_duration_s)
+        for chunk in _timed(chunks, stage, "decode"):
             samples = chunk.offset + chunk.core_end
             self._take_chunk(chunk, meter, frames, stage)
             del chunk  # everything this chunk computed is garbage by now

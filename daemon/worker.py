@@ -19,7 +19,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from .admission import refusal
+from .admission import Refused, open_admitted
 from .memory import release_free_memory
 from .protocol import Alive, Outcome, OutcomeKind, Progress, Ready, Result, Task, WorkerMessage, WorkerSettings
 from .publish import write_plot
@@ -97,36 +97,71 @@ def _heartbeat(send: Callable[[WorkerMessage], None], job_id: int, stop: threadi
 
 
 def run_task(analyzer, engine, task: Task, *, progress: Callable[[str, float], None]) -> Outcome:
-    """Reuse an existing analysis of the same content (unless retry forces), else analyse; errors become outcomes."""
-    from beatwatch.analysis import ANALYZER_VERSION
+    """Reuse an existing analysis of the same content (unless retry forces), else analyse; errors become outcomes.
+
+    The file is opened once, checked, and only that open file is hashed and decoded, so a name swapped for
+    another file (or a link out of the inbox) after the check is never read.
+    """
     from beatwatch.analysis.audio.decode import content_hash
     from beatwatch.analysis.errors import AnalysisError
-    from beatwatch.analysis.document import printable
-    from beatwatch.store.records import existing_analysis
 
     try:
         # Checked again here, not only at queueing: the name may have become a FIFO or an outside link since.
-        if why := refusal(task.path, Path(task.inbox) if task.inbox else None, task.follow_symlinks):
-            return Outcome("error", error=f"{task.path}: {why}", permanent=True)
-        digest = content_hash(task.path)
-        found = None if task.force else existing_analysis(engine, digest, ANALYZER_VERSION)
-        if found is not None and found.sidecar_path and Path(found.sidecar_path).is_file():
-            document = json.loads(Path(found.sidecar_path).read_text(encoding="utf-8"))
-            document["file"]["path"] = printable(task.path)
-            kind: OutcomeKind = "linked"
-        else:
+        fd = open_admitted(task.path, Path(task.inbox) if task.inbox else None, task.follow_symlinks)
+    except Refused as exc:
+        return Outcome("error", error=f"{task.path}: {exc}", permanent=True)
+    except FileNotFoundError:
+        return Outcome("error", error=f"{task.path}: file disappeared before analysis", permanent=True)
+    except PermissionError as exc:
+        return _no_permission(task, exc)
+    try:
+        digest = content_hash(fd)
+        document = None if task.force else _linked_document(engine, digest, task.path)
+        kind: OutcomeKind = "linked"
+        if document is None:
             document = analyzer.analyze(task.path, max_duration_s=task.max_duration_s, progress=progress,
-                                        digest=digest)
+                                        digest=digest, fd=fd)
             kind = "analysed"
         if task.plot_path:  # drawn here, not in the supervisor: a figure takes a second, its loop must not wait
             progress("plot", 0.97)
             write_plot(document, Path(task.plot_path))
         return Outcome(kind, document=document)
-    except FileNotFoundError:
-        return Outcome("error", error=f"{task.path}: file disappeared before analysis", permanent=True)
     except AnalysisError as exc:
         return Outcome("error", error=str(exc), permanent=exc.permanent)
+    except PermissionError as exc:
+        return _no_permission(task, exc)
     except MemoryError:
         return Outcome("error", error=f"{task.path}: out of memory during analysis", permanent=False)
     except Exception as exc:  # noqa: BLE001 - any other failure is this job's, never the worker's
         return Outcome("error", error=f"{task.path}: {type(exc).__name__}: {exc}", permanent=False)
+    finally:
+        os.close(fd)
+
+
+def _no_permission(task: Task, exc: PermissionError) -> Outcome:
+    """Permissions do not mend themselves between retries: the job fails at once, saying what to fix."""
+    return Outcome("error", error=f"{task.path}: permission denied ({exc.strerror}); the daemon's user must be "
+                                  "able to read it", permanent=True)
+
+
+def _linked_document(engine, digest: str, path: str) -> dict | None:
+    """The stored analysis of this content as this file's document, or None when there is none to trust.
+
+    The sidecar the analysis row names may hold other content by now (its audio was overwritten and analysed
+    again, or another file's sidecar took its name), so its content_hash must be this file's.
+    """
+    from beatwatch.analysis import ANALYZER_VERSION
+    from beatwatch.analysis.document import printable
+    from beatwatch.store.records import existing_analysis
+
+    found = existing_analysis(engine, digest, ANALYZER_VERSION)
+    if found is None or not found.sidecar_path:
+        return None
+    try:
+        document = json.loads(Path(found.sidecar_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or (document.get("file") or {}).get("content_hash") != digest:
+        return None
+    document["file"]["path"] = printable(path)
+    return document

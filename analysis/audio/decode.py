@@ -3,6 +3,13 @@
 ffmpeg reads wav, flac, mp3, ogg and m4a alike, resamples to the rate the
 networks were trained on, and runs outside this process, so a decoder that
 crashes or hangs never takes the analyser with it.
+
+ffmpeg reads only the file itself: the container is named (`-f`, from the
+file's first bytes, never guessed by ffmpeg from content that may be a
+playlist pointing elsewhere) and only the file protocol is allowed. A caller
+that opened the file already (the daemon's worker, after checking what it
+opened) hands over that open file, so what is decoded is what was checked,
+whatever the name points to by then.
 """
 
 from __future__ import annotations
@@ -12,10 +19,11 @@ import json
 import os
 import re
 import shutil
+import stat
 import struct
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +39,11 @@ HASH_BLOCK = 1 << 20
 
 @dataclass(frozen=True)
 class AudioInfo:
-    """What the container says about a file, before any decoding."""
+    """What the container says about a file, before any decoding.
+
+    demuxer: ffmpeg's name for the container the file's first bytes show; fd: the open file to decode, when
+    the caller opened it (it stays the caller's to close), else the file is opened by `path`.
+    """
 
     path: str
     size: int
@@ -39,6 +51,13 @@ class AudioInfo:
     duration: float
     sample_rate: int
     channels: int
+    demuxer: str | None = None
+    fd: int | None = None
+
+    @property
+    def url(self) -> str:
+        """What ffmpeg opens: `file:` always, so a name like `http:x` or `concat:a|b` is only ever a file."""
+        return f"file:/dev/fd/{self.fd}" if self.fd is not None else "file:" + self.path
 
 
 @dataclass(frozen=True)
@@ -59,9 +78,16 @@ class Audio:
         return len(self.samples) / self.sample_rate
 
 
-def content_hash(path: str | os.PathLike) -> str:
-    """SHA-256 of the file's bytes: the identity that survives renames and copies."""
+def content_hash(path: str | os.PathLike | int) -> str:
+    """SHA-256 of the file's bytes: the identity that survives renames and copies. path may be an open file
+    (read from its start, its offset left alone)."""
     digest = hashlib.sha256()
+    if isinstance(path, int):
+        offset = 0
+        while block := os.pread(path, HASH_BLOCK, offset):
+            digest.update(block)
+            offset += len(block)
+        return digest.hexdigest()
     with open(path, "rb") as handle:
         while block := handle.read(HASH_BLOCK):
             digest.update(block)
@@ -79,42 +105,57 @@ def _tool(name: str) -> str:
 _FFMPEG_HIDDEN = re.compile(rb"[\x00-\x07\x0e-\x1f]")
 
 
-def _stderr_line(stderr: bytes, path: str | os.PathLike) -> str:
+def _stderr_line(stderr: bytes, url: str) -> str:
     """ffmpeg's last message line, without the file's name, which the error we raise names already.
 
     ffmpeg starts its messages with the name as given, newlines included, so
     the last line of a name holding one would otherwise pass for the reason.
     """
-    shown = _FFMPEG_HIDDEN.sub(b"?", os.fsencode(path))
+    shown = _FFMPEG_HIDDEN.sub(b"?", os.fsencode(url))
     text = stderr.replace(shown + b": ", b"").decode("utf-8", "replace")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
 
 
-def probe(path: str | os.PathLike) -> AudioInfo:
-    """Read format, duration, rate and channels of the first audio stream, or raise InputError."""
+def probe(path: str | os.PathLike, *, fd: int | None = None) -> AudioInfo:
+    """Read format, duration, rate and channels of the first audio stream, or raise InputError.
+
+    fd: the file, opened by the caller, to read instead of opening `path` (which then only names it).
+    """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if not path.is_file():
+    if fd is None:
+        if not path.exists():
+            raise InputError(f"{path}: no such file")
+        # Non-blocking, so a FIFO cannot hold the open; fstat then refuses anything but a regular file.
+        own = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            return replace(probe(path, fd=own), fd=None)
+        finally:
+            os.close(own)
+    meta = os.fstat(fd)
+    if not stat.S_ISREG(meta.st_mode):
         raise InputError(f"{path}: not a regular file")
-    size = path.stat().st_size
+    size = meta.st_size
     if size == 0:
         raise InputError(f"{path}: empty file")
+    demuxer = sniff(os.pread(fd, SNIFF_BYTES, 0))
+    if demuxer is None:
+        raise InputError(f"{path}: not an audio file (no audio container starts it)")
+    url = f"file:/dev/fd/{fd}"
     result = subprocess.run(
-        [_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format",
-         "-show_streams", "-select_streams", "a:0", "--", str(path)],
-        capture_output=True, timeout=60, check=False,
+        [_tool("ffprobe"), "-v", "error", "-protocol_whitelist", "file", "-f", demuxer, "-print_format", "json",
+         "-show_format", "-show_streams", "-select_streams", "a:0", "--", url],
+        capture_output=True, timeout=60, check=False, pass_fds=(fd,),
     )
     if result.returncode != 0:
-        raise InputError(f"{path}: not an audio file ({_stderr_line(result.stderr, path)})")
+        raise InputError(f"{path}: not an audio file ({_stderr_line(result.stderr, url)})")
     meta = json.loads(result.stdout or b"{}")
     streams = meta.get("streams") or []
     if not streams:
         raise InputError(f"{path}: not an audio file (no audio stream)")
     stream, container = streams[0], meta.get("format", {})
     duration = float(stream.get("duration") or container.get("duration") or 0.0)
-    declared = _wav_declared(path) if "wav" in container.get("format_name", "").split(",") else None
+    declared = _wav_declared(fd, size) if demuxer == "wav" else None
     if declared is not None:
         _check_length(str(path), declared.data_bytes / declared.byte_rate, declared.held_bytes / declared.byte_rate)
     return AudioInfo(
@@ -124,7 +165,38 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         duration=duration,
         sample_rate=int(stream.get("sample_rate") or 0),
         channels=int(stream.get("channels") or 0),
+        demuxer=demuxer,
+        fd=fd,
     )
+
+
+# Enough of the start for every signature below, an ID3 tag's header included.
+SNIFF_BYTES = 64
+
+
+def sniff(head: bytes) -> str | None:
+    """ffmpeg's demuxer for the container these first bytes start, None when they start none we read.
+
+    Named explicitly rather than left to ffmpeg's probing, which would also
+    take an HLS or concat playlist named `x.wav` and read the files it lists.
+    An ID3 tag (mp3, sometimes aac or flac) is skipped to what follows it, when
+    it fits in `head`; a longer one is taken to precede mp3, its usual host.
+    """
+    if head[:3] == b"ID3" and len(head) >= 10:
+        tag = 10 + (head[6] << 21 | head[7] << 14 | head[8] << 7 | head[9])
+        return (sniff(head[tag:]) if len(head) > tag + 4 else None) or "mp3"
+    if head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if head[4:8] == b"ftyp":
+        return "mov"
+    signatures = {b"fLaC": "flac", b"OggS": "ogg", b"\x30\x26\xb2\x75": "asf"}
+    if head[:4] in signatures:
+        return signatures[head[:4]]
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # an MPEG audio frame's sync word
+        return "aac" if head[1] & 0x06 == 0 else "mp3"  # layer bits 00: an ADTS (AAC) header
+    return None
 
 
 @dataclass(frozen=True)
@@ -140,33 +212,32 @@ class _WavData:
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)
 
 
-def _wav_declared(path: Path) -> _WavData | None:
+def _wav_declared(fd: int, file_size: int) -> _WavData | None:
     """The data chunk's declared size, read from the header; None when the header declares none.
 
     ffprobe estimates a WAV's duration from the file's size, so a header that
     claims ten hours over one second of samples looks like a one-second clip
     to it, and only the header itself can tell the file is cut short.
     """
-    with open(path, "rb") as handle:
-        head = handle.read(12)
-        if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RF64"):
-            return None
-        byte_rate, ds64_data = 0, None
-        while len(header := handle.read(8)) == 8:
-            chunk_id, size = header[:4], struct.unpack("<I", header[4:])[0]
-            if chunk_id == b"data":
-                if ds64_data is not None and size == 0xFFFFFFFF:
-                    size = ds64_data
-                if size in _UNKNOWN_SIZES or byte_rate <= 0:
-                    return None
-                return _WavData(data_bytes=size, held_bytes=os.fstat(handle.fileno()).st_size - handle.tell(),
-                                byte_rate=byte_rate)
-            body = handle.read(min(size, 64))
-            if chunk_id == b"fmt " and len(body) >= 12:
-                byte_rate = struct.unpack("<I", body[8:12])[0]
-            elif chunk_id == b"ds64" and len(body) >= 16:
-                ds64_data = struct.unpack("<Q", body[8:16])[0]
-            handle.seek(size + size % 2 - len(body), os.SEEK_CUR)
+    head = os.pread(fd, 12, 0)
+    if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RF64", b"BW64"):
+        return None
+    at, byte_rate, ds64_data = 12, 0, None
+    while len(header := os.pread(fd, 8, at)) == 8:
+        chunk_id, size = header[:4], struct.unpack("<I", header[4:])[0]
+        at += 8
+        if chunk_id == b"data":
+            if ds64_data is not None and size == 0xFFFFFFFF:
+                size = ds64_data
+            if size in _UNKNOWN_SIZES or byte_rate <= 0:
+                return None
+            return _WavData(data_bytes=size, held_bytes=file_size - at, byte_rate=byte_rate)
+        body = os.pread(fd, min(size, 64), at)
+        if chunk_id == b"fmt " and len(body) >= 12:
+            byte_rate = struct.unpack("<I", body[8:12])[0]
+        elif chunk_id == b"ds64" and len(body) >= 16:
+            ds64_data = struct.unpack("<Q", body[8:16])[0]
+        at += size + size % 2
     return None
 
 
@@ -211,8 +282,14 @@ def _channels(info: AudioInfo) -> int:
 
 
 def _decoder(info: AudioInfo) -> list[str]:
-    return [_tool("ffmpeg"), "-v", "error", "-nostdin", "-i", info.path, "-map", "0:a:0", "-f", "f32le",
-            "-acodec", "pcm_f32le", "-ac", str(_channels(info)), "-ar", str(SAMPLE_RATE), "-"]
+    named = ["-f", info.demuxer] if info.demuxer else []
+    return [_tool("ffmpeg"), "-v", "error", "-nostdin", "-protocol_whitelist", "file", *named, "-i", info.url,
+            "-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "-ac", str(_channels(info)),
+            "-ar", str(SAMPLE_RATE), "-"]
+
+
+def _passed_fds(info: AudioInfo) -> tuple[int, ...]:
+    return (info.fd,) if info.fd is not None else ()
 
 
 def _check_length(path: str, declared_s: float, decoded_s: float) -> None:
@@ -223,23 +300,33 @@ def _check_length(path: str, declared_s: float, decoded_s: float) -> None:
         raise InputError(f"{path}: no audio samples could be decoded")
 
 
-def stream(info: AudioInfo, *, chunk_s: float, margin_s: float) -> Iterator[Chunk]:
+def stream(info: AudioInfo, *, chunk_s: float, margin_s: float,
+           max_duration_s: float | None = None) -> Iterator[Chunk]:
     """Decode in chunks of chunk_s seconds (plus margin_s either side) with memory bounded by one chunk.
 
     The whole file is still decoded by one ffmpeg process, read as it goes.
+    Decoding stops with an InputError once it passes max_duration_s, whatever
+    the header declared: a FLAC may claim 10 s over hours of samples.
     """
     channels = _channels(info)
     chunk, margin = int(chunk_s * SAMPLE_RATE), int(margin_s * SAMPLE_RATE)
+    limit = int(max_duration_s * SAMPLE_RATE) if max_duration_s is not None else None
     frame_bytes = 4 * channels
-    process = subprocess.Popen(_decoder(info), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(_decoder(info), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               pass_fds=_passed_fds(info))
     assert process.stdout is not None  # a PIPE, as asked one line above
     buffer = np.zeros((0, channels), dtype=np.float32)
     buffer_offset, core, total, ended = 0, 0, 0, False
     try:
         while True:
             need = core + chunk + margin
-            while not ended and buffer_offset + len(buffer) < need:
-                data = process.stdout.read((need - buffer_offset - len(buffer)) * frame_bytes)
+            while not ended and (have := buffer_offset + len(buffer)) < need:
+                if limit is not None and have > limit:
+                    raise InputError(f"{info.path}: longer than jobs.max_duration_s = {max_duration_s:g} s "
+                                     f"(decoding stopped there), though its header declares {info.duration:.0f} s")
+                # Never read past the limit's first frame: a lying header must not make us decode hours.
+                want = need - have if limit is None else min(need - have, limit + 1 - have)
+                data = process.stdout.read(want * frame_bytes)
                 if not data:
                     ended = True
                     break
@@ -269,15 +356,15 @@ def stream(info: AudioInfo, *, chunk_s: float, margin_s: float) -> Iterator[Chun
 def _finish(process: subprocess.Popen, info: AudioInfo) -> None:
     _, stderr = process.communicate()
     if process.returncode != 0:
-        raise InputError(f"{info.path}: cannot decode ({_stderr_line(stderr, info.path)})")
+        raise InputError(f"{info.path}: cannot decode ({_stderr_line(stderr, info.url)})")
 
 
 def decode(info: AudioInfo) -> Audio:
     """Decode the whole file to float32 at SAMPLE_RATE, keeping mono as mono and folding more channels to stereo."""
     channels = _channels(info)
-    result = subprocess.run(_decoder(info), capture_output=True, check=False)
+    result = subprocess.run(_decoder(info), capture_output=True, check=False, pass_fds=_passed_fds(info))
     if result.returncode != 0:
-        raise InputError(f"{info.path}: cannot decode ({_stderr_line(result.stderr, info.path)})")
+        raise InputError(f"{info.path}: cannot decode ({_stderr_line(result.stderr, info.url)})")
     samples = np.frombuffer(result.stdout, dtype=np.float32)
     samples = samples[: len(samples) - len(samples) % channels].reshape(-1, channels)
     _check_length(info.path, info.duration, len(samples) / SAMPLE_RATE)
