@@ -149,7 +149,7 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
 
     networks = Networks(device=settings.inference.device, models_dir=settings.models.dir)
     analyzer = Analyzer(networks, chunk_s=settings.analysis.chunk_s, after_chunk=release_free_memory)
-    publisher = Publisher(engine, output_dir=output_dir)
+    publisher = Publisher(engine, output_dir=output_dir, inbox=settings.inbox.path.absolute())
     documents, failed = [], 0
     for path in files:
         path = path.absolute()
@@ -251,7 +251,8 @@ def cmd_plot(args) -> int:
     except (TrackError, AnalysisError) as exc:
         _error(str(exc))
         return EXIT_FAILED
-    out = args.out or plot_path(document["file"]["path"], config_mod.load(args.config).output.dir)
+    settings = config_mod.load(args.config)
+    out = args.out or plot_path(document["file"]["path"], settings.output.dir, settings.inbox.path.absolute())
     try:
         written = render_plot(document, out, audio=audio)
     except ValueError as exc:

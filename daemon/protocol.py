@@ -6,8 +6,9 @@ inference process), so each is a plain frozen dataclass at module level, and
 a reader dispatches on the type, never on a position in a tuple.
 
 Supervisor -> worker: WorkerSettings (once, at spawn), then a Task per job,
-or None to ask the worker to exit. Worker -> supervisor: Ready once the
-models are loaded, then per task Progress at each stage, Alive every
+Go when the task's content is its to analyse, or None to ask the worker to
+exit. Worker -> supervisor: Ready once the models are loaded, then per task
+Hashed once it knows the content, Progress at each stage, Alive every
 heartbeat and one Result. Worker -> inference process: an InferenceRequest;
 the process greets each connection with an InferenceHello and answers every
 request with an InferenceAnswer or an InferenceRefusal.
@@ -89,6 +90,21 @@ class Alive:
 
 
 @dataclass(frozen=True)
+class Hashed:
+    """The task's content, known before any analysis; the worker waits for Go (see daemon/turns.py)."""
+
+    job_id: int
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Go:
+    """The task's content is this worker's to link or analyse: no other worker is analysing it now."""
+
+    job_id: int
+
+
+@dataclass(frozen=True)
 class Result:
     """The task's end; token is the lease it was claimed with, so a result that comes too late is recognised."""
 
@@ -97,7 +113,7 @@ class Result:
     outcome: Outcome
 
 
-WorkerMessage = Ready | Progress | Alive | Result
+WorkerMessage = Ready | Hashed | Progress | Alive | Result
 
 # ----- workers and the inference process ------------------------------------------------------
 

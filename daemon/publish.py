@@ -31,10 +31,10 @@ from .moves import move_aside
 log = logging.getLogger(__name__)
 
 
-def plot_path(audio_path: str | os.PathLike[str], output_dir: Path | None) -> Path:
-    """`<audio>.beatwatch.png` beside its sidecar: the sidecar's rule (output.dir, long names cut) with the plot's
-    suffix, so the two always sit side by side."""
-    sidecar = sidecar_path(audio_path, output_dir)
+def plot_path(audio_path: str | os.PathLike[str], output_dir: Path | None, inbox: Path | None = None) -> Path:
+    """`<audio>.beatwatch.png` beside its sidecar: the sidecar's rule (output.dir with the inbox's folders, long
+    names cut) with the plot's suffix, so the two always sit side by side."""
+    sidecar = sidecar_path(audio_path, output_dir, inbox)
     return sidecar.with_name(sidecar.name.removesuffix(SUFFIX) + PLOT_SUFFIX)
 
 
@@ -56,18 +56,20 @@ def write_plot(document: dict[str, Any], out: Path) -> Path:
 
 @dataclass(frozen=True)
 class Publisher:
-    """Stores finished analyses. engine None: sidecars only (`analyze --no-db`); set_aside_in: the inbox, when
-    `inbox.after = "move"` sends finished files to done/ or failed/ (the daemon only)."""
+    """Stores finished analyses. engine None: sidecars only (`analyze --no-db`); inbox: the folders below it are
+    kept in output_dir; set_aside_in: the inbox, when `inbox.after = "move"` sends finished files to done/ or
+    failed/ (the daemon only)."""
 
     engine: Engine | None
     output_dir: Path | None = None
     set_aside_in: Path | None = None
+    inbox: Path | None = None
 
     def sidecar_path(self, audio_path: str | os.PathLike[str]) -> Path:
-        return sidecar_path(audio_path, self.output_dir)
+        return sidecar_path(audio_path, self.output_dir, self.inbox)
 
     def plot_path(self, audio_path: str | os.PathLike[str]) -> Path:
-        return plot_path(audio_path, self.output_dir)
+        return plot_path(audio_path, self.output_dir, self.inbox)
 
     def publish(self, document: dict[str, Any], audio_path: str | os.PathLike[str]) -> Path:
         """No job, no lease (`beatwatch analyze`): the sidecar, and the rows when there is an engine."""
@@ -76,20 +78,23 @@ class Publisher:
             return write_sidecar(document, target)
         mtime = _mtime(audio_path)
         with write_transaction(self.engine) as conn:
-            self._store(conn, document, target, mtime, audio_path)
+            self._store(conn, document, target, mtime, audio_path, linked=False)
         return target
 
     def publish_job(self, document: dict[str, Any], audio_path: str, *, job_id: int, token: str, outcome: str,
                     now: float) -> Path | None:
         """The daemon's job: done, sidecar and rows in one transaction while `token` holds the lease; None (and
         nothing written) when the lease was lost. Raises FileChanged when the path holds other content than the
-        result was computed for, and anything else when storing fails; the job then stays running."""
+        result was computed for, FileGone when nothing is at the path any more, and anything else when storing
+        fails; the job then stays running."""
         assert self.engine is not None, "a job's result needs the job's database"
         _check_unchanged(self.engine, audio_path, job_id)
         target = self.sidecar_path(audio_path)
         mtime = _mtime(audio_path)
         done = jobs.complete(self.engine, job_id, token, now=now,
-                             write=lambda conn: self._store(conn, document, target, mtime, audio_path), outcome=outcome,
+                             write=lambda conn: self._store(conn, document, target, mtime, audio_path,
+                                                            linked=outcome == "linked"),
+                             outcome=outcome,
                              content_hash=document["file"]["content_hash"],
                              audio_duration=document["file"]["duration"], wall_s=document["performance"]["wall_s"])
         return target if done else None
@@ -97,7 +102,7 @@ class Publisher:
     def set_aside(self, audio_path: str, folder: str, sidecar: Path | None = None) -> None:
         """inbox.after = "move": the file goes to done/ or failed/; beside it its sidecar and plot, when they lie
         beside the audio (not in output.dir); the rows follow the new path."""
-        if self.set_aside_in is None:
+        if self.set_aside_in is None or not os.path.lexists(audio_path):
             return
         assert self.engine is not None, "set_aside_in is the daemon's, which has a database"
         try:
@@ -115,9 +120,15 @@ class Publisher:
 
     @staticmethod
     def _store(conn: Connection, document: dict[str, Any], target: Path, mtime: float | None,
-               audio_path: str | os.PathLike[str]) -> int:
+               audio_path: str | os.PathLike[str], *, linked: bool) -> int:
         write_sidecar(document, target)
-        return save_timeline_in(conn, document, sidecar_path=str(target), mtime=mtime, path=os.fspath(audio_path))
+        return save_timeline_in(conn, document, sidecar_path=str(target), mtime=mtime, path=os.fspath(audio_path),
+                                linked=linked)
+
+
+class FileGone(Exception):
+    """The file was deleted or renamed while it was analysed. Its sidecar would be an orphan and its rows would
+    list a path that holds nothing; a renamed file is queued again under its new name."""
 
 
 class FileChanged(Exception):
@@ -131,12 +142,11 @@ def _check_unchanged(engine: Engine, audio_path: str, job_id: int) -> None:
     The worker hashes the file after the claim and analyses it after that, so any change the hash did not see has
     a later ctime, which no user can set back. Hashing the file again here would be exact but would stall the
     supervisor on long files and load numpy into it; a change of metadata alone costs one needless analysis.
-    A file that is gone holds no other content, and its result is stored as before.
     """
     try:
         changed_at = os.stat(audio_path).st_ctime
     except FileNotFoundError:
-        return
+        raise FileGone(f"{printable(audio_path)}: file deleted or renamed during analysis; nothing stored") from None
     job = jobs.job_for_path(engine, audio_path)
     if job is not None and job.id == job_id and job.started_at is not None and changed_at >= job.started_at:
         raise FileChanged(f"{printable(audio_path)}: file changed during analysis; it will be analysed again")

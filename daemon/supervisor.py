@@ -35,9 +35,11 @@ from .inference import InferenceProcess
 from .notify import Notifier
 from .pool import Pool, Slot
 from .intake import Intake
-from .protocol import Alive, InferenceSettings, Outcome, Progress, Ready, Result, Task, WorkerMessage, WorkerSettings
-from .publish import FileChanged, Publisher
+from .protocol import (Alive, Go, Hashed, InferenceSettings, Outcome, Progress, Ready, Result, Task, WorkerMessage,
+                       WorkerSettings)
+from .publish import FileChanged, FileGone, Publisher
 from .throttle import MachineProbe, Throttle
+from .turns import ContentTurns
 from .watcher import NameFilter
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ class Supervisor:
         )) if inference.mode == "process" else None
         self.pool = Pool(self.worker_count, self._worker_settings())
         self.intake: Intake | None = None
+        self.turns = ContentTurns()
         self._next_claim = 0.0
         self._next_expire = 0.0
         self._next_status = 0.0
@@ -104,7 +107,7 @@ class Supervisor:
         self.names = NameFilter(settings.inbox.path, settings.watch.ignore,
                                 skip_result_folders=settings.inbox.after == "move",
                                 follow_symlinks=settings.inbox.follow_symlinks)
-        self.publisher = Publisher(self.engine, output_dir=settings.output.dir,
+        self.publisher = Publisher(self.engine, output_dir=settings.output.dir, inbox=settings.inbox.path,
                                    set_aside_in=settings.inbox.path if settings.inbox.after == "move" else None)
 
     # ----- lifecycle -------------------------------------------------------------------------
@@ -254,14 +257,30 @@ class Supervisor:
             self._beat(task, now, monotonic_s, stage=message.stage, progress=message.fraction, force=True)
         elif isinstance(message, Alive):
             self._beat(task, now, monotonic_s)
+        elif isinstance(message, Hashed):
+            if self.turns.ask(slot, message.content_hash):
+                self._go(slot)
         elif isinstance(message, Result):
             slot.task, slot.jobs_done = None, slot.jobs_done + 1
             self._last_beat_write.pop(message.job_id, None)
             self._finish(task, message.outcome, now)
+            self._end_turn(slot)
             self._next_claim = 0.0
             if slot.jobs_done >= self.settings.workers.max_jobs_per_child:
                 slot.retiring = True
                 self.pool.retire(slot)
+
+    def _go(self, slot: Slot) -> None:
+        if slot.task is not None:
+            try:
+                slot.conn.send(Go(slot.task.job_id))
+            except OSError:
+                pass  # the worker is gone; _police_workers deals with it
+
+    def _end_turn(self, slot: Slot) -> None:
+        """After slot's task ended (its result stored), the next worker waiting for the same content goes."""
+        for waiting in self.turns.end(slot):
+            self._go(waiting)
 
     def _beat(self, task: Task, now: float, monotonic_s: float, *, stage=None, progress=None, force=False) -> None:
         last = self._last_beat_write.get(task.job_id, 0.0)
@@ -288,6 +307,9 @@ class Supervisor:
         except FileChanged as exc:
             self._finish(task, Outcome("error", error=str(exc), permanent=False), now)
             return
+        except FileGone as exc:
+            self._finish(task, Outcome("error", error=str(exc), permanent=True), now)
+            return
         except Exception as exc:  # noqa: BLE001 - a result that cannot be stored fails its job, not the daemon
             if is_locked(exc):
                 raise  # not the result's fault: run() says so in one line, and the job's lease runs out and requeues it
@@ -313,15 +335,18 @@ class Supervisor:
                 self.pool.kill(slot, f"exited with code {code}")
                 if task is not None:
                     self._fail_killed(task, f"worker died (exit code {code}) while analysing", now)
+                self._end_turn(slot)
                 continue
             if task is None:
                 continue
             if monotonic_s - slot.task_started > limits.timeout_s:
                 self.pool.kill(slot, f"job {task.job_id} exceeded jobs.timeout_s")
                 self._fail_killed(task, f"timed out after {limits.timeout_s:g} s {TIMEOUT_MARK}", now)
+                self._end_turn(slot)
             elif (rss := slot.rss_mb()) > limits.memory_mb:
                 self.pool.kill(slot, f"job {task.job_id} used {rss:.0f} MB")
                 self._fail_killed(task, f"used {rss:.0f} MB, more than jobs.memory_mb = {limits.memory_mb}", now)
+                self._end_turn(slot)
 
     def _fail_killed(self, task: Task, why: str, now: float) -> None:
         """A killed worker's job is transient (the machine may have been busy), except a second timeout."""

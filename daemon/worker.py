@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .admission import Refused, open_admitted
 from .memory import release_free_memory
-from .protocol import Alive, Outcome, OutcomeKind, Progress, Ready, Result, Task, WorkerMessage, WorkerSettings
+from .protocol import (Alive, Go, Hashed, Outcome, OutcomeKind, Progress, Ready, Result, Task, WorkerMessage,
+                       WorkerSettings)
 from .publish import write_plot
 
 HEARTBEAT_S = 1.0
@@ -59,7 +60,8 @@ def main(conn: Connection, settings: WorkerSettings) -> None:
         beat = threading.Thread(target=_heartbeat, args=(send, task.job_id, stop_beat), daemon=True)
         beat.start()
         try:
-            outcome = run_task(analyzer, engine, task, progress=partial(_send_progress, send, task.job_id))
+            outcome = run_task(analyzer, engine, task, progress=partial(_send_progress, send, task.job_id),
+                               wait_turn=partial(_wait_turn, conn, send, task.job_id))
         finally:
             stop_beat.set()
             beat.join()
@@ -91,16 +93,30 @@ def _send_progress(send: Callable[[WorkerMessage], None], job_id: int, stage: st
     send(Progress(job_id, stage, fraction))
 
 
+def _wait_turn(conn: Connection, send: Callable[[WorkerMessage], None], job_id: int, content_hash: str) -> None:
+    """Tell the supervisor the task's content and wait until it is this worker's (daemon/turns.py)."""
+    send(Hashed(job_id, content_hash))
+    while True:
+        message = conn.recv()
+        if message is None:
+            raise SystemExit(0)  # asked to exit while waiting: nothing was computed, the job's lease runs out
+        if isinstance(message, Go) and message.job_id == job_id:
+            return
+
+
 def _heartbeat(send: Callable[[WorkerMessage], None], job_id: int, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_S):
         send(Alive(job_id))
 
 
-def run_task(analyzer, engine, task: Task, *, progress: Callable[[str, float], None]) -> Outcome:
+def run_task(analyzer, engine, task: Task, *, progress: Callable[[str, float], None],
+             wait_turn: Callable[[str], None] = lambda content_hash: None) -> Outcome:
     """Reuse an existing analysis of the same content (unless retry forces), else analyse; errors become outcomes.
 
     The file is opened once, checked, and only that open file is hashed and decoded, so a name swapped for
-    another file (or a link out of the inbox) after the check is never read.
+    another file (or a link out of the inbox) after the check is never read. wait_turn(content_hash) returns
+    once no other worker is analysing the same content, so a copy claimed alongside its original links to
+    the original's analysis instead of repeating it.
     """
     from beatwatch.analysis.audio.decode import content_hash
     from beatwatch.analysis.errors import AnalysisError
@@ -116,6 +132,8 @@ def run_task(analyzer, engine, task: Task, *, progress: Callable[[str, float], N
         return _no_permission(task, exc)
     try:
         digest = content_hash(fd)
+        if not task.force:
+            wait_turn(digest)
         document = None if task.force else _linked_document(engine, digest, task.path)
         kind: OutcomeKind = "linked"
         if document is None:

@@ -65,13 +65,15 @@ def save_timeline(engine: Engine, doc: dict[str, Any], *, sidecar_path: str | No
 
 
 def save_timeline_in(conn: Connection, doc: dict[str, Any], *, sidecar_path: str | None,
-                     mtime: float | None = None, path: str | None = None) -> int:
+                     mtime: float | None = None, path: str | None = None, linked: bool = False) -> int:
     """Store one analysis inside the caller's write transaction and return its id.
 
     It commits with the caller's other changes (a job marked done) or not at
     all. An earlier analysis of the same content by the same analyzer
-    version is replaced, children and all. path: the file's exact name, when
-    the caller has it (the document holds only its printable form).
+    version is replaced, children and all, except for a linked copy
+    (`linked`): it only adds its path to the stored analysis, which keeps its
+    rows and its id, so jobs that name it keep naming it. path: the file's
+    exact name, when the caller has it (the document holds only its printable form).
     """
     if doc.get("schema") != SCHEMA:
         raise ValueError(f"cannot store a sidecar of schema {doc.get('schema')!r}; expected {SCHEMA!r}")
@@ -79,6 +81,11 @@ def save_timeline_in(conn: Connection, doc: dict[str, Any], *, sidecar_path: str
     file_id = _upsert_file(conn, doc["file"], mtime, now)
     _record_path(conn, file_id, path if path is not None else doc["file"]["path"], now)
     version = doc["analyzer"]["version"]
+    if linked:
+        kept = conn.scalar(select(AnalysisRow.id).where(AnalysisRow.file_id == file_id,
+                                                        AnalysisRow.analyzer_version == version))
+        if kept is not None:
+            return kept
     conn.execute(delete(AnalysisRow).where(AnalysisRow.file_id == file_id, AnalysisRow.analyzer_version == version))
     analysis_id = _inserted_id(
         conn.execute(insert(AnalysisRow).values(_analysis_row(doc, file_id, sidecar_path, now))))

@@ -34,14 +34,18 @@ _TEMP_NAME = re.compile(r"\..+\.beatwatch\.(?P<ext>json|png)\.\d+\.[0-9a-f]+\.tm
 MAX_NAME_BYTES = 220
 
 
-def sidecar_path(audio_path: str | os.PathLike[str], output_dir: str | os.PathLike[str] | None = None) -> Path:
+def sidecar_path(audio_path: str | os.PathLike[str], output_dir: str | os.PathLike[str] | None = None,
+                 inbox: str | os.PathLike[str] | None = None) -> Path:
     """`<audio filename>.beatwatch.json` next to the audio, or inside output_dir when given.
 
-    An audio name too long to take the suffix is cut and given a short hash of
-    the full name, so the sidecar still sorts beside its audio and stays unique.
+    In output_dir, audio under `inbox` keeps its folders relative to the inbox
+    (albumA/track01.wav and albumB/track01.wav must not share one sidecar);
+    other audio lands at its top. An audio name too long to take the suffix
+    is cut and given a short hash of the full name, so the sidecar still sorts
+    beside its audio and stays unique.
     """
     audio = Path(audio_path)
-    folder = Path(output_dir) if output_dir is not None else audio.parent
+    folder = Path(output_dir) / _relative_folder(audio, inbox) if output_dir is not None else audio.parent
     name = audio.name + SUFFIX
     raw = os.fsencode(name)
     if len(raw) > MAX_NAME_BYTES:
@@ -50,6 +54,15 @@ def sidecar_path(audio_path: str | os.PathLike[str], output_dir: str | os.PathLi
         head = os.fsencode(audio.name)[:keep].decode("utf-8", "ignore")
         name = f"{head}~{digest}{SUFFIX}"
     return folder / name
+
+
+def _relative_folder(audio: Path, inbox: str | os.PathLike[str] | None) -> Path:
+    if inbox is None:
+        return Path()
+    try:
+        return audio.parent.relative_to(inbox)
+    except ValueError:
+        return Path()
 
 
 def temp_path(final: str | os.PathLike[str]) -> Path:

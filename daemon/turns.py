@@ -1,0 +1,42 @@
+"""One worker at a time per content: copies of one song claimed together are analysed once, then linked.
+
+Each worker hashes its file and asks for its turn (protocol.Hashed). The
+first to ask for a content goes at once; another asking for the same content
+waits until the first one's task has ended, its result stored by then, so
+it finds that analysis and links to it instead of analysing the same audio
+again. The supervisor keeps this table in its one thread; nothing is shared.
+"""
+
+from __future__ import annotations
+
+from .pool import Slot
+
+
+class ContentTurns:
+    def __init__(self) -> None:
+        self._holders: dict[str, Slot] = {}
+        self._waiting: dict[str, list[Slot]] = {}
+
+    def ask(self, slot: Slot, content_hash: str) -> bool:
+        """True when slot may go now; else it waits for `end` of the slot that holds the content."""
+        holder = self._holders.setdefault(content_hash, slot)
+        if holder is slot:
+            return True
+        self._waiting.setdefault(content_hash, []).append(slot)
+        return False
+
+    def end(self, slot: Slot) -> list[Slot]:
+        """Slot's task ended (stored, failed or killed): the slots whose turn comes now, one per content it held."""
+        for waiters in self._waiting.values():
+            if slot in waiters:
+                waiters.remove(slot)
+        turns = []
+        for content_hash in [h for h, holder in self._holders.items() if holder is slot]:
+            del self._holders[content_hash]
+            waiters = self._waiting.pop(content_hash, [])
+            if waiters:
+                self._holders[content_hash] = waiters[0]
+                if waiters[1:]:
+                    self._waiting[content_hash] = waiters[1:]
+                turns.append(waiters[0])
+        return turns
