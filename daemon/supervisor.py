@@ -187,9 +187,13 @@ class Supervisor:
             self._next_claim = 0.0
         if monotonic_s >= self._next_expire:
             self._next_expire = monotonic_s + max(self.lease_s / 4, 0.5)
-            for job_id in jobs.expire_leases(self.engine, now=now, max_attempts=self.settings.jobs.max_attempts):
+            expired = jobs.expire_leases(self.engine, now=now, max_attempts=self.settings.jobs.max_attempts)
+            for job_id in expired:
                 log.warning("job %d lost its lease (worker died or stalled); requeued", job_id)
                 self._next_claim = 0.0
+            for slot in self.pool.slots:  # a stalled worker's result will be discarded: the next in line goes
+                if slot.task is not None and slot.task.job_id in expired:
+                    self._end_turn(slot)
         self._handle_messages(now, monotonic_s, timeout=0)
         self._police_workers(now, monotonic_s)
         if self.inference is not None:
