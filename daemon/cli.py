@@ -312,11 +312,17 @@ def cmd_config_check(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from .instance import AlreadyRunning
     from .supervisor import Supervisor
 
     settings = config_mod.load(args.config)
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    return Supervisor(settings, config_path=args.config or config_mod.default_config_path()).run()
+    try:
+        supervisor = Supervisor(settings, config_path=args.config or config_mod.default_config_path())
+    except AlreadyRunning as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    return supervisor.run()
 
 
 def cmd_status(args) -> int:

@@ -32,6 +32,7 @@ from beatwatch.store.sidecar import remove_stray_temp_files
 from . import config as config_mod
 from .cpus import usable_cpus
 from .inference import InferenceProcess
+from .instance import InstanceLock
 from .notify import Notifier
 from .pool import Pool, Slot
 from .intake import Intake
@@ -74,6 +75,8 @@ class Supervisor:
         # The store and the inference section stay as started: a reload keeps them (see reload()).
         self.store_url = settings.store.url
         self.inference_device = settings.inference.device
+        self.instance_lock = InstanceLock(self.store_url)
+        self.instance_lock.acquire()
         self.engine: Engine = open_database(self.store_url)
         self._apply(settings)
         self.device = resolve_device_in_child(settings.inference.device)
@@ -175,6 +178,7 @@ class Supervisor:
             self.inference.stop()
         self._write_status(now, state="stopped")
         self.engine.dispose()
+        self.instance_lock.release()
 
     # ----- one iteration ---------------------------------------------------------------------
 
