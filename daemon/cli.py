@@ -302,6 +302,7 @@ def cmd_models(args) -> int:
 
 def cmd_config_check(args) -> int:
     settings = config_mod.load(args.file)
+    config_mod.check_usable(settings)
     print(f"# {args.file}: valid; effective values (environment overrides applied)")
     for section, values in config_mod.effective_values(settings).items():
         print(f"[{section}]")
@@ -316,6 +317,7 @@ def cmd_run(args) -> int:
     from .supervisor import Supervisor
 
     settings = config_mod.load(args.config)
+    config_mod.check_usable(settings)
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         supervisor = Supervisor(settings, config_path=args.config or config_mod.default_config_path())

@@ -52,6 +52,11 @@ TIMEOUT_MARK = "(jobs.timeout_s)"
 LOCKED_LOG_EVERY_S = 30.0
 
 
+def _one_line(exc: BaseException) -> str:
+    """A ConfigError is a sentence already; anything else gets its type, as an OSError's text alone is vague."""
+    return str(exc) if isinstance(exc, config_mod.ConfigError) else f"{type(exc).__name__}: {exc}"
+
+
 def resolve_device_in_child(requested: str) -> Device:
     """`resolve_device` in a short-lived child: asking onnxruntime for its providers loads it (+40 MB),
     and the supervisor never runs a network. A DeviceError comes back raised, as if resolved here."""
@@ -150,20 +155,29 @@ class Supervisor:
         inference section (mode, device, batching; the inference process keeps the models it loaded) keep their
         start-up values until a restart."""
         self.notifier.send(RELOADING=1, MONOTONIC_USEC=int(time.monotonic() * 1e6))
+        running = self.settings
         try:
             settings = config_mod.load(self.config_path)
-        except config_mod.ConfigError as exc:
-            log.error("reload refused, keeping the running config: %s", exc)
+            config_mod.check_usable(settings)
+            self._switch_to(settings)
+        except Exception as exc:  # noqa: BLE001 - a config the daemon cannot use must never stop it
+            log.error("reload refused, keeping the running config: %s", _one_line(exc))
+            if self.settings is not running:
+                self._switch_to(running)
         else:
-            self._apply(settings)
-            self.pool.size = self.worker_count
-            self.pool.settings = self._worker_settings()
-            if self.intake is not None:
-                self.intake.stop()
-            self.intake = self._new_intake()
-            self.intake.start()
             log.warning("config reloaded from %s", self.config_path or "defaults")
         self.notifier.send(READY=1)
+
+    def _switch_to(self, settings: config_mod.Settings) -> None:
+        if self.intake is not None:
+            self.intake.stop()
+            self.intake = None
+        self._apply(settings)
+        self.pool.size = self.worker_count
+        self.pool.settings = self._worker_settings()
+        intake = self._new_intake()
+        intake.start()
+        self.intake = intake
 
     def shutdown(self, now: float) -> None:
         if self.intake is not None:
@@ -380,9 +394,6 @@ class Supervisor:
         self.notifier.send(READY=1, STATUS="started", MAINPID=os.getpid())
         grace = self.settings.shutdown.grace_s
         while True:
-            if self.flags.reload:
-                self.flags.reload = False
-                self.reload()
             monotonic_s = time.monotonic()
             if self.flags.stop and self.draining_since is None:
                 self.draining_since = monotonic_s
@@ -393,6 +404,9 @@ class Supervisor:
                     not any(s.busy for s in self.pool.slots) or monotonic_s - self.draining_since >= grace):
                 break
             try:
+                if self.flags.reload:
+                    self.flags.reload = False
+                    self.reload()
                 self.step(time.time(), monotonic_s)
                 self._handle_messages(time.time(), time.monotonic(), timeout=self._sleep_for(time.monotonic()))
             except OperationalError as exc:

@@ -55,3 +55,21 @@ def test_a_second_daemon_on_the_same_database_is_refused_naming_the_first(daemon
     finally:
         again.send_signal(signal.SIGTERM)
         again.wait(timeout=60)
+
+
+def test_a_reload_with_an_inbox_that_is_a_file_keeps_the_running_config(daemon, song):
+    d = daemon()
+    (d.root / "music.wav").write_bytes(song.read_bytes())
+    d.config.write_text(d.config.read_text() + '[inbox]\npath = "music.wav"\n')
+    readies = ready_count(d)
+    os.kill(d.proc.pid, signal.SIGHUP)
+    wait_for(lambda: ready_count(d) > readies, 30, "READY=1 after the reload")
+    log = (d.root / "daemon.log").read_text()
+    refused = [line for line in log.splitlines() if "reload refused" in line]
+    assert len(refused) == 1 and f"inbox.path: {d.root / 'music.wav'} is not a folder" in refused[0]
+    assert "Traceback" not in log
+    assert d.proc.poll() is None
+    deliver(song, d.inbox, "song.wav")
+    wait_for(lambda: d.drained(1), 120, "a file in the running inbox to be analysed after the reload")
+    assert d.query("SELECT path, state FROM jobs") == [(str(d.inbox / "song.wav"), "done")]
+    assert d.stop() == 0
