@@ -73,3 +73,20 @@ def test_a_reload_with_an_inbox_that_is_a_file_keeps_the_running_config(daemon, 
     wait_for(lambda: d.drained(1), 120, "a file in the running inbox to be analysed after the reload")
     assert d.query("SELECT path, state FROM jobs") == [(str(d.inbox / "song.wav"), "done")]
     assert d.stop() == 0
+
+
+def test_an_inbox_replaced_by_a_new_folder_is_watched_again_at_once(daemon, song):
+    """The next rescan is 300 s away: only a watch on the new folder can see its file in time."""
+    d = daemon()
+    os.rename(d.inbox, d.root / "inbox_old")
+    d.inbox.mkdir()
+    deliver(song, d.inbox, "song.wav")
+    wait_for(lambda: d.drained(1), 60, "the file in the new inbox to be analysed")
+    assert "another folder now (replaced or remounted); watching it again" in (d.root / "daemon.log").read_text()
+    assert d.query("SELECT path, state FROM jobs") == [(str(d.inbox / "song.wav"), "done")]
+    os.rename(d.inbox, d.root / "inbox_new")
+    wait_for(lambda: "is gone" in (d.root / "daemon.log").read_text(), 10, "the missing inbox to be logged")
+    os.rename(d.root / "inbox_new", d.inbox)
+    deliver(song, d.inbox, "again.wav")
+    wait_for(lambda: d.drained(2), 60, "the file in the inbox that came back to be analysed")
+    assert d.stop() == 0
