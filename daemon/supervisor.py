@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from beatwatch.analysis.nets.device import Device, resolve_device
 from beatwatch.store import jobs
-from beatwatch.store.db import is_locked, open_database
+from beatwatch.store.db import open_database, store_trouble
 from beatwatch.store.daemon_status import write_status
 from beatwatch.store.sidecar import remove_stray_temp_files
 
@@ -49,7 +49,7 @@ STATUS_EVERY_S = 5.0
 HEARTBEAT_WRITE_EVERY_S = 5.0
 # In every timeout's error text: the second timeout in a row of the same job fails it for good (jobs.fail).
 TIMEOUT_MARK = "(jobs.timeout_s)"
-LOCKED_LOG_EVERY_S = 30.0
+STORE_TROUBLE_LOG_EVERY_S = 30.0
 
 
 def _one_line(exc: BaseException) -> str:
@@ -98,8 +98,8 @@ class Supervisor:
         self._next_watchdog = 0.0
         self._last_beat_write: dict[int, float] = {}
         self.draining_since: float | None = None
-        self._locked_since: float | None = None
-        self._locked_logged = 0.0
+        self._store_trouble: str | None = None
+        self._trouble_since = self._trouble_logged = 0.0
         self._wake_r, self._wake_w = socket.socketpair()
         for end in (self._wake_r, self._wake_w):
             end.setblocking(False)
@@ -307,7 +307,7 @@ class Supervisor:
             self._finish(task, Outcome("error", error=str(exc), permanent=False), now)
             return
         except Exception as exc:  # noqa: BLE001 - a result that cannot be stored fails its job, not the daemon
-            if is_locked(exc):
+            if store_trouble(exc):
                 raise  # not the result's fault: run() says so in one line, and the job's lease runs out and requeues it
             if not isinstance(exc, OSError):  # a full or read-only disk says all in the line below; others need tracing
                 log.exception("job %d: storing the result failed", task.job_id)
@@ -407,38 +407,44 @@ class Supervisor:
                 if self.flags.reload:
                     self.flags.reload = False
                     self.reload()
+                if self._store_trouble is not None:
+                    self._write_status(time.time())  # a real write: an iteration that wrote nothing proves nothing
                 self.step(time.time(), monotonic_s)
                 self._handle_messages(time.time(), time.monotonic(), timeout=self._sleep_for(time.monotonic()))
             except OperationalError as exc:
-                if not is_locked(exc):
+                trouble = store_trouble(exc)
+                if trouble is None:
                     log.exception("supervisor step failed; continuing")
                 else:
-                    self._note_locked(monotonic_s)
+                    self._note_store_trouble(trouble, monotonic_s)
                 time.sleep(TICK_S)
             except Exception:  # noqa: BLE001 - one bad iteration must not kill the service
                 log.exception("supervisor step failed; continuing")
                 time.sleep(TICK_S)
             else:
-                self._note_unlocked(monotonic_s)
+                self._note_store_fine(monotonic_s)
         self.shutdown(time.time())
         log.warning("stopped")
         return 0
 
-    def _note_locked(self, monotonic_s: float) -> None:
-        """Another process holding the database's write lock is no bug of ours and passes when it lets go:
-        one line when it starts and one every LOCKED_LOG_EVERY_S while it lasts, not a traceback per attempt."""
-        if self._locked_since is None:
-            self._locked_since = self._locked_logged = monotonic_s
-            log.warning("database locked by another process, retrying")
-        elif monotonic_s - self._locked_logged >= LOCKED_LOG_EVERY_S:
-            self._locked_logged = monotonic_s
-            log.warning("database still locked by another process after %.0f s, retrying",
-                        monotonic_s - self._locked_since)
+    def _note_store_trouble(self, trouble: str, monotonic_s: float) -> None:
+        """A database locked by another process, out of disk space or made read-only is no bug of ours and passes
+        when fixed outside: one line when it starts and one every STORE_TROUBLE_LOG_EVERY_S while it lasts, not a
+        traceback per attempt."""
+        if self._store_trouble != trouble:
+            self._store_trouble, self._trouble_since, self._trouble_logged = trouble, monotonic_s, monotonic_s
+            log.warning("database %s, retrying", trouble)
+        elif monotonic_s - self._trouble_logged >= STORE_TROUBLE_LOG_EVERY_S:
+            self._trouble_logged = monotonic_s
+            log.warning("database still %s after %.0f s, retrying", trouble, monotonic_s - self._trouble_since)
 
-    def _note_unlocked(self, monotonic_s: float) -> None:
-        if self._locked_since is not None:
-            log.warning("database writable again after %.0f s", monotonic_s - self._locked_since)
-            self._locked_since = None
+    def _note_store_fine(self, monotonic_s: float) -> None:
+        """Arrivals that settled while nothing could be queued left the tracker: a scan finds them again."""
+        if self._store_trouble is not None:
+            log.warning("database writable again after %.0f s", monotonic_s - self._trouble_since)
+            self._store_trouble = None
+            if self.intake is not None:
+                self.intake.rescan_soon()
 
     def _sleep_for(self, monotonic_s: float) -> float:
         deadline = self.intake.next_deadline() if self.intake else None

@@ -105,6 +105,25 @@ def is_locked(exc: BaseException) -> bool:
     return isinstance(orig, sqlite3.OperationalError) and code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+def store_trouble(exc: BaseException) -> str | None:
+    """Why the database cannot be written when the cause lies outside beatwatch and passes once fixed there (a
+    lock let go, space freed, permissions restored), in words that follow "database"; None for anything else."""
+    orig = exc.orig if isinstance(exc, OperationalError) else exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    if not isinstance(orig, sqlite3.OperationalError) or code is None:
+        return None
+    return _TROUBLES.get(code & 0xFF)
+
+
+_TROUBLES = {
+    sqlite3.SQLITE_BUSY: "locked by another process",
+    sqlite3.SQLITE_LOCKED: "locked by another process",
+    sqlite3.SQLITE_FULL: "out of disk space",
+    sqlite3.SQLITE_READONLY: "read-only",
+    sqlite3.SQLITE_IOERR: "failing with I/O errors",
+}
+
+
 def write_lock_held(engine: Engine, wait_s: float = 2.0) -> bool:
     """Whether another process holds the write lock for longer than wait_s.
 

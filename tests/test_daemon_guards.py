@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -89,4 +90,48 @@ def test_an_inbox_replaced_by_a_new_folder_is_watched_again_at_once(daemon, song
     os.rename(d.root / "inbox_new", d.inbox)
     deliver(song, d.inbox, "again.wav")
     wait_for(lambda: d.drained(2), 60, "the file in the inbox that came back to be analysed")
+    assert d.stop() == 0
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 2 MiB tmpfs (root only), unmounted after the test."""
+    mount = tmp_path / "db-disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(disk):
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass  # full
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_full_database_disk_is_said_once_then_periodically_and_the_file_is_analysed_once_there_is_room(
+        daemon, song, tmp_path, tiny_disk):
+    (tmp_path / "beatwatch.db").symlink_to(tiny_disk / "beatwatch.db")  # the harness reads the database there
+    d = daemon()
+    filler = fill(tiny_disk)
+    deliver(song, d.inbox, "song.wav")
+    log_path = d.root / "daemon.log"
+    wait_for(lambda: "database out of disk space, retrying" in log_path.read_text(), 30, "the full disk to be said")
+    time.sleep(12)  # a dozen ticks, each of which tries the database again
+    log = log_path.read_text()
+    assert log.count("database out of disk space") == 1 and "Traceback" not in log
+    assert d.proc.poll() is None
+    filler.unlink()
+    wait_for(lambda: d.states() == {"done": 1}, 120, "the file to be queued and analysed once there is room")
+    log = log_path.read_text()
+    assert "database writable again" in log and "Traceback" not in log
     assert d.stop() == 0
