@@ -61,6 +61,7 @@ class Output(Section):
 
 class Watch(Section):
     settle_s: float = Field(2.0, ge=0)
+    unclosed_settle_s: float = Field(120.0, ge=0)
     rescan_interval_s: float = Field(300.0, gt=0)
     polling: bool = False
     ignore: list[str] = Field(default_factory=lambda: list(DEFAULT_IGNORE))

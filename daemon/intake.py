@@ -23,11 +23,12 @@ log = logging.getLogger(__name__)
 
 class Intake:
     def __init__(self, engine: Engine, names: NameFilter, *, settle_s: float, rescan_interval_s: float,
-                 polling: bool) -> None:
+                 polling: bool, writers_visible: bool = True, unclosed_settle_s: float = 0.0) -> None:
         self.engine = engine
         self.names = names
         self.rescan_interval_s = rescan_interval_s
-        self.tracker = StabilityTracker(settle_s)
+        self.tracker = StabilityTracker(settle_s, writers_visible=writers_visible,
+                                        unclosed_settle_s=unclosed_settle_s)
         self.polling = polling
         self.watcher = InboxWatcher(names, polling=polling)
         self._next_rescan = 0.0
@@ -52,9 +53,9 @@ class Intake:
             self._next_rescan = monotonic_s + self.rescan_interval_s
             for path in self.names.scan():
                 self.tracker.observe(str(path), monotonic_s)
-        for name in self.watcher.drain():
+        for name, finished in self.watcher.drain():
             if self.names.admits(name):
-                self.tracker.observe(name, monotonic_s)
+                self.tracker.observe(name, monotonic_s, closed=finished)
         stable = self.tracker.due(monotonic_s)
         if not stable:
             return []

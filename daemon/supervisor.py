@@ -38,6 +38,7 @@ from .pool import Pool, Slot
 from .intake import Intake
 from .protocol import Alive, InferenceSettings, Outcome, Progress, Ready, Result, Task, WorkerMessage, WorkerSettings
 from .publish import FileChanged, Publisher
+from .stability import other_writers_visible
 from .throttle import MachineProbe, Throttle
 from .watcher import NameFilter
 
@@ -83,6 +84,7 @@ class Supervisor:
         self.instance_lock = InstanceLock(self.store_url)
         self.instance_lock.acquire()
         self.engine: Engine = open_database(self.store_url)
+        self.writers_visible = other_writers_visible()
         self._apply(settings)
         self.device = resolve_device_in_child(settings.inference.device)
         inference = settings.inference
@@ -127,6 +129,11 @@ class Supervisor:
             removed = remove_stray_temp_files(folder)
             if removed:
                 log.warning("removed %d half-written sidecar(s) or plot(s) under %s", removed, folder)
+        if not self.writers_visible:
+            log.warning("other users' open files are hidden from this process (no CAP_SYS_PTRACE): a file counts "
+                        "as complete once its writer closes it or renames it into place, or after "
+                        "watch.unclosed_settle_s = %g s unchanged when no such event was seen",
+                        self.settings.watch.unclosed_settle_s)
         self.intake = self._new_intake()
         self.intake.start()
         if self.inference is not None:
@@ -137,7 +144,8 @@ class Supervisor:
     def _new_intake(self) -> Intake:
         watch = self.settings.watch
         return Intake(self.engine, self.names, settle_s=watch.settle_s,
-                      rescan_interval_s=watch.rescan_interval_s, polling=watch.polling)
+                      rescan_interval_s=watch.rescan_interval_s, polling=watch.polling,
+                      writers_visible=self.writers_visible, unclosed_settle_s=watch.unclosed_settle_s)
 
     def _worker_settings(self) -> WorkerSettings:
         """What workers started from now on get: resources.nice, jobs.memory_mb, analysis.chunk_s and models.dir

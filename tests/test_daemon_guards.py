@@ -4,13 +4,16 @@ it cannot use, its inbox folder replaced."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
 
+from tests import daemon_harness
 from tests.daemon_harness import BEATWATCH, wait_for
 from tests.helpers import click_track, write_wav
 
@@ -135,3 +138,40 @@ def test_a_full_database_disk_is_said_once_then_periodically_and_the_file_is_ana
     log = log_path.read_text()
     assert "database writable again" in log and "Traceback" not in log
     assert d.stop() == 0
+
+
+WRITER = """
+import os, sys, time
+target, source = sys.argv[1], sys.argv[2]
+data = open(source, "rb").read()
+fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.setresgid(65534, 65534, 65534)
+os.setresuid(65534, 65534, 65534)  # from here on another user's process, as a Samba or scp writer would be
+step = len(data) // 4 + 1
+for at in range(0, len(data), step):
+    os.write(fd, data[at:at + step])
+    time.sleep(2.0)  # a pause four times watch.settle_s, the file held open
+os.close(fd)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root to run a writer as another user and setpriv to take CAP_SYS_PTRACE away")
+def test_a_writer_the_daemon_cannot_see_gives_one_job_for_the_whole_file(daemon, song, tmp_path, monkeypatch):
+    """The daemon runs without CAP_SYS_PTRACE, as under the systemd unit, so the writer's /proc/<pid>/fd is
+    closed to it; the writer is really another user (it drops to nobody after opening the file)."""
+    wrapper = tmp_path / "beatwatch-without-ptrace"
+    wrapper.write_text(f"#!/bin/sh\nexec setpriv --bounding-set=-sys_ptrace {daemon_harness.BEATWATCH} \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setattr(daemon_harness, "BEATWATCH", str(wrapper))
+    d = daemon()
+    target = d.inbox / "slow.wav"
+    writer = subprocess.run([sys.executable, "-c", WRITER, str(target), str(song)], timeout=60)
+    assert writer.returncode == 0 and target.read_bytes() == song.read_bytes()
+    wait_for(lambda: d.drained(1), 120, "the file to be analysed")
+    time.sleep(2)  # a second job, had one been queued for a part of the file, would show by now
+    assert d.query("SELECT state FROM jobs") == [("done",)]
+    (duration,), = d.query("SELECT duration FROM tracks")
+    assert duration == pytest.approx(8.0, abs=0.1)
+    assert d.stop() == 0
+    assert "other users' open files are hidden from this process" in (d.root / "daemon.log").read_text()

@@ -124,3 +124,33 @@ def test_burst_of_2000_files_with_junk_gives_one_job_per_audio_file(intake, reco
           f"duplicates: {len(queued) - len(set(queued))}")
     assert len(queued) == len(set(queued)) == 2000
     assert set(queued) == set(audio)
+
+
+def test_without_sight_of_writers_the_close_decides_and_a_file_without_events_waits_longer(tmp_path):
+    """As under `User=beatwatch`: /proc is not asked at all, so only the writer's close (or the longer window for a
+    file that got no event) may end the wait."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "before.flac").write_bytes(os.urandom(4096))  # there before the watch: no event will come
+    engine = open_database(sqlite_url(tmp_path / "q.db"))
+    it = Intake(engine, NameFilter(inbox, DEFAULT_IGNORE, skip_result_folders=True), settle_s=SETTLE_S,
+                rescan_interval_s=3600, polling=False, writers_visible=False, unclosed_settle_s=4.0)
+    it.start()
+    try:
+        started = time.monotonic()
+        target = inbox / "held.flac"
+        with open(target, "wb") as handle:
+            handle.write(os.urandom(4096))
+            handle.flush()
+            pump(it, SETTLE_S * 4)  # unchanged far past settle_s, but not closed
+            assert paths(it) == []
+            handle.write(os.urandom(4096))
+        pump(it, SETTLE_S * 3)
+        assert paths(it) == [str(target)]
+        assert jobs.job_for_path(engine, str(target)).size == 2 * 4096
+        assert time.monotonic() - started < 4.0
+        pump(it, 4.0 - (time.monotonic() - started) + SETTLE_S * 2)
+        assert paths(it) == [str(target), str(inbox / "before.flac")]
+    finally:
+        it.stop()
+        engine.dispose()
