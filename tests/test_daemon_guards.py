@@ -173,5 +173,11 @@ def test_a_writer_the_daemon_cannot_see_gives_one_job_for_the_whole_file(daemon,
     assert d.query("SELECT state FROM jobs") == [("done",)]
     (duration,), = d.query("SELECT duration FROM tracks")
     assert duration == pytest.approx(8.0, abs=0.1)
+    other = write_wav(tmp_path / "other.wav", click_track(140, seconds=5.0)[0])
+    target.write_bytes(other.read_bytes())  # new content at the same path, after its analysis
+    wait_for(lambda: d.drained(2), 120, "the new content to be analysed")
+    assert d.query("SELECT state FROM jobs") == [("done",), ("done",)]
+    (duration,), = d.query("SELECT duration FROM tracks WHERE path = ?", str(target))
+    assert duration == pytest.approx(5.0, abs=0.1) and d.query("SELECT COUNT(*) FROM tracks") == [(1,)]
     assert d.stop() == 0
     assert "other users' open files are hidden from this process" in (d.root / "daemon.log").read_text()
