@@ -184,10 +184,10 @@ def check_usable(settings: Settings) -> None:
 def _folder_problem(folder: Path) -> str | None:
     """Why `folder.mkdir(parents=True, exist_ok=True)` would fail, or None."""
     for existing in (folder, *folder.parents):
-        if not existing.exists():
+        if not os.path.lexists(existing):
             continue
         if not existing.is_dir():
-            return f"{existing} is not a folder"
+            return f"{existing} is not a folder"  # a file, or a link to nowhere: mkdir would fail on either
         if existing != folder and not os.access(existing, os.W_OK | os.X_OK):
             return f"cannot create {folder}: {existing} is not writable"
         return None

@@ -170,8 +170,11 @@ class Supervisor:
             self._switch_to(settings)
         except Exception as exc:  # noqa: BLE001 - a config the daemon cannot use must never stop it
             log.error("reload refused, keeping the running config: %s", _one_line(exc))
-            if self.settings is not running:
-                self._switch_to(running)
+            if self.settings is not running or self.intake is None:
+                try:
+                    self._switch_to(running)
+                except Exception as again:  # noqa: BLE001 - jobs already queued still run; a reload can fix it
+                    log.error("the inbox is not watched until a reload succeeds: %s", _one_line(again))
         else:
             log.warning("config reloaded from %s", self.config_path or "defaults")
         self.notifier.send(READY=1)
@@ -205,8 +208,7 @@ class Supervisor:
     # ----- one iteration ---------------------------------------------------------------------
 
     def step(self, now: float, monotonic_s: float) -> None:
-        assert self.intake is not None, "start() first"
-        if self.intake.step(monotonic_s):
+        if self.intake is not None and self.intake.step(monotonic_s):
             self._next_claim = 0.0
         if monotonic_s >= self._next_expire:
             self._next_expire = monotonic_s + max(self.lease_s / 4, 0.5)
