@@ -387,16 +387,22 @@ def cmd_rescan(args) -> int:
     import time
 
     from beatwatch.store import jobs
+    from .stability import files_open_for_writing, other_writers_visible
     from .watcher import NameFilter
 
     settings = config_mod.load(args.config)
     names = NameFilter(settings.inbox.path, settings.watch.ignore, skip_result_folders=settings.inbox.after == "move",
                        follow_symlinks=settings.inbox.follow_symlinks)
+    # A scan sees no writer's close: with writers out of sight, only the longer window says a file is complete.
+    visible = other_writers_visible()
+    settle_s = settings.watch.settle_s if visible else max(settings.watch.settle_s, settings.watch.unclosed_settle_s)
+    writing = files_open_for_writing() if visible else set()
     now = time.time()
     items = []
     for path in names.scan():
         st = os.stat(path)
-        if now - st.st_mtime >= settings.watch.settle_s:  # still being written: the daemon will see it settle
+        # Still being written: the daemon will see it settle.
+        if now - st.st_mtime >= settle_s and (st.st_dev, st.st_ino) not in writing:
             items.append((str(path), st.st_size, st.st_mtime))
     added = jobs.enqueue_many(_open_store(settings), items, now=now)
     print(f"{len(items)} file(s) in {settings.inbox.path}; queued {len(added)} new")

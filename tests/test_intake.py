@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -154,3 +157,31 @@ def test_without_sight_of_writers_the_close_decides_and_a_file_without_events_wa
     finally:
         it.stop()
         engine.dispose()
+
+
+def rescan(config: Path, *, drop_ptrace: bool = False) -> str:
+    command = [str(Path(sys.executable).with_name("beatwatch")), "rescan", "--config", str(config)]
+    if drop_ptrace:
+        command = ["setpriv", "--bounding-set=-sys_ptrace", *command]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_beatwatch_rescan_skips_files_still_open_for_writing_or_too_recent_for_unseen_writers(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = tmp_path / "beatwatch.toml"
+    config.write_text(f'[inbox]\npath = "{inbox}"\n[watch]\nsettle_s = 0.5\nunclosed_settle_s = 600\n')
+    done = inbox / "done.flac"
+    done.write_bytes(os.urandom(4096))
+    os.utime(done, (time.time() - 60, time.time() - 60))
+    held = inbox / "held.flac"
+    with open(held, "wb") as handle:
+        handle.write(os.urandom(4096))
+        handle.flush()
+        os.utime(held, (time.time() - 60, time.time() - 60))
+        assert rescan(config).endswith("queued 1 new\n")  # done.flac; held.flac is open for writing
+        if os.geteuid() == 0 and shutil.which("setpriv"):
+            assert rescan(config, drop_ptrace=True).endswith("queued 0 new\n")  # held is a minute old, not 600 s
+    assert rescan(config).endswith("queued 1 new\n")
