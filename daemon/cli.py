@@ -28,6 +28,10 @@ class TrackError(Exception):
     """The named track cannot be found or read: exit code 1."""
 
 
+class StoreError(Exception):
+    """The database cannot be opened, not even for reading: exit code 1."""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="beatwatch", description="Beat-accurate timelines for a folder of music.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details and tracebacks to stderr")
@@ -98,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     except (config_mod.ConfigError, UsageError, DeviceError) as exc:
         _error(str(exc))
         return EXIT_USAGE
+    except StoreError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_FAILED
     except BrokenPipeError:  # `beatwatch ... | head` closed the pipe: not an error
@@ -136,6 +143,18 @@ def _one_line(doc: dict, sidecar: Path) -> str:
 def _open_store(settings: config_mod.Settings):
     from beatwatch.store.db import open_database
     return open_database(settings.store.url)
+
+
+def _read_store(settings: config_mod.Settings):
+    """The database for a command that only reads it: read-only when this user may not write it."""
+    from sqlalchemy.exc import OperationalError
+
+    from beatwatch.store.db import ReadOnlyOutdated, open_for_reading
+    try:
+        return open_for_reading(settings.store.url)
+    except (OperationalError, ReadOnlyOutdated) as exc:
+        reason = exc.orig if isinstance(exc, OperationalError) else exc
+        raise StoreError(f"cannot read the database {settings.store.url}: {reason}") from None
 
 
 def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir: Path | None,
@@ -191,7 +210,7 @@ def cmd_show(args) -> int:
 
     settings = config_mod.load(args.config)
     try:
-        found = find_analysis(_open_store(settings), args.target)
+        found = find_analysis(_read_store(settings), args.target)
     except LookupError as exc:
         _error(f"{args.target}: {exc}")
         return EXIT_FAILED
@@ -220,7 +239,7 @@ def _load_track(args) -> tuple[dict, Path | None]:
         from beatwatch.store.records import find_analysis
 
         try:
-            found = find_analysis(_open_store(config_mod.load(args.config)), args.target)
+            found = find_analysis(_read_store(config_mod.load(args.config)), args.target)
         except LookupError as exc:
             raise TrackError(f"{args.target}: {exc}") from None
         if found is None:
@@ -303,6 +322,7 @@ def cmd_models(args) -> int:
 
 def cmd_config_check(args) -> int:
     settings = config_mod.load(args.file)
+    config_mod.check_usable(settings)
     print(f"# {args.file}: valid; effective values (environment overrides applied)")
     for section, values in config_mod.effective_values(settings).items():
         print(f"[{section}]")
@@ -313,11 +333,18 @@ def cmd_config_check(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from .instance import AlreadyRunning
     from .supervisor import Supervisor
 
     settings = config_mod.load(args.config)
+    config_mod.check_usable(settings)
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    return Supervisor(settings, config_path=args.config or config_mod.default_config_path()).run()
+    try:
+        supervisor = Supervisor(settings, config_path=args.config or config_mod.default_config_path())
+    except AlreadyRunning as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    return supervisor.run()
 
 
 def cmd_status(args) -> int:
@@ -326,7 +353,7 @@ def cmd_status(args) -> int:
     from .status import DatabaseLocked, render_status
 
     settings = config_mod.load(args.config)
-    engine = _open_store(settings)
+    engine = _read_store(settings)
     while True:
         try:
             text = render_status(engine, now=time.time())
@@ -361,16 +388,22 @@ def cmd_rescan(args) -> int:
     import time
 
     from beatwatch.store import jobs
+    from .stability import files_open_for_writing, other_writers_visible
     from .watcher import NameFilter
 
     settings = config_mod.load(args.config)
     names = NameFilter(settings.inbox.path, settings.watch.ignore, skip_result_folders=settings.inbox.after == "move",
                        follow_symlinks=settings.inbox.follow_symlinks)
+    # A scan sees no writer's close: with writers out of sight, only the longer window says a file is complete.
+    visible = other_writers_visible()
+    settle_s = settings.watch.settle_s if visible else max(settings.watch.settle_s, settings.watch.unclosed_settle_s)
+    writing = files_open_for_writing() if visible else set()
     now = time.time()
     items = []
     for path in names.scan():
         st = os.stat(path)
-        if now - st.st_mtime >= settings.watch.settle_s:  # still being written: the daemon will see it settle
+        # Still being written: the daemon will see it settle.
+        if now - st.st_mtime >= settle_s and (st.st_dev, st.st_ino) not in writing:
             items.append((str(path), st.st_size, st.st_mtime))
     added = jobs.enqueue_many(_open_store(settings), items, now=now)
     print(f"{len(items)} file(s) in {settings.inbox.path}; queued {len(added)} new")

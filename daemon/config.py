@@ -25,6 +25,12 @@ DEFAULT_IGNORE = [
 ]
 
 
+# An idle worker's resident memory before its first job, per inference.mode, with room for that job's first
+# allocations: measured at ~410 MB with every network loaded in the worker and ~125 MB without (2026-12-02).
+# A jobs.memory_mb below it would kill every worker at its first job, so it is refused instead.
+IDLE_WORKER_MB = {"in_worker": 512, "process": 256}
+
+
 class ConfigError(Exception):
     """A config file or value that cannot be used; the message names the file, key and value."""
 
@@ -55,6 +61,7 @@ class Output(Section):
 
 class Watch(Section):
     settle_s: float = Field(2.0, ge=0)
+    unclosed_settle_s: float = Field(120.0, ge=0)
     rescan_interval_s: float = Field(300.0, gt=0)
     polling: bool = False
     ignore: list[str] = Field(default_factory=lambda: list(DEFAULT_IGNORE))
@@ -149,7 +156,42 @@ def load(path: str | os.PathLike | None = None) -> Settings:
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
+    _check_memory(settings, str(path) if path is not None else "config")
     return resolve_paths(settings, (path.parent if path is not None else Path.cwd()).resolve())
+
+
+def _check_memory(settings: Settings, where: str) -> None:
+    need = IDLE_WORKER_MB[settings.inference.mode]
+    if settings.jobs.memory_mb < need:
+        raise ConfigError(f"{where}: jobs.memory_mb = {settings.jobs.memory_mb} is below the {need} MB an idle "
+                          f"worker needs with inference.mode = {settings.inference.mode!r}; every job would be "
+                          "killed")
+
+
+def check_usable(settings: Settings) -> None:
+    """What `run` (and a reload) would fail on later, said now as a ConfigError: a folder it must create or use
+    that is a file, or lies under one. `config check` calls it too, so a config it accepts is one `run` takes."""
+    folders = {"inbox.path": settings.inbox.path, "output.dir": settings.output.dir}
+    database = _sqlite_file(settings.store.url)
+    if database is not None:
+        folders["store.url"] = database.parent
+    for key, folder in folders.items():
+        problem = _folder_problem(folder) if folder is not None else None
+        if problem:
+            raise ConfigError(f"{key}: {problem}")
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why `folder.mkdir(parents=True, exist_ok=True)` would fail, or None."""
+    for existing in (folder, *folder.parents):
+        if not os.path.lexists(existing):
+            continue
+        if not existing.is_dir():
+            return f"{existing} is not a folder"  # a file, or a link to nowhere: mkdir would fail on either
+        if existing != folder and not os.access(existing, os.W_OK | os.X_OK):
+            return f"cannot create {folder}: {existing} is not writable"
+        return None
+    return None
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:
@@ -179,6 +221,12 @@ def resolve_paths(settings: Settings, base: Path) -> Settings:
         "store": settings.store.model_copy(update={"url": _resolve_sqlite_url(settings.store.url, base)}),
     }
     return settings.model_copy(update=update)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    prefix = "sqlite:///"
+    rest = url[len(prefix):].partition("?")[0] if url.startswith(prefix) else ""
+    return Path(rest) if rest.startswith("/") else None
 
 
 def _resolve_sqlite_url(url: str, base: Path) -> str:

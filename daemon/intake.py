@@ -7,7 +7,9 @@ files, real queue) can be driven and tested without any worker.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from stat import S_ISDIR as stat_is_dir
 
 from sqlalchemy import Engine
 
@@ -21,16 +23,20 @@ log = logging.getLogger(__name__)
 
 class Intake:
     def __init__(self, engine: Engine, names: NameFilter, *, settle_s: float, rescan_interval_s: float,
-                 polling: bool) -> None:
+                 polling: bool, writers_visible: bool = True, unclosed_settle_s: float = 0.0) -> None:
         self.engine = engine
         self.names = names
         self.rescan_interval_s = rescan_interval_s
-        self.tracker = StabilityTracker(settle_s)
+        self.tracker = StabilityTracker(settle_s, writers_visible=writers_visible,
+                                        unclosed_settle_s=unclosed_settle_s)
+        self.polling = polling
         self.watcher = InboxWatcher(names, polling=polling)
         self._next_rescan = 0.0
+        self._inbox_identity: tuple[int, int] | None = None
 
     def start(self) -> None:
         self.names.inbox.mkdir(parents=True, exist_ok=True)
+        self._inbox_identity = _folder_identity(self.names.inbox)
         self.watcher.start()
 
     def stop(self) -> None:
@@ -41,14 +47,15 @@ class Intake:
 
     def step(self, monotonic_s: float) -> list[int]:
         """Take in events (and a full scan when due or after an overflow); queue what has settled."""
+        self._follow_inbox()
         if self.watcher.overflow.is_set() or monotonic_s >= self._next_rescan:
             self.watcher.overflow.clear()
             self._next_rescan = monotonic_s + self.rescan_interval_s
             for path in self.names.scan():
                 self.tracker.observe(str(path), monotonic_s)
-        for name in self.watcher.drain():
+        for name, finished in self.watcher.drain():
             if self.names.admits(name):
-                self.tracker.observe(name, monotonic_s)
+                self.tracker.observe(name, monotonic_s, closed=finished)
         stable = self.tracker.due(monotonic_s)
         if not stable:
             return []
@@ -57,9 +64,37 @@ class Intake:
             log.info("queued %d new file(s)", len(added))
         return added
 
+    def _follow_inbox(self) -> None:
+        """inotify watches a folder, not a name: after `mv inbox inbox_old; mkdir inbox` it goes on watching
+        inbox_old and nothing new is seen until the next rescan. One stat per tick notices the name now
+        standing for another folder (or for none); the watch moves to the new folder and it is scanned at once.
+        A missing inbox is waited for, not made again: whoever removed it may have meant it."""
+        identity = _folder_identity(self.names.inbox)
+        if identity == self._inbox_identity:
+            return
+        if identity is None:
+            log.warning("inbox %s is gone; watching again once it is back", self.names.inbox)
+        else:
+            log.warning("inbox %s is %s; watching it again", self.names.inbox,
+                        "back" if self._inbox_identity is None else "another folder now (replaced or remounted)")
+        self._inbox_identity = identity
+        self.watcher.stop()  # a stopped watcher may be stopped again, at shutdown or when the inbox comes back
+        if identity is not None:
+            self.watcher = InboxWatcher(self.names, polling=self.polling)
+            self.watcher.start()
+            self.rescan_soon()
+
     def next_deadline(self) -> float | None:
         return self.tracker.next_deadline()
 
     @property
     def pending(self) -> int:
         return len(self.tracker)
+
+
+def _folder_identity(folder) -> tuple[int, int] | None:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat_is_dir(st.st_mode) else None

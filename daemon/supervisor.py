@@ -25,19 +25,21 @@ from sqlalchemy.exc import OperationalError
 
 from beatwatch.analysis.nets.device import Device, resolve_device
 from beatwatch.store import jobs
-from beatwatch.store.db import is_locked, open_database
+from beatwatch.store.db import open_database, store_trouble
 from beatwatch.store.daemon_status import write_status
 from beatwatch.store.sidecar import remove_stray_temp_files
 
 from . import config as config_mod
 from .cpus import usable_cpus
 from .inference import InferenceProcess
+from .instance import InstanceLock
 from .notify import Notifier
 from .pool import Pool, Slot
 from .intake import Intake
 from .protocol import (Alive, Go, Hashed, InferenceSettings, Outcome, Progress, Ready, Result, Task, WorkerMessage,
                        WorkerSettings)
 from .publish import FileChanged, FileGone, Publisher
+from .stability import other_writers_visible
 from .throttle import MachineProbe, Throttle
 from .turns import ContentTurns
 from .watcher import NameFilter
@@ -50,7 +52,12 @@ STATUS_EVERY_S = 5.0
 HEARTBEAT_WRITE_EVERY_S = 5.0
 # In every timeout's error text: the second timeout in a row of the same job fails it for good (jobs.fail).
 TIMEOUT_MARK = "(jobs.timeout_s)"
-LOCKED_LOG_EVERY_S = 30.0
+STORE_TROUBLE_LOG_EVERY_S = 30.0
+
+
+def _one_line(exc: BaseException) -> str:
+    """A ConfigError is a sentence already; anything else gets its type, as an OSError's text alone is vague."""
+    return str(exc) if isinstance(exc, config_mod.ConfigError) else f"{type(exc).__name__}: {exc}"
 
 
 def resolve_device_in_child(requested: str) -> Device:
@@ -76,7 +83,10 @@ class Supervisor:
         # The store and the inference section stay as started: a reload keeps them (see reload()).
         self.store_url = settings.store.url
         self.inference_device = settings.inference.device
+        self.instance_lock = InstanceLock(self.store_url)
+        self.instance_lock.acquire()
         self.engine: Engine = open_database(self.store_url)
+        self.writers_visible = other_writers_visible()
         self._apply(settings)
         self.device = resolve_device_in_child(settings.inference.device)
         inference = settings.inference
@@ -93,8 +103,8 @@ class Supervisor:
         self._next_watchdog = 0.0
         self._last_beat_write: dict[int, float] = {}
         self.draining_since: float | None = None
-        self._locked_since: float | None = None
-        self._locked_logged = 0.0
+        self._store_trouble: str | None = None
+        self._trouble_since = self._trouble_logged = 0.0
         self._wake_r, self._wake_w = socket.socketpair()
         for end in (self._wake_r, self._wake_w):
             end.setblocking(False)
@@ -122,6 +132,11 @@ class Supervisor:
             removed = remove_stray_temp_files(folder)
             if removed:
                 log.warning("removed %d half-written sidecar(s) or plot(s) under %s", removed, folder)
+        if not self.writers_visible:
+            log.warning("other users' open files are hidden from this process (no CAP_SYS_PTRACE): a file counts "
+                        "as complete once its writer closes it or renames it into place, or after "
+                        "watch.unclosed_settle_s = %g s unchanged when no such event was seen",
+                        self.settings.watch.unclosed_settle_s)
         self.intake = self._new_intake()
         self.intake.start()
         if self.inference is not None:
@@ -132,7 +147,8 @@ class Supervisor:
     def _new_intake(self) -> Intake:
         watch = self.settings.watch
         return Intake(self.engine, self.names, settle_s=watch.settle_s,
-                      rescan_interval_s=watch.rescan_interval_s, polling=watch.polling)
+                      rescan_interval_s=watch.rescan_interval_s, polling=watch.polling,
+                      writers_visible=self.writers_visible, unclosed_settle_s=watch.unclosed_settle_s)
 
     def _worker_settings(self) -> WorkerSettings:
         """What workers started from now on get: resources.nice, jobs.memory_mb, analysis.chunk_s and models.dir
@@ -150,20 +166,32 @@ class Supervisor:
         inference section (mode, device, batching; the inference process keeps the models it loaded) keep their
         start-up values until a restart."""
         self.notifier.send(RELOADING=1, MONOTONIC_USEC=int(time.monotonic() * 1e6))
+        running = self.settings
         try:
             settings = config_mod.load(self.config_path)
-        except config_mod.ConfigError as exc:
-            log.error("reload refused, keeping the running config: %s", exc)
+            config_mod.check_usable(settings)
+            self._switch_to(settings)
+        except Exception as exc:  # noqa: BLE001 - a config the daemon cannot use must never stop it
+            log.error("reload refused, keeping the running config: %s", _one_line(exc))
+            if self.settings is not running or self.intake is None:
+                try:
+                    self._switch_to(running)
+                except Exception as again:  # noqa: BLE001 - jobs already queued still run; a reload can fix it
+                    log.error("the inbox is not watched until a reload succeeds: %s", _one_line(again))
         else:
-            self._apply(settings)
-            self.pool.size = self.worker_count
-            self.pool.settings = self._worker_settings()
-            if self.intake is not None:
-                self.intake.stop()
-            self.intake = self._new_intake()
-            self.intake.start()
             log.warning("config reloaded from %s", self.config_path or "defaults")
         self.notifier.send(READY=1)
+
+    def _switch_to(self, settings: config_mod.Settings) -> None:
+        if self.intake is not None:
+            self.intake.stop()
+            self.intake = None
+        self._apply(settings)
+        self.pool.size = self.worker_count
+        self.pool.settings = self._worker_settings()
+        intake = self._new_intake()
+        intake.start()
+        self.intake = intake
 
     def shutdown(self, now: float) -> None:
         if self.intake is not None:
@@ -178,12 +206,12 @@ class Supervisor:
             self.inference.stop()
         self._write_status(now, state="stopped")
         self.engine.dispose()
+        self.instance_lock.release()
 
     # ----- one iteration ---------------------------------------------------------------------
 
     def step(self, now: float, monotonic_s: float) -> None:
-        assert self.intake is not None, "start() first"
-        if self.intake.step(monotonic_s):
+        if self.intake is not None and self.intake.step(monotonic_s):
             self._next_claim = 0.0
         if monotonic_s >= self._next_expire:
             self._next_expire = monotonic_s + max(self.lease_s / 4, 0.5)
@@ -315,7 +343,7 @@ class Supervisor:
             self._finish(task, Outcome("error", error=str(exc), permanent=True), now)
             return
         except Exception as exc:  # noqa: BLE001 - a result that cannot be stored fails its job, not the daemon
-            if is_locked(exc):
+            if store_trouble(exc):
                 raise  # not the result's fault: run() says so in one line, and the job's lease runs out and requeues it
             if not isinstance(exc, OSError):  # a full or read-only disk says all in the line below; others need tracing
                 log.exception("job %d: storing the result failed", task.job_id)
@@ -405,9 +433,6 @@ class Supervisor:
         self.notifier.send(READY=1, STATUS="started", MAINPID=os.getpid())
         grace = self.settings.shutdown.grace_s
         while True:
-            if self.flags.reload:
-                self.flags.reload = False
-                self.reload()
             monotonic_s = time.monotonic()
             if self.flags.stop and self.draining_since is None:
                 self.draining_since = monotonic_s
@@ -418,38 +443,47 @@ class Supervisor:
                     not any(s.busy for s in self.pool.slots) or monotonic_s - self.draining_since >= grace):
                 break
             try:
+                if self.flags.reload:
+                    self.flags.reload = False
+                    self.reload()
+                if self._store_trouble is not None:
+                    self._write_status(time.time())  # a real write: an iteration that wrote nothing proves nothing
                 self.step(time.time(), monotonic_s)
                 self._handle_messages(time.time(), time.monotonic(), timeout=self._sleep_for(time.monotonic()))
             except OperationalError as exc:
-                if not is_locked(exc):
+                trouble = store_trouble(exc)
+                if trouble is None:
                     log.exception("supervisor step failed; continuing")
                 else:
-                    self._note_locked(monotonic_s)
+                    self._note_store_trouble(trouble, monotonic_s)
                 time.sleep(TICK_S)
             except Exception:  # noqa: BLE001 - one bad iteration must not kill the service
                 log.exception("supervisor step failed; continuing")
                 time.sleep(TICK_S)
             else:
-                self._note_unlocked(monotonic_s)
+                self._note_store_fine(monotonic_s)
         self.shutdown(time.time())
         log.warning("stopped")
         return 0
 
-    def _note_locked(self, monotonic_s: float) -> None:
-        """Another process holding the database's write lock is no bug of ours and passes when it lets go:
-        one line when it starts and one every LOCKED_LOG_EVERY_S while it lasts, not a traceback per attempt."""
-        if self._locked_since is None:
-            self._locked_since = self._locked_logged = monotonic_s
-            log.warning("database locked by another process, retrying")
-        elif monotonic_s - self._locked_logged >= LOCKED_LOG_EVERY_S:
-            self._locked_logged = monotonic_s
-            log.warning("database still locked by another process after %.0f s, retrying",
-                        monotonic_s - self._locked_since)
+    def _note_store_trouble(self, trouble: str, monotonic_s: float) -> None:
+        """A database locked by another process, out of disk space or made read-only is no bug of ours and passes
+        when fixed outside: one line when it starts and one every STORE_TROUBLE_LOG_EVERY_S while it lasts, not a
+        traceback per attempt."""
+        if self._store_trouble != trouble:
+            self._store_trouble, self._trouble_since, self._trouble_logged = trouble, monotonic_s, monotonic_s
+            log.warning("database %s, retrying", trouble)
+        elif monotonic_s - self._trouble_logged >= STORE_TROUBLE_LOG_EVERY_S:
+            self._trouble_logged = monotonic_s
+            log.warning("database still %s after %.0f s, retrying", trouble, monotonic_s - self._trouble_since)
 
-    def _note_unlocked(self, monotonic_s: float) -> None:
-        if self._locked_since is not None:
-            log.warning("database writable again after %.0f s", monotonic_s - self._locked_since)
-            self._locked_since = None
+    def _note_store_fine(self, monotonic_s: float) -> None:
+        """Arrivals that settled while nothing could be queued left the tracker: a scan finds them again."""
+        if self._store_trouble is not None:
+            log.warning("database writable again after %.0f s", monotonic_s - self._trouble_since)
+            self._store_trouble = None
+            if self.intake is not None:
+                self.intake.rescan_soon()
 
     def _sleep_for(self, monotonic_s: float) -> float:
         deadline = self.intake.next_deadline() if self.intake else None

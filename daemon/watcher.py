@@ -92,7 +92,7 @@ class NameFilter:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, names: NameFilter, out: "queue.Queue[str]", overflow: threading.Event) -> None:
+    def __init__(self, names: NameFilter, out: "queue.Queue[tuple[str, bool]]", overflow: threading.Event) -> None:
         self._names, self._out, self._overflow = names, out, overflow
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -107,18 +107,20 @@ class _Handler(FileSystemEventHandler):
         path = os.fsdecode(path)
         if self._names.accepts(path):
             try:
-                self._out.put_nowait(path)
+                # Closing after writing and renaming into place are a writer's own "done" (see stability.py).
+                self._out.put_nowait((path, event.event_type in ("closed", "moved")))
             except queue.Full:
                 self._overflow.set()
 
 
 class InboxWatcher:
-    """Owns the observer thread; `drain()` returns the paths seen since the last call."""
+    """Owns the observer thread; `drain()` returns the paths seen since the last call, each with whether its event
+    was the writer finishing (a close after writing, a rename into place)."""
 
     def __init__(self, names: NameFilter, *, polling: bool) -> None:
         self.names = names
         self.overflow = threading.Event()
-        self._queue: queue.Queue[str] = queue.Queue(maxsize=QUEUE_SIZE)
+        self._queue: queue.Queue[tuple[str, bool]] = queue.Queue(maxsize=QUEUE_SIZE)
         self._observer = PollingObserver() if polling else Observer()
         self._observer.schedule(_Handler(names, self._queue, self.overflow), str(names.inbox), recursive=True)
 
@@ -129,7 +131,7 @@ class InboxWatcher:
         self._observer.stop()
         self._observer.join(timeout=5)
 
-    def drain(self) -> list[str]:
+    def drain(self) -> list[tuple[str, bool]]:
         paths = []
         while True:
             try:

@@ -12,13 +12,14 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from .migrations import migrate
+from .migrations import STEPS, current_version, migrate
 from .transactions import emit_begin
 
 BUSY_TIMEOUT_MS = 10_000
@@ -49,6 +50,51 @@ def open_database(url: str) -> Engine:
     return engine
 
 
+def open_for_reading(url: str) -> Engine:
+    """The database for commands that only read it (status, show, plot): as `open_database` when this user may
+    write it, else read-only, as README promises to any user who can read the file.
+
+    A WAL database needs its `-shm` index to be read: one a running daemon made is shared read-only; when there
+    is none and none may be created (no daemon has the file open), the file is read as immutable, a snapshot.
+    """
+    try:
+        return open_database(url)
+    except OperationalError as exc:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite" or not parsed.database or not _cannot_write(exc):
+            raise
+        database = parsed.database
+    last: OperationalError | None = None
+    for query in ({"mode": "ro"}, {"immutable": "1"}):
+        engine = create_engine(URL.create("sqlite", database="file:" + quote(database), query={**query, "uri": "true"}))
+        try:
+            version = current_version(engine)
+        except OperationalError as exc:
+            engine.dispose()
+            last = exc
+            continue
+        if version != STEPS[-1].version:
+            engine.dispose()
+            raise ReadOnlyOutdated(f"{database}: read-only and at schema version {version}; this beatwatch needs "
+                                   f"{STEPS[-1].version}, which the daemon (or any command with write access) sets up")
+        return engine
+    assert last is not None
+    raise last
+
+
+class ReadOnlyOutdated(RuntimeError):
+    """A database this user cannot write holds an older schema than this version reads."""
+
+
+def is_read_only(engine: Engine) -> bool:
+    return engine.url.query.get("mode") == "ro" or engine.url.query.get("immutable") == "1"
+
+
+def _cannot_write(exc: OperationalError) -> bool:
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM)
+
+
 def is_locked(exc: BaseException) -> bool:
     """True for SQLite's "database is locked": another process held the write lock past busy_timeout.
 
@@ -59,13 +105,32 @@ def is_locked(exc: BaseException) -> bool:
     return isinstance(orig, sqlite3.OperationalError) and code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+def store_trouble(exc: BaseException) -> str | None:
+    """Why the database cannot be written when the cause lies outside beatwatch and passes once fixed there (a
+    lock let go, space freed, permissions restored), in words that follow "database"; None for anything else."""
+    orig = exc.orig if isinstance(exc, OperationalError) else exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    if not isinstance(orig, sqlite3.OperationalError) or code is None:
+        return None
+    return _TROUBLES.get(code & 0xFF)
+
+
+_TROUBLES = {
+    sqlite3.SQLITE_BUSY: "locked by another process",
+    sqlite3.SQLITE_LOCKED: "locked by another process",
+    sqlite3.SQLITE_FULL: "out of disk space",
+    sqlite3.SQLITE_READONLY: "read-only",
+    sqlite3.SQLITE_IOERR: "failing with I/O errors",
+}
+
+
 def write_lock_held(engine: Engine, wait_s: float = 2.0) -> bool:
     """Whether another process holds the write lock for longer than wait_s.
 
     In WAL mode readers never wait for a writer, so a reader cannot tell a locked database from an idle one; taking
     the write lock for a moment (and giving it back at once, writing nothing) is the only way to find out.
     """
-    if engine.dialect.name != "sqlite":
+    if engine.dialect.name != "sqlite" or is_read_only(engine):
         return False
     connection = engine.raw_connection()
     cursor = connection.cursor()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from beatwatch.daemon.cli import main
 from beatwatch.daemon.config import ConfigError, Settings, load
 
 EXAMPLE = Path(__file__).parents[1] / "config.example.toml"
@@ -52,6 +53,8 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
     ("[inbox]\nfollow_symlinks = \"outside\"\n", ["inbox.follow_symlinks", "outside"]),
     ("[nosuch]\nx = 1\n", ["unknown key", "nosuch"]),
     ("[jobs\n", ["not valid TOML"]),
+    ("[jobs]\nmemory_mb = 300\n", ["jobs.memory_mb = 300", "512 MB an idle worker needs", "'in_worker'"]),
+    ('[jobs]\nmemory_mb = 200\n[inference]\nmode = "process"\n', ["jobs.memory_mb = 200", "256 MB"]),
 ])
 def test_bad_configs_name_the_key_and_value(tmp_path, text, words):
     path = _write(tmp_path, text)
@@ -71,6 +74,29 @@ def test_follow_symlinks_defaults_to_inside_and_takes_all(tmp_path):
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load(tmp_path / "nope.toml")
+
+
+def test_memory_mb_above_an_idle_worker_is_taken(tmp_path):
+    assert load(_write(tmp_path, '[jobs]\nmemory_mb = 300\n[inference]\nmode = "process"\n')).jobs.memory_mb == 300
+
+
+@pytest.mark.parametrize("command", ["config", "run"])
+@pytest.mark.parametrize("key,text,problem", [
+    ("inbox.path", '[inbox]\npath = "music.wav"\n', "music.wav is not a folder"),
+    ("inbox.path", '[inbox]\npath = "music.wav/inbox"\n', "music.wav is not a folder"),
+    ("output.dir", '[output]\ndir = "music.wav"\n', "music.wav is not a folder"),
+    ("store.url", '[store]\nurl = "sqlite:///music.wav/beatwatch.db"\n', "music.wav is not a folder"),
+    ("jobs.memory_mb", "[jobs]\nmemory_mb = 300\n", "idle worker"),
+], ids=["inbox-a-file", "inbox-under-a-file", "output-a-file", "database-under-a-file", "memory-too-small"])
+def test_config_check_refuses_what_run_would_refuse(tmp_path, capsys, command, key, text, problem):
+    """`run` stops here with the same line, before it opens the database or starts a worker."""
+    (tmp_path / "music.wav").write_bytes(b"RIFF")
+    config = _write(tmp_path, text)
+    argv = ["config", "check", str(config)] if command == "config" else ["run", "--config", str(config)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and key in err and problem in err
+    assert not (tmp_path / "beatwatch.db").exists()
 
 
 def _write(folder: Path, text: str) -> Path:

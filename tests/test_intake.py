@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -124,3 +127,61 @@ def test_burst_of_2000_files_with_junk_gives_one_job_per_audio_file(intake, reco
           f"duplicates: {len(queued) - len(set(queued))}")
     assert len(queued) == len(set(queued)) == 2000
     assert set(queued) == set(audio)
+
+
+def test_without_sight_of_writers_the_close_decides_and_a_file_without_events_waits_longer(tmp_path):
+    """As under `User=beatwatch`: /proc is not asked at all, so only the writer's close (or the longer window for a
+    file that got no event) may end the wait."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "before.flac").write_bytes(os.urandom(4096))  # there before the watch: no event will come
+    engine = open_database(sqlite_url(tmp_path / "q.db"))
+    it = Intake(engine, NameFilter(inbox, DEFAULT_IGNORE, skip_result_folders=True), settle_s=SETTLE_S,
+                rescan_interval_s=3600, polling=False, writers_visible=False, unclosed_settle_s=4.0)
+    it.start()
+    try:
+        started = time.monotonic()
+        target = inbox / "held.flac"
+        with open(target, "wb") as handle:
+            handle.write(os.urandom(4096))
+            handle.flush()
+            pump(it, SETTLE_S * 4)  # unchanged far past settle_s, but not closed
+            assert paths(it) == []
+            handle.write(os.urandom(4096))
+        pump(it, SETTLE_S * 3)
+        assert paths(it) == [str(target)]
+        assert jobs.job_for_path(engine, str(target)).size == 2 * 4096
+        assert time.monotonic() - started < 4.0
+        pump(it, 4.0 - (time.monotonic() - started) + SETTLE_S * 2)
+        assert paths(it) == [str(target), str(inbox / "before.flac")]
+    finally:
+        it.stop()
+        engine.dispose()
+
+
+def rescan(config: Path, *, drop_ptrace: bool = False) -> str:
+    command = [str(Path(sys.executable).with_name("beatwatch")), "rescan", "--config", str(config)]
+    if drop_ptrace:
+        command = ["setpriv", "--bounding-set=-sys_ptrace", *command]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_beatwatch_rescan_skips_files_still_open_for_writing_or_too_recent_for_unseen_writers(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = tmp_path / "beatwatch.toml"
+    config.write_text(f'[inbox]\npath = "{inbox}"\n[watch]\nsettle_s = 0.5\nunclosed_settle_s = 600\n')
+    done = inbox / "done.flac"
+    done.write_bytes(os.urandom(4096))
+    os.utime(done, (time.time() - 60, time.time() - 60))
+    held = inbox / "held.flac"
+    with open(held, "wb") as handle:
+        handle.write(os.urandom(4096))
+        handle.flush()
+        os.utime(held, (time.time() - 60, time.time() - 60))
+        assert rescan(config).endswith("queued 1 new\n")  # done.flac; held.flac is open for writing
+        if os.geteuid() == 0 and shutil.which("setpriv"):
+            assert rescan(config, drop_ptrace=True).endswith("queued 0 new\n")  # held is a minute old, not 600 s
+    assert rescan(config).endswith("queued 1 new\n")
