@@ -37,6 +37,7 @@ from .pool import Pool, Slot
 from .intake import Intake
 from .protocol import Alive, InferenceSettings, Outcome, Progress, Ready, Result, Task, WorkerMessage, WorkerSettings
 from .publish import FileChanged, Publisher
+from .tag_models import tags_warning
 from .throttle import MachineProbe, Throttle
 from .watcher import NameFilter
 
@@ -106,6 +107,9 @@ class Supervisor:
                                 follow_symlinks=settings.inbox.follow_symlinks)
         self.publisher = Publisher(self.engine, output_dir=settings.output.dir,
                                    set_aside_in=settings.inbox.path if settings.inbox.after == "move" else None)
+        self.tags_warning = tags_warning(settings.models.dir)
+        if self.tags_warning:
+            log.warning("%s", self.tags_warning)
 
     # ----- lifecycle -------------------------------------------------------------------------
 
@@ -347,6 +351,7 @@ class Supervisor:
                          "rss_mb": round(s.rss_mb())} for s in self.pool.slots],
             "inference": self._describe_inference(),
             "pending_files": self.intake.pending if self.intake else 0,
+            "tags": self.tags_warning,
         })
 
     def _describe_inference(self) -> str:
