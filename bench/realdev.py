@@ -8,7 +8,7 @@ NAME.truth.json beside it (`beats` with `time` and `position`, `downbeats`, `met
 optional). A clip without `bpm` is scored on the tempo its annotated beats keep (60 / their median
 interval), so a tempo octave error shows on every clip that has beats. Four clips are too few to
 average, so the table is per clip and the verdict is per clip: none worse than madmom's processors
-on beats (F and AMLt), downbeats or tempo. Everything also goes to .bench/realdev.json.
+on beats (F and AMLt), downbeats or tempo. Everything also goes to .bench/realdev/report.json.
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ from .scoring import beat_amlt, beat_f_measure, tempo_acc1
 
 ENV = "BEATWATCH_REAL_DEV"
 DEFAULT_DIR = ROOT.parent / "shared" / "real-dev"
+# Sidecars, the analyze log and the report of a run; --out gives a run its own (two checkouts measured at once).
 WORK_DIR = ROOT / ".bench" / "realdev"
-SIDECARS_DIR = WORK_DIR / "sidecars"
+# The peers' answers do not depend on beatwatch, so every run shares them.
 PEERS_DIR = WORK_DIR / "peers"
-ANALYZE_LOG = WORK_DIR / "analyze.log"
-REPORT = ROOT / ".bench" / "realdev.json"
 # As in bench/accuracy.py: a peer ahead by less than this is a tie.
 PEER_MARGIN = 0.005
 # The verdict is a target of this issue until it holds: shown, never an exit status.
@@ -123,12 +122,12 @@ def _provides(peer: str) -> set[str]:
     return answered | {"beat_amlt"} if "beat_f" in answered else answered
 
 
-def evaluate(clip: Clip, sidecar: dict | None, answers: dict | None) -> dict:
+def evaluate(clip: Clip, sidecar: dict | None, answers: dict | None, log: Path | None = None) -> dict:
     """One clip's row: beatwatch's and each peer's scores and BPM, and the judged measures madmom wins."""
     systems: dict[str, dict] = {}
     problem = None
     if sidecar is None:
-        problem = f"no sidecar (analysis failed or not run; see {ANALYZE_LOG.relative_to(ROOT)})"
+        problem = f"no sidecar (analysis failed or not run; see {log or 'the analyze log'})"
         sidecar = {}
     systems["beatwatch"] = {"metrics": score_clip(clip, sidecar),
                             "bpm": (sidecar.get("summary") or {}).get("bpm"),
@@ -191,23 +190,24 @@ def print_table(rows: Sequence[dict], peers: bool) -> None:
         print("* the clip gives no BPM: the tempo its annotated beats keep (60 / median interval)")
 
 
-def run(folder: Path, *, peers: bool = True, score_only: bool = False) -> dict | None:
+def run(folder: Path, *, peers: bool = True, score_only: bool = False, work: Path = WORK_DIR) -> dict | None:
     """Analyse, score and print the real-dev table; None (and nothing printed) when the folder has no clips."""
     clips = load_clips(folder) if folder.is_dir() else []
     if not clips:
         return None
     audio = [c.audio for c in clips]
-    exit_code, analyze_s = (None, 0.0) if score_only else run_analyze(audio, SIDECARS_DIR, ANALYZE_LOG)
+    sidecars, log = work / "sidecars", work / "analyze.log"
+    exit_code, analyze_s = (None, 0.0) if score_only else run_analyze(audio, sidecars, log)
     started = time.perf_counter()
     answers = ensure_peers(audio, PEERS_DIR) if peers else {}
     peers_s = time.perf_counter() - started
     rows = []
     for clip in clips:
         try:
-            sidecar = json.loads((SIDECARS_DIR / sidecar_name(clip.audio)).read_text())
+            sidecar = json.loads((sidecars / sidecar_name(clip.audio)).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             sidecar = None
-        rows.append(evaluate(clip, sidecar, answers.get(clip.audio.name)))
+        rows.append(evaluate(clip, sidecar, answers.get(clip.audio.name), log))
     print(f"\nreal recordings: {len(clips)} clips in {folder}", end="")
     if exit_code is not None:
         print(f"; beatwatch analyze took {analyze_s:.1f} s, exit {exit_code}", end="")
@@ -219,20 +219,22 @@ def run(folder: Path, *, peers: bool = True, score_only: bool = False) -> dict |
     print(f"\nreal-dev verdict: {result}")
     report = {"folder": str(folder), "clips": rows, "verdict": result,
               "run": {"analyze_s": round(analyze_s, 3), "analyze_exit": exit_code, "peers_s": round(peers_s, 3)}}
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps(report, indent=1))
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "report.json").write_text(json.dumps(report, indent=1))
     return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.realdev", description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, help=f"the clips (default ${ENV}, else {DEFAULT_DIR})")
+    parser.add_argument("--out", type=Path, default=WORK_DIR,
+                        help="sidecars, analyze.log and report.json of this run (default .bench/realdev)")
     parser.add_argument("--score-only", action="store_true",
-                        help="score the sidecars already in .bench/realdev/sidecars instead of running beatwatch")
+                        help="score the sidecars already in OUT/sidecars instead of running beatwatch")
     parser.add_argument("--no-peers", action="store_true", help="leave out the madmom and Essentia columns")
     args = parser.parse_args(argv)
     folder = args.dir or real_dev_dir()
-    if run(folder, peers=not args.no_peers, score_only=args.score_only) is None:
+    if run(folder, peers=not args.no_peers, score_only=args.score_only, work=args.out.absolute()) is None:
         print(f"no annotated clips in {folder}", file=sys.stderr)
         return 2
     return 0
