@@ -57,8 +57,9 @@ $(TYPING):
 bench: install
 	$(BIN)/python -m bench.speed
 
+# ACCURACY_FLAGS passes options on, e.g. make bench-accuracy ACCURACY_FLAGS=--real-dev-only
 bench-accuracy: install
-	$(BIN)/python -m bench.accuracy
+	$(BIN)/python -m bench.accuracy $(ACCURACY_FLAGS)
 
 clean:
 	rm -rf $(VENV) .bench .pytest_cache .mypy_cache .ruff_cache build/typing

@@ -1,7 +1,10 @@
 """Loudness after ITU-R BS.1770-4 / EBU R128 and EBU Tech 3342, per-bar loudness and the energy curve.
 
 R128 weighs channels, so loudness reads the decoded channels (a mono file is
-one channel, as BS.1770 says), while everything else reads the mono mix.
+one channel, as BS.1770 says), while everything else reads the mono mix. The
+decoder hands over 44.1 kHz, so a 48 kHz file is measured without what it
+holds above 22 kHz (nothing, for recorded or encoded music; 0.14 LU of white
+noise).
 The measurement is done here with two biquads and block sums rather than
 Essentia's LoudnessEBUR128, which took a tenth of the whole analysis; tests
 hold it to the standard's reference levels, and a benchmark check compares it
@@ -26,10 +29,13 @@ FILTER_SLICE = 441000
 RELATIVE_GATE_LU = -10.0
 LRA_RELATIVE_GATE_LU = -20.0
 LRA_PERCENTILES = (10.0, 95.0)
-# BS.1770 K-weighting: a high shelf (+4 dB above ~1.7 kHz) then a high pass (~38 Hz), as analogue prototypes.
-SHELF_GAIN_DB, SHELF_Q, SHELF_HZ = 3.99984385397, 0.7071752369554193, 1681.9744509555319
-HIGHPASS_Q, HIGHPASS_HZ = 0.5003270373253953, 38.13547087613982
-
+# BS.1770 K-weighting as the analogue prototypes of its two stages, whose bilinear transform at 48 kHz gives the
+# biquads BS.1770 publishes (to 1e-14) and at any other rate the response those biquads mean: a high shelf of
+# SHELF_GAIN_DB above ~1.7 kHz whose numerator's middle term has the gain 10 ** (SHELF_GAIN_DB / 20 * SHELF_MID),
+# then a ~38 Hz high pass with the published numerator 1, -2, 1 (not the unity-gain textbook one).
+SHELF_GAIN_DB, SHELF_Q, SHELF_HZ = 3.999843853973347, 0.7071752369554196, 1681.974450955533
+SHELF_MID = 0.4996667741545416
+HIGHPASS_Q, HIGHPASS_HZ = 0.5003270373238773, 38.13547087602444
 
 @dataclass(frozen=True)
 class Loudness:
@@ -46,20 +52,20 @@ class Loudness:
 
 
 def k_weighting(sample_rate: int) -> np.ndarray:
-    """Second-order sections of the K-weighting filter at any sample rate (bilinear transform)."""
-    a_gain = 10 ** (SHELF_GAIN_DB / 40)
-    w0 = 2 * np.pi * SHELF_HZ / sample_rate
-    alpha, cos = np.sin(w0) / (2 * SHELF_Q), np.cos(w0)
-    root = 2 * np.sqrt(a_gain) * alpha
-    shelf = [a_gain * ((a_gain + 1) + (a_gain - 1) * cos + root), -2 * a_gain * ((a_gain - 1) + (a_gain + 1) * cos),
-             a_gain * ((a_gain + 1) + (a_gain - 1) * cos - root),
-             (a_gain + 1) - (a_gain - 1) * cos + root, 2 * ((a_gain - 1) - (a_gain + 1) * cos),
-             (a_gain + 1) - (a_gain - 1) * cos - root]
-    w0 = 2 * np.pi * HIGHPASS_HZ / sample_rate
-    alpha, cos = np.sin(w0) / (2 * HIGHPASS_Q), np.cos(w0)
-    highpass = [(1 + cos) / 2, -(1 + cos), (1 + cos) / 2, 1 + alpha, -2 * cos, 1 - alpha]
-    return np.array([np.array(section) / section[3] for section in (shelf, highpass)])
+    """Second-order sections of the K-weighting filter at the file's own rate (bilinear transform, prewarped).
 
+    The textbook (RBJ cookbook) shelf and high pass read a 1 kHz tone 0.26 dB low: the standard's
+    coefficients are not those shapes, and Tech 3341 allows 0.1 LU.
+    """
+    k = np.tan(np.pi * SHELF_HZ / sample_rate)
+    high = 10 ** (SHELF_GAIN_DB / 20)
+    mid = high ** SHELF_MID
+    shelf = [high + mid * k / SHELF_Q + k * k, 2 * (k * k - high), high - mid * k / SHELF_Q + k * k,
+             1 + k / SHELF_Q + k * k, 2 * (k * k - 1), 1 - k / SHELF_Q + k * k]
+    k = np.tan(np.pi * HIGHPASS_HZ / sample_rate)
+    denominator = 1 + k / HIGHPASS_Q + k * k
+    highpass = [denominator, -2 * denominator, denominator, denominator, 2 * (k * k - 1), 1 - k / HIGHPASS_Q + k * k]
+    return np.array([np.array(section) / section[3] for section in (shelf, highpass)])
 
 def _lufs(mean_square: np.ndarray | float) -> np.ndarray:
     with np.errstate(divide="ignore"):

@@ -9,21 +9,23 @@ Essentia, the minimum and the verdict (PASS needs the minimum and no peer
 ahead); then whether confidence means something (the accuracy of the least
 confident quarter of beats, chords, keys and tempi against the most
 confident); then the songs that miss a measure. Everything also goes to
-.bench/accuracy.json so that runs can be compared.
+.bench/accuracy.json so that runs can be compared. When the real recordings of
+../shared/real-dev are there, their own per-clip table follows (bench/realdev.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import realdev
 from .peers import PEERS, ensure_peers, peer_metrics
+from .runner import run_analyze, sidecar_name
 from .scoring import SidecarError, confidence_items, quartile_accuracy, score
 from .songs import RenderError, Song, SongSpec, benchmark_suite, ensure_suite, quick_subset
 
@@ -97,28 +99,12 @@ def select(quick: bool, only: Sequence[str], suite_size: int | None) -> list[Son
 
 
 def sidecar_path(song: Song) -> Path:
-    return SIDECARS_DIR / f"{song.audio.name}.beatwatch.json"
+    return SIDECARS_DIR / sidecar_name(song.audio)
 
 
 def analyze(songs: Sequence[Song]) -> tuple[int, float]:
-    """Run one `beatwatch analyze` over every file, output in ANALYZE_LOG; returns (exit code, seconds).
-
-    Old sidecars of these files are removed first, so a file that fails now cannot be scored on a
-    sidecar left over from an earlier run.
-    """
-    SIDECARS_DIR.mkdir(parents=True, exist_ok=True)
-    for song in songs:
-        sidecar_path(song).unlink(missing_ok=True)
-    command = [str(Path(sys.executable).parent / "beatwatch"), "analyze", *(str(s.audio) for s in songs),
-               "--out", str(SIDECARS_DIR), "--no-db"]
-    started = time.perf_counter()
-    with ANALYZE_LOG.open("w") as log:
-        try:
-            code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=False).returncode
-        except OSError as error:
-            log.write(f"cannot start {command[0]}: {error}\n")
-            code = 127
-    return code, time.perf_counter() - started
+    """Run one `beatwatch analyze` over every song, output in ANALYZE_LOG; returns (exit code, seconds)."""
+    return run_analyze([s.audio for s in songs], SIDECARS_DIR, ANALYZE_LOG)
 
 
 def evaluate(song: Song, sidecar: dict | None, peers: dict | None = None) -> SongResult:
@@ -247,7 +233,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="score the sidecars already in .bench/sidecars instead of running beatwatch")
     parser.add_argument("--no-peers", action="store_true", help="leave out the madmom and Essentia columns")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a minimum (not an issue target) is missed")
+    parser.add_argument("--real-dev-only", action="store_true",
+                        help="only the table of real recordings (see bench/realdev.py), not the rendered songs")
+    parser.add_argument("--no-real-dev", action="store_true", help="leave out the table of real recordings")
     args = parser.parse_args(argv)
+    if args.real_dev_only:
+        flags = [flag for flag, on in (("--no-peers", args.no_peers), ("--score-only", args.score_only)) if on]
+        return realdev.main(flags)
 
     specs = select(args.quick, args.only, args.songs)
     if not specs:
@@ -287,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "analyze_s": round(analyze_s, 3), "peers_s": round(peers_s, 3), "analyze_exit": exit_code,
                 "missed": missed},
     }, indent=1))
+    if not args.no_real_dev:
+        realdev.run(realdev.real_dev_dir(), peers=not args.no_peers, score_only=args.score_only)
     return 1 if args.strict and missed else 0
 
 

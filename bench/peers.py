@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -44,6 +45,8 @@ def _load() -> dict:
     global _processors
     if _processors is None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        # TempoEstimationProcessor's own default `method` argument warns that it is deprecated, on every file.
+        warnings.filterwarnings("ignore", message="Usage of `method` is deprecated", category=UserWarning)
         import onnxruntime
         # madmom's ONNX graphs declare 1-D outputs and warn on every call that the real ones are 2-D.
         onnxruntime.set_default_logger_severity(3)

@@ -39,6 +39,17 @@ def beat_f_measure(reference: np.ndarray, estimated: np.ndarray) -> float:
     return float(mir_eval.beat.f_measure(reference, estimated, f_measure_threshold=BEAT_WINDOW_S))
 
 
+def beat_amlt(reference: np.ndarray, estimated: np.ndarray) -> float:
+    """mir_eval's AMLt (continuity allowing double, half and off-beat tapping), both lists trimmed as for F."""
+    reference = mir_eval.beat.trim_beats(np.sort(reference))
+    estimated = mir_eval.beat.trim_beats(np.sort(estimated))
+    if reference.size < 2:
+        raise ValueError("the ground truth has fewer than two beats after 5 s")
+    if estimated.size < 2:
+        return 0.0
+    return float(mir_eval.beat.continuity(reference, estimated)[3])
+
+
 def tempo_acc1(reference_bpm: float, estimated_bpm: float | None) -> float:
     """1 when the estimate is within 4 % of the truth; half or double tempo is wrong."""
     if estimated_bpm is None:

@@ -165,8 +165,12 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
     from beatwatch.analysis.pipeline import Analyzer
     from .memory import release_free_memory
     from .publish import Publisher
+    from .tag_models import tags_warning
 
     networks = Networks(device=settings.inference.device, models_dir=settings.models.dir)
+    missing = tags_warning(settings.models.dir, networks.tag_models)
+    if missing:
+        _error("warning: " + missing)
     analyzer = Analyzer(networks, chunk_s=settings.analysis.chunk_s, after_chunk=release_free_memory)
     publisher = Publisher(engine, output_dir=output_dir, inbox=settings.inbox.path.absolute())
     documents, failed = [], 0
@@ -304,6 +308,8 @@ def cmd_models(args) -> int:
     from beatwatch.analysis.nets.models_build import BuildError, build_musicnn
     from beatwatch.analysis.nets.zoo import ModelFileError, list_models
 
+    from .tag_models import tags_warning
+
     folder = config_mod.load(args.config).models.dir
     try:
         if args.models_command == "build":
@@ -317,6 +323,9 @@ def cmd_models(args) -> int:
         print(f"{len(infos)} model(s) in {folder}")
         for info in infos:
             print(f"  {info.summary()}")
+    if not infos:
+        _error(tags_warning(folder) or f"no tags: no model in {folder}")
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -3,7 +3,9 @@
 Every key has a default here, so an empty file is a valid config; unknown
 keys are refused so a typo never silently does nothing. Relative paths are
 resolved against the config file's folder, as users expect when systemd
-starts the daemon from `/`.
+starts the daemon from `/`. models.dir left unset is the folder `make install`
+built the tag models into, wherever the command runs: a default relative to
+the working directory left tags silently empty outside the checkout.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from .admission import FollowSymlinks
 
 CONFIG_ENV = "BEATWATCH_CONFIG"
+# The checkout `make install` installs (editable) and builds the tag models in.
+PROJECT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_IGNORE = [
     "*.part", "*.tmp", "*.crdownload", "*.partial", "*.download", ".*", "~$*", "*~",
     "Thumbs.db", "desktop.ini", "*.beatwatch.json", "*.beatwatch.png",
@@ -100,7 +104,7 @@ class Analysis(Section):
 
 
 class Models(Section):
-    dir: Path = Path("models")
+    dir: Path = PROJECT_MODELS_DIR
 
 
 class Shutdown(Section):

@@ -44,6 +44,8 @@ def render_status(engine: Engine, *, now: float) -> str:
         if alive:
             lines.append(f"throttle: {daemon['throttle']}")
             lines.append(f"inference: {daemon['inference']}")
+            if daemon.get("tags"):
+                lines.append(f"warning: {daemon['tags']}")
             for w in daemon["workers"]:
                 doing = f"job {w['job_id']} {w['stage']}" if w["busy"] else ("idle" if w["ready"] else "loading models")
                 lines.append(f"worker {w['name']} pid {w['pid']}: {doing} ({w['rss_mb']} MB, {w['jobs_done']} done)")

@@ -40,6 +40,7 @@ from .protocol import (Alive, Go, Hashed, InferenceSettings, Outcome, Progress, 
                        WorkerSettings)
 from .publish import FileChanged, FileGone, Publisher
 from .stability import other_writers_visible
+from .tag_models import tags_warning
 from .throttle import MachineProbe, Throttle
 from .turns import ContentTurns
 from .watcher import NameFilter
@@ -119,6 +120,9 @@ class Supervisor:
                                 follow_symlinks=settings.inbox.follow_symlinks)
         self.publisher = Publisher(self.engine, output_dir=settings.output.dir, inbox=settings.inbox.path,
                                    set_aside_in=settings.inbox.path if settings.inbox.after == "move" else None)
+        self.tags_warning = tags_warning(settings.models.dir)
+        if self.tags_warning:
+            log.warning("%s", self.tags_warning)
 
     # ----- lifecycle -------------------------------------------------------------------------
 
@@ -404,6 +408,7 @@ class Supervisor:
                          "rss_mb": round(s.rss_mb())} for s in self.pool.slots],
             "inference": self._describe_inference(),
             "pending_files": self.intake.pending if self.intake else 0,
+            "tags": self.tags_warning,
         })
 
     def _describe_inference(self) -> str:

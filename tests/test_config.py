@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from beatwatch.daemon.cli import main
-from beatwatch.daemon.config import ConfigError, Settings, load
+from beatwatch.daemon.config import PROJECT_MODELS_DIR, ConfigError, Settings, load
 
 EXAMPLE = Path(__file__).parents[1] / "config.example.toml"
 
@@ -36,6 +36,16 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     assert cfg.inbox.path == tmp_path / "music"
     assert cfg.store.url == f"sqlite:///{sub / 'state' / 'bw.db'}"
     assert cfg.output.dir == sub / "side"
+
+
+def test_models_default_to_the_folder_make_install_builds_wherever_the_command_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BEATWATCH_CONFIG", raising=False)
+    assert PROJECT_MODELS_DIR == EXAMPLE.parent.resolve() / "models"
+    assert load().models.dir == PROJECT_MODELS_DIR
+    assert load(_write(tmp_path, "")).models.dir == PROJECT_MODELS_DIR
+    assert load(EXAMPLE).models.dir == PROJECT_MODELS_DIR.resolve()  # "models" beside the example, resolved
+    assert load(_write(tmp_path, '[models]\ndir = "mine"\n')).models.dir == tmp_path.resolve() / "mine"
 
 
 def test_environment_overrides_the_file(tmp_path, monkeypatch):
