@@ -117,3 +117,28 @@ def test_refining_moves_beats_to_the_activation_peak():
     activation = np.zeros(100)
     activation[[11, 48, 99]] = [0.9, 0.8, 0.7]
     assert refine_to_peaks(activation, np.array([0.10, 0.50, 0.98]), 100, radius=2).tolist() == [0.11, 0.48, 0.99]
+
+
+def _bar_activations(bar_lengths: list[int], *, beat_s: float = 0.5, lead_in: float = 0.5):
+    """Network-like activations of bars with the given beat counts: (Activations, beat times, positions)."""
+    positions = np.concatenate([np.arange(1, n + 1) for n in bar_lengths])
+    times = lead_in + beat_s * np.arange(len(positions))
+    values = np.full((int((times[-1] + 1.0) * 100), 2), 0.01, dtype=np.float32)
+    for time, position in zip(times, positions):
+        frame = int(round(time * 100))
+        # As the network hears a plain accent: a sure beat, a downbeat only somewhat more likely than not.
+        values[frame - 1:frame + 2] = [0.4, 0.5] if position == 1 else [0.9, 0.02]
+    return Activations(values=values), times, positions
+
+
+def test_bars_after_an_irregular_bar_before_a_decoding_seam_recover():
+    """A 2-beat bar just before the first window seam (110 s) moves the downbeat; bars after it must follow."""
+    bar_lengths = [4] * 53 + [2] + [4] * 44  # the 2-beat bar starts at 106.5 s; 4/4 at 120 BPM, ~196 s in all
+    activations, times, positions = _bar_activations(bar_lengths)
+    beats = BeatTracker()(activations)
+    assert mir_eval.beat.f_measure(times, beats.times) > 0.99
+    after = times > 112.0
+    nearest = np.abs(beats.times[None, :] - times[after, None]).argmin(axis=1)
+    right = beats.positions[nearest] == positions[after]
+    assert np.mean(right) >= 0.98, "bar positions after the seam follow the music, not the count before it"
+    assert beats.meter == 4

@@ -9,10 +9,15 @@ songs this is 5-6x faster with the same beat and downbeat F-measure.
 
 Viterbi keeps a back-pointer per frame and state (~7,000 states at 50 fps),
 so a 3-hour mix cannot be decoded in one piece within bounded memory. Long
-activations are decoded in overlapping windows and stitched in the middle
-of each overlap, where both windows have context on both sides; the second
-window's bar positions are re-phased to agree with the first at the seam, so
-beats and bar numbers run on without a gap, a double beat or a jump.
+activations are decoded in overlapping windows and stitched near the middle
+of each overlap, where both windows have context on both sides. Each window
+keeps the bar positions its own evidence decided: the DBN holds one bar
+phase per window, so after an irregular bar (a 2- or 6-beat bar in a bridge)
+the window that has heard more of the new bars is the one that is right, and
+forcing the earlier window's count onto the next would carry one irregular
+bar's error through the rest of the file. Where the two windows disagree,
+the switch is placed at the beat where the network's downbeat evidence for
+the joined bars is strongest, which is where the bar phase really changed.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ DBN_WINDOW_S = 120.0
 DBN_OVERLAP_S = 20.0
 # A beat of the next window this close to the last kept beat is the same beat.
 SEAM_MATCH_S = 0.05
+# How far from the middle of an overlap the switch between windows may move: both windows keep this
+# much context (a quarter of the overlap, 5 s) on each side of it.
+SEAM_REACH_S = DBN_OVERLAP_S / 4
 ACTIVATION_FLOOR = 1e-4
 
 
@@ -101,7 +109,7 @@ class BeatTracker:
         start = window - overlap
         while start + overlap < len(pooled):
             tracked = stitch(tracked, self._decode(pooled[start:start + window], start, fps),
-                             seam=(start + overlap / 2) / fps)
+                             seam=(start + overlap / 2) / fps, downbeat=pooled[:, 1], fps=fps)
             start += window - overlap
         if tracked.size == 0:
             return Beats.empty()
@@ -117,21 +125,31 @@ class BeatTracker:
         return tracked
 
 
-def stitch(first: np.ndarray, second: np.ndarray, seam: float) -> np.ndarray:
-    """Join two windows' (time, position) beats at `seam`, re-phasing the second window's bar positions."""
+def stitch(first: np.ndarray, second: np.ndarray, seam: float, downbeat: np.ndarray, fps: float) -> np.ndarray:
+    """Join two windows' (time, position) beats near `seam`, each keeping its own bar positions.
+
+    The switch goes to the beat within SEAM_REACH_S of the seam after which the joined downbeats
+    (the first window's before it, the second's from it) collect the most downbeat activation;
+    where the windows agree every switch scores the same and the seam itself is kept.
+    """
     if len(second) == 0:
         return first
-    kept = first[first[:, 0] < seam]
+    lo, hi = seam - SEAM_REACH_S, seam + SEAM_REACH_S
+    first_down = first[(first[:, 1] == 1) & (first[:, 0] >= lo) & (first[:, 0] < hi), 0]
+    second_down = second[(second[:, 1] == 1) & (second[:, 0] >= lo) & (second[:, 0] < hi), 0]
+
+    def evidence(times: np.ndarray) -> float:
+        return float(downbeat[np.clip(np.round(times * fps).astype(int), 0, len(downbeat) - 1)].sum())
+
+    candidates = np.concatenate([[seam], first[(first[:, 0] > lo) & (first[:, 0] < hi), 0]])
+    scores = [evidence(first_down[first_down < c]) + evidence(second_down[second_down >= c - SEAM_MATCH_S])
+              for c in candidates]
+    best = max(range(len(candidates)), key=lambda i: (round(scores[i], 6), -abs(candidates[i] - seam)))
+    switch = candidates[best]
+    kept = first[first[:, 0] < switch]
     if len(kept) == 0:
-        return second[second[:, 0] >= seam]
-    last_time, last_position = kept[-1]
-    nearest = int(np.argmin(np.abs(second[:, 0] - last_time)))
-    rest = second[second[:, 0] > last_time + SEAM_MATCH_S].copy()
-    if abs(second[nearest, 0] - last_time) <= SEAM_MATCH_S and len(rest):
-        meter = int(second[:, 1].max())
-        shift = int(last_position) - int(second[nearest, 1])
-        rest[:, 1] = (rest[:, 1] - 1 + shift) % meter + 1
-    return np.vstack([kept, rest])
+        return second[second[:, 0] >= switch]
+    return np.vstack([kept, second[second[:, 0] > kept[-1, 0] + SEAM_MATCH_S]])
 
 
 def _loggable(values: np.ndarray) -> np.ndarray:
