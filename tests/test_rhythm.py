@@ -142,3 +142,14 @@ def test_bars_after_an_irregular_bar_before_a_decoding_seam_recover():
     right = beats.positions[nearest] == positions[after]
     assert np.mean(right) >= 0.98, "bar positions after the seam follow the music, not the count before it"
     assert beats.meter == 4
+
+
+def test_a_short_clip_of_four_beats_gets_beats_and_tempo(analyzer, media):
+    """2.8 s with four clear beats at 87.5 BPM (a loop, a jingle) is music: beats and tempo, not 'too short'."""
+    signal, truth = click_track(87.5, seconds=2.8, lead_in=0.2)
+    assert len(truth) == 4
+    doc = analyzer.analyze(write_wav(media / "short_loop.wav", signal))
+    beats = np.array([b["time"] for b in doc["timeline"]["beats"]])
+    assert len(beats) >= 3
+    assert all(np.min(np.abs(beats - t)) <= 0.07 for t in truth[1:])
+    assert doc["summary"]["bpm"] == pytest.approx(87.5, rel=0.04)

@@ -46,6 +46,10 @@ SEAM_MATCH_S = 0.05
 # much context (a quarter of the overlap, 5 s) on each side of it.
 SEAM_REACH_S = DBN_OVERLAP_S / 4
 ACTIVATION_FLOOR = 1e-4
+# The shortest activation the DBN decodes: three beats (two intervals, the fewest a tempo is read from)
+# at the slowest tempo the DBN allows take 2.2 s, and below 2 s the network's first and last second,
+# where it has no context, are all there is.
+MIN_TRACK_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ class BeatTracker:
 
     def __call__(self, activations: Activations) -> Beats:
         values = activations.values
-        if len(values) < 2 * activations.fps or float(values.max(initial=0.0)) < 0.05:
+        if len(values) < MIN_TRACK_S * activations.fps or float(values.max(initial=0.0)) < 0.05:
             return Beats.empty()
         usable = len(values) // DBN_POOL * DBN_POOL
         pooled = _loggable(values[:usable].reshape(-1, DBN_POOL, values.shape[1]).max(axis=1))
