@@ -153,3 +153,24 @@ def test_a_short_clip_of_four_beats_gets_beats_and_tempo(analyzer, media):
     assert len(beats) >= 3
     assert all(np.min(np.abs(beats - t)) <= 0.07 for t in truth[1:])
     assert doc["summary"]["bpm"] == pytest.approx(87.5, rel=0.04)
+
+
+def _pulse_activations(period: float, seconds: float, between: float) -> Activations:
+    """A steady pulse the network is sure of (bars of four), and `between` activation half way between pulses."""
+    values = np.full((int(seconds * 100), 2), 0.01, dtype=np.float32)
+    for i, time in enumerate(np.arange(0.5, seconds - 0.5, period / 2)):
+        frame = int(round(time * 100))
+        if i % 2:
+            values[frame - 1:frame + 2, 0] = between
+        else:
+            values[frame - 1:frame + 2] = [0.4, 0.5] if i % 8 == 0 else [0.9, 0.02]
+    return Activations(values=values)
+
+
+@pytest.mark.parametrize("between,bpm", [(0.02, 156.0), (0.35, 78.0)])
+def test_a_fast_level_under_a_fast_tracked_level_moves_the_beat_to_a_moderate_tempo(between, bpm):
+    """Running sixteenths under eighths at 156 BPM (an expressive choro guitar): the beat is the quarter at 78.
+
+    Without the faster level the 156 BPM pulse is the beat: a fast song stays fast."""
+    beats = BeatTracker()(_pulse_activations(60 / 156, 30.0, between))
+    assert estimate_tempo(beats.times, beats.confidence).bpm == pytest.approx(bpm, rel=0.03)

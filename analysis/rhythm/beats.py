@@ -29,6 +29,8 @@ from madmom.features.downbeats import DBNDownBeatTrackingProcessor
 
 from beatwatch.analysis.audio.features import RHYTHM_FPS
 
+from .octave import beat_level
+
 METERS = (3, 4)
 MIN_BPM = 55.0
 MAX_BPM = 215.0
@@ -40,6 +42,8 @@ DBN_POOL = 2
 TRANSITION_LAMBDA = 100.0 / DBN_POOL
 DBN_WINDOW_S = 120.0
 DBN_OVERLAP_S = 20.0
+# When the beat is re-tracked at another metrical level, the DBN may follow it this far either way.
+LEVEL_SPAN = 1.3
 # A beat of the next window this close to the last kept beat is the same beat.
 SEAM_MATCH_S = 0.05
 # How far from the middle of an overlap the switch between windows may move: both windows keep this
@@ -97,8 +101,12 @@ class BeatTracker:
     """Decodes activations into beats with bar positions, trying 3/4 and 4/4 bars."""
 
     def __init__(self, *, meters=METERS, min_bpm: float = MIN_BPM, max_bpm: float = MAX_BPM) -> None:
-        self._dbn = DBNDownBeatTrackingProcessor(
-            beats_per_bar=list(meters), min_bpm=min_bpm, max_bpm=max_bpm, fps=RHYTHM_FPS // DBN_POOL,
+        self._meters, self._min_bpm, self._max_bpm = list(meters), min_bpm, max_bpm
+        self._dbn = self._bar_tracker(min_bpm, max_bpm)
+
+    def _bar_tracker(self, min_bpm: float, max_bpm: float) -> DBNDownBeatTrackingProcessor:
+        return DBNDownBeatTrackingProcessor(
+            beats_per_bar=self._meters, min_bpm=min_bpm, max_bpm=max_bpm, fps=RHYTHM_FPS // DBN_POOL,
             transition_lambda=TRANSITION_LAMBDA)
 
     def __call__(self, activations: Activations) -> Beats:
@@ -108,23 +116,36 @@ class BeatTracker:
         usable = len(values) // DBN_POOL * DBN_POOL
         pooled = _loggable(values[:usable].reshape(-1, DBN_POOL, values.shape[1]).max(axis=1))
         fps = activations.fps / DBN_POOL
-        window, overlap = int(DBN_WINDOW_S * fps), int(DBN_OVERLAP_S * fps)
-        tracked = self._decode(pooled[:window], 0, fps)
-        start = window - overlap
-        while start + overlap < len(pooled):
-            tracked = stitch(tracked, self._decode(pooled[start:start + window], start, fps),
-                             seam=(start + overlap / 2) / fps, downbeat=pooled[:, 1], fps=fps)
-            start += window - overlap
+        combined = values.sum(axis=1)
+        tracked = self._track(self._dbn, pooled, fps)
         if tracked.size == 0:
             return Beats.empty()
-        combined = values.sum(axis=1)
         times = refine_to_peaks(combined, tracked[:, 0], activations.fps, radius=DBN_POOL)
+        level = beat_level(combined, times, activations.fps, self._min_bpm)
+        if level is not None:
+            slower = self._track(self._bar_tracker(max(level / LEVEL_SPAN, self._min_bpm),
+                                                   min(level * LEVEL_SPAN, self._max_bpm)), pooled, fps)
+            if len(slower) >= 3:
+                tracked = slower
+                times = refine_to_peaks(combined, tracked[:, 0], activations.fps, radius=DBN_POOL)
         return Beats(times=times, positions=tracked[:, 1].astype(int),
                      confidence=beat_confidence(combined, times, activations.fps))
 
-    def _decode(self, segment: np.ndarray, start: int, fps: float) -> np.ndarray:
+    def _track(self, dbn: DBNDownBeatTrackingProcessor, pooled: np.ndarray, fps: float) -> np.ndarray:
+        """(time, position) rows over the whole file, decoded window by window and stitched."""
+        window, overlap = int(DBN_WINDOW_S * fps), int(DBN_OVERLAP_S * fps)
+        tracked = self._decode(dbn, pooled[:window], 0, fps)
+        start = window - overlap
+        while start + overlap < len(pooled):
+            tracked = stitch(tracked, self._decode(dbn, pooled[start:start + window], start, fps),
+                             seam=(start + overlap / 2) / fps, downbeat=pooled[:, 1], fps=fps)
+            start += window - overlap
+        return tracked
+
+    @staticmethod
+    def _decode(dbn: DBNDownBeatTrackingProcessor, segment: np.ndarray, start: int, fps: float) -> np.ndarray:
         """(time, position) rows of one window, times in file seconds."""
-        tracked = np.asarray(self._dbn(segment), dtype=float).reshape(-1, 2)
+        tracked = np.asarray(dbn(segment), dtype=float).reshape(-1, 2)
         tracked[:, 0] += start / fps
         return tracked
 
