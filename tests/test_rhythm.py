@@ -174,3 +174,24 @@ def test_a_fast_level_under_a_fast_tracked_level_moves_the_beat_to_a_moderate_te
     Without the faster level the 156 BPM pulse is the beat: a fast song stays fast."""
     beats = BeatTracker()(_pulse_activations(60 / 156, 30.0, between))
     assert estimate_tempo(beats.times, beats.confidence).bpm == pytest.approx(bpm, rel=0.03)
+    strong = 0.5 + np.arange(0, 29, 60 / 156)
+    assert all(np.min(np.abs(strong - t)) <= 0.03 for t in beats.times), "the beats sure of themselves are kept"
+
+
+def test_every_other_beat_keeps_the_stronger_beats_and_the_bar_lines():
+    from beatwatch.analysis.rhythm.beats import every_other_beat
+
+    times = np.arange(24) * 0.4
+    positions = np.arange(24) % 4 + 1
+    share = np.where(np.arange(24) % 2 == 1, 0.7, 0.3)  # the odd beats are the strong ones
+    kept, bars = every_other_beat(times, positions, share)
+    assert np.allclose(kept, times[1::2])
+    assert bars.tolist() == [1, 2] * 6, "a bar line on a dropped beat moves to the beat after it"
+
+
+def test_a_two_beat_bar_moves_the_bar_line_for_the_bars_after_it():
+    from beatwatch.analysis.rhythm.bar_phase import bar_positions
+
+    truth = np.concatenate([np.arange(1, 5)] * 6 + [np.arange(1, 3)] + [np.arange(1, 5)] * 8)
+    downbeat = np.where(truth == 1, 0.6, 0.2)  # an accent the network is only fairly sure of
+    assert bar_positions(downbeat, 4).tolist() == truth.tolist()

@@ -29,7 +29,8 @@ from madmom.features.downbeats import DBNDownBeatTrackingProcessor
 
 from beatwatch.analysis.audio.features import RHYTHM_FPS
 
-from .octave import beat_level
+from .bar_phase import bar_positions, count_from_downbeats, downbeat_probability
+from .octave import half_is_the_beat, on_beat_share
 
 METERS = (3, 4)
 MIN_BPM = 55.0
@@ -42,8 +43,6 @@ DBN_POOL = 2
 TRANSITION_LAMBDA = 100.0 / DBN_POOL
 DBN_WINDOW_S = 120.0
 DBN_OVERLAP_S = 20.0
-# When the beat is re-tracked at another metrical level, the DBN may follow it this far either way.
-LEVEL_SPAN = 1.3
 # A beat of the next window this close to the last kept beat is the same beat.
 SEAM_MATCH_S = 0.05
 # How far from the middle of an overlap the switch between windows may move: both windows keep this
@@ -101,11 +100,8 @@ class BeatTracker:
     """Decodes activations into beats with bar positions, trying 3/4 and 4/4 bars."""
 
     def __init__(self, *, meters=METERS, min_bpm: float = MIN_BPM, max_bpm: float = MAX_BPM) -> None:
-        self._meters, self._min_bpm, self._max_bpm = list(meters), min_bpm, max_bpm
-        self._dbn = self._bar_tracker(min_bpm, max_bpm)
-
-    def _bar_tracker(self, min_bpm: float, max_bpm: float) -> DBNDownBeatTrackingProcessor:
-        return DBNDownBeatTrackingProcessor(
+        self._meters, self._min_bpm = list(meters), min_bpm
+        self._dbn = DBNDownBeatTrackingProcessor(
             beats_per_bar=self._meters, min_bpm=min_bpm, max_bpm=max_bpm, fps=RHYTHM_FPS // DBN_POOL,
             transition_lambda=TRANSITION_LAMBDA)
 
@@ -117,35 +113,33 @@ class BeatTracker:
         pooled = _loggable(values[:usable].reshape(-1, DBN_POOL, values.shape[1]).max(axis=1))
         fps = activations.fps / DBN_POOL
         combined = values.sum(axis=1)
-        tracked = self._track(self._dbn, pooled, fps)
+        tracked = self._track(pooled, fps)
         if tracked.size == 0:
             return Beats.empty()
         times = refine_to_peaks(combined, tracked[:, 0], activations.fps, radius=DBN_POOL)
-        level = beat_level(combined, times, activations.fps, self._min_bpm)
-        if level is not None:
-            slower = self._track(self._bar_tracker(max(level / LEVEL_SPAN, self._min_bpm),
-                                                   min(level * LEVEL_SPAN, self._max_bpm)), pooled, fps)
-            if len(slower) >= 3:
-                tracked = slower
-                times = refine_to_peaks(combined, tracked[:, 0], activations.fps, radius=DBN_POOL)
-        return Beats(times=times, positions=tracked[:, 1].astype(int),
-                     confidence=beat_confidence(combined, times, activations.fps))
+        positions = tracked[:, 1].astype(int)
+        if half_is_the_beat(combined, times, activations.fps, self._min_bpm):
+            times, positions = every_other_beat(times, positions, on_beat_share(combined, times, activations.fps))
+        else:
+            meter = Beats(times, positions, np.zeros(0)).meter or max(self._meters)
+            positions = bar_positions(downbeat_probability(values, times, activations.fps), meter,
+                                      start=int(positions[0]) - 1)
+        return Beats(times=times, positions=positions, confidence=beat_confidence(combined, times, activations.fps))
 
-    def _track(self, dbn: DBNDownBeatTrackingProcessor, pooled: np.ndarray, fps: float) -> np.ndarray:
+    def _track(self, pooled: np.ndarray, fps: float) -> np.ndarray:
         """(time, position) rows over the whole file, decoded window by window and stitched."""
         window, overlap = int(DBN_WINDOW_S * fps), int(DBN_OVERLAP_S * fps)
-        tracked = self._decode(dbn, pooled[:window], 0, fps)
+        tracked = self._decode(pooled[:window], 0, fps)
         start = window - overlap
         while start + overlap < len(pooled):
-            tracked = stitch(tracked, self._decode(dbn, pooled[start:start + window], start, fps),
+            tracked = stitch(tracked, self._decode(pooled[start:start + window], start, fps),
                              seam=(start + overlap / 2) / fps, downbeat=pooled[:, 1], fps=fps)
             start += window - overlap
         return tracked
 
-    @staticmethod
-    def _decode(dbn: DBNDownBeatTrackingProcessor, segment: np.ndarray, start: int, fps: float) -> np.ndarray:
+    def _decode(self, segment: np.ndarray, start: int, fps: float) -> np.ndarray:
         """(time, position) rows of one window, times in file seconds."""
-        tracked = np.asarray(dbn(segment), dtype=float).reshape(-1, 2)
+        tracked = np.asarray(self._dbn(segment), dtype=float).reshape(-1, 2)
         tracked[:, 0] += start / fps
         return tracked
 
@@ -175,6 +169,16 @@ def stitch(first: np.ndarray, second: np.ndarray, seam: float, downbeat: np.ndar
     if len(kept) == 0:
         return second[second[:, 0] >= switch]
     return np.vstack([kept, second[second[:, 0] > kept[-1, 0] + SEAM_MATCH_S]])
+
+
+def every_other_beat(times: np.ndarray, positions: np.ndarray, on_share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stronger of each two alternating beats (which of the two may change along the piece, as the
+    two-state bar Viterbi decides), keeping the bar lines the faster level was heard with: a bar line on a
+    dropped beat moves to the beat after it."""
+    keep = bar_positions(on_share, 2) == 1
+    downbeat = positions == 1
+    moved = downbeat | np.concatenate([[False], downbeat[:-1] & ~keep[:-1]])
+    return times[keep], count_from_downbeats(moved[keep], int(positions[np.flatnonzero(keep)[0]]) - 1)
 
 
 def _loggable(values: np.ndarray) -> np.ndarray:

@@ -41,12 +41,20 @@ def faster_level_salience(activation: np.ndarray, times: np.ndarray, fps: float)
     return float(between.mean() / max(on.mean(), 1e-9))
 
 
-def beat_level(activation: np.ndarray, times: np.ndarray, fps: float, min_bpm: float) -> float | None:
-    """The BPM the beat should be tracked at instead of the tracked level's, or None to keep it."""
-    if len(times) < 4 or faster_level_salience(activation, times, fps) < FASTER_LEVEL:
-        return None
+def half_is_the_beat(activation: np.ndarray, times: np.ndarray, fps: float, min_bpm: float) -> bool:
+    """Whether every other tracked beat is the beat: the network hears a faster level under the tracked one,
+    and half the tracked tempo is nearer a moderate tempo (and still a tempo the tracker allows)."""
+    if len(times) < 8 or faster_level_salience(activation, times, fps) < FASTER_LEVEL:
+        return False
     tracked = 60.0 / float(np.median(np.diff(times)))
     half = tracked / 2
-    if half < min_bpm or abs(np.log2(half / MODERATE_BPM)) >= abs(np.log2(tracked / MODERATE_BPM)):
-        return None
-    return half
+    return half >= min_bpm and abs(np.log2(half / MODERATE_BPM)) < abs(np.log2(tracked / MODERATE_BPM))
+
+
+def on_beat_share(activation: np.ndarray, times: np.ndarray, fps: float) -> np.ndarray:
+    """Per tracked beat, its activation over its own plus the mean of its neighbours': above 0.5 where it is
+    the stronger of two alternating beats, the beat of the slower level."""
+    peaks = _peaks(activation, np.round(times * fps).astype(int))
+    padded = np.concatenate([[peaks[1]], peaks, [peaks[-2]]])
+    neighbours = (padded[:-2] + padded[2:]) / 2
+    return peaks / np.maximum(peaks + neighbours, 1e-9)
