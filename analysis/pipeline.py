@@ -36,7 +36,7 @@ from beatwatch.analysis.audio.features import RHYTHM_FPS, RhythmFeatureProcessor
 from beatwatch.analysis.rhythm.harmonic_rhythm import regroup
 from beatwatch.analysis.harmony.key import KEY_FPS, KeyRecognizer
 from .loudness import LoudnessMeter, energy_curve
-from beatwatch.analysis.rhythm.beats import Activations, BeatTracker
+from beatwatch.analysis.rhythm.beats import MIN_TRACK_S, Activations, BeatTracker
 from beatwatch.analysis.rhythm.tempo import estimate_tempo
 from .timeline import Results, assemble
 from beatwatch.analysis.rhythm.transients import detect_onsets, match_beats
@@ -45,8 +45,9 @@ from beatwatch.analysis.nets.zoo import TAG_SAMPLE_RATE
 if TYPE_CHECKING:  # a worker served by the inference process loads neither onnxruntime nor Essentia
     from beatwatch.analysis.nets.networks import Networks
 
-# Below this length beat tracking and key detection have too little to go on.
-MIN_MUSIC_S = 3.0
+# Below this the beat tracker has nothing to decode (see MIN_TRACK_S); from it on, a clip with three
+# beats gets beats and a tempo (a 2.8 s loop of four beats at 87.5 BPM is real music, not a glitch).
+MIN_MUSIC_S = MIN_TRACK_S
 DEFAULT_CHUNK_S = 300.0
 # Context either side of a chunk: the BLSTM needs seconds of it to settle, the STFTs a frame.
 MARGIN_S = 10.0

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import realdev
+from . import hard, realdev
 from .peers import PEERS, ensure_peers, peer_metrics
 from .runner import run_analyze, sidecar_name
 from .scoring import SidecarError, confidence_items, quartile_accuracy, score
@@ -236,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--real-dev-only", action="store_true",
                         help="only the table of real recordings (see bench/realdev.py), not the rendered songs")
     parser.add_argument("--no-real-dev", action="store_true", help="leave out the table of real recordings")
+    parser.add_argument("--hard", action="store_true",
+                        help="then the hard-material table (bench/hard.py: what real recordings do, issue 13)")
     args = parser.parse_args(argv)
     if args.real_dev_only:
         flags = [flag for flag, on in (("--no-peers", args.no_peers), ("--score-only", args.score_only)) if on]
@@ -279,9 +281,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "analyze_s": round(analyze_s, 3), "peers_s": round(peers_s, 3), "analyze_exit": exit_code,
                 "missed": missed},
     }, indent=1))
+    hard_passed = True
+    if args.hard:
+        print()
+        hard_passed = hard.run(peers=not args.no_peers)
     if not args.no_real_dev:
         realdev.run(realdev.real_dev_dir(), peers=not args.no_peers, score_only=args.score_only)
-    return 1 if args.strict and missed else 0
+    return 1 if args.strict and (missed or not hard_passed) else 0
 
 
 if __name__ == "__main__":

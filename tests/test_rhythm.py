@@ -117,3 +117,81 @@ def test_refining_moves_beats_to_the_activation_peak():
     activation = np.zeros(100)
     activation[[11, 48, 99]] = [0.9, 0.8, 0.7]
     assert refine_to_peaks(activation, np.array([0.10, 0.50, 0.98]), 100, radius=2).tolist() == [0.11, 0.48, 0.99]
+
+
+def _bar_activations(bar_lengths: list[int], *, beat_s: float = 0.5, lead_in: float = 0.5):
+    """Network-like activations of bars with the given beat counts: (Activations, beat times, positions)."""
+    positions = np.concatenate([np.arange(1, n + 1) for n in bar_lengths])
+    times = lead_in + beat_s * np.arange(len(positions))
+    values = np.full((int((times[-1] + 1.0) * 100), 2), 0.01, dtype=np.float32)
+    for time, position in zip(times, positions):
+        frame = int(round(time * 100))
+        # As the network hears a plain accent: a sure beat, a downbeat only somewhat more likely than not.
+        values[frame - 1:frame + 2] = [0.4, 0.5] if position == 1 else [0.9, 0.02]
+    return Activations(values=values), times, positions
+
+
+def test_bars_after_an_irregular_bar_before_a_decoding_seam_recover():
+    """A 2-beat bar just before the first window seam (110 s) moves the downbeat; bars after it must follow."""
+    bar_lengths = [4] * 53 + [2] + [4] * 44  # the 2-beat bar starts at 106.5 s; 4/4 at 120 BPM, ~196 s in all
+    activations, times, positions = _bar_activations(bar_lengths)
+    beats = BeatTracker()(activations)
+    assert mir_eval.beat.f_measure(times, beats.times) > 0.99
+    after = times > 112.0
+    nearest = np.abs(beats.times[None, :] - times[after, None]).argmin(axis=1)
+    right = beats.positions[nearest] == positions[after]
+    assert np.mean(right) >= 0.98, "bar positions after the seam follow the music, not the count before it"
+    assert beats.meter == 4
+
+
+def test_a_short_clip_of_four_beats_gets_beats_and_tempo(analyzer, media):
+    """2.8 s with four clear beats at 87.5 BPM (a loop, a jingle) is music: beats and tempo, not 'too short'."""
+    signal, truth = click_track(87.5, seconds=2.8, lead_in=0.2)
+    assert len(truth) == 4
+    doc = analyzer.analyze(write_wav(media / "short_loop.wav", signal))
+    beats = np.array([b["time"] for b in doc["timeline"]["beats"]])
+    assert len(beats) >= 3
+    assert all(np.min(np.abs(beats - t)) <= 0.07 for t in truth[1:])
+    assert doc["summary"]["bpm"] == pytest.approx(87.5, rel=0.04)
+
+
+def _pulse_activations(period: float, seconds: float, between: float) -> Activations:
+    """A steady pulse the network is sure of (bars of four), and `between` activation half way between pulses."""
+    values = np.full((int(seconds * 100), 2), 0.01, dtype=np.float32)
+    for i, time in enumerate(np.arange(0.5, seconds - 0.5, period / 2)):
+        frame = int(round(time * 100))
+        if i % 2:
+            values[frame - 1:frame + 2, 0] = between
+        else:
+            values[frame - 1:frame + 2] = [0.4, 0.5] if i % 8 == 0 else [0.9, 0.02]
+    return Activations(values=values)
+
+
+@pytest.mark.parametrize("between,bpm", [(0.02, 156.0), (0.35, 78.0)])
+def test_a_fast_level_under_a_fast_tracked_level_moves_the_beat_to_a_moderate_tempo(between, bpm):
+    """Running sixteenths under eighths at 156 BPM (an expressive choro guitar): the beat is the quarter at 78.
+
+    Without the faster level the 156 BPM pulse is the beat: a fast song stays fast."""
+    beats = BeatTracker()(_pulse_activations(60 / 156, 30.0, between))
+    assert estimate_tempo(beats.times, beats.confidence).bpm == pytest.approx(bpm, rel=0.03)
+    strong = 0.5 + np.arange(0, 29, 60 / 156)
+    assert all(np.min(np.abs(strong - t)) <= 0.03 for t in beats.times), "the beats sure of themselves are kept"
+
+
+def test_every_other_beat_keeps_the_stronger_beats_and_the_bar_lines():
+    from beatwatch.analysis.rhythm.beats import every_other_beat
+
+    times = np.arange(24) * 0.4
+    positions = np.arange(24) % 4 + 1
+    share = np.where(np.arange(24) % 2 == 1, 0.7, 0.3)  # the odd beats are the strong ones
+    kept, bars = every_other_beat(times, positions, share)
+    assert np.allclose(kept, times[1::2])
+    assert bars.tolist() == [1, 2] * 6, "a bar line on a dropped beat moves to the beat after it"
+
+
+def test_a_two_beat_bar_moves_the_bar_line_for_the_bars_after_it():
+    from beatwatch.analysis.rhythm.bar_phase import bar_positions
+
+    truth = np.concatenate([np.arange(1, 5)] * 6 + [np.arange(1, 3)] + [np.arange(1, 5)] * 8)
+    downbeat = np.where(truth == 1, 0.6, 0.2)  # an accent the network is only fairly sure of
+    assert bar_positions(downbeat, 4).tolist() == truth.tolist()

@@ -9,10 +9,15 @@ songs this is 5-6x faster with the same beat and downbeat F-measure.
 
 Viterbi keeps a back-pointer per frame and state (~7,000 states at 50 fps),
 so a 3-hour mix cannot be decoded in one piece within bounded memory. Long
-activations are decoded in overlapping windows and stitched in the middle
-of each overlap, where both windows have context on both sides; the second
-window's bar positions are re-phased to agree with the first at the seam, so
-beats and bar numbers run on without a gap, a double beat or a jump.
+activations are decoded in overlapping windows and stitched near the middle
+of each overlap, where both windows have context on both sides. Each window
+keeps the bar positions its own evidence decided: the DBN holds one bar
+phase per window, so after an irregular bar (a 2- or 6-beat bar in a bridge)
+the window that has heard more of the new bars is the one that is right, and
+forcing the earlier window's count onto the next would carry one irregular
+bar's error through the rest of the file. Where the two windows disagree,
+the switch is placed at the beat where the network's downbeat evidence for
+the joined bars is strongest, which is where the bar phase really changed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ import numpy as np
 from madmom.features.downbeats import DBNDownBeatTrackingProcessor
 
 from beatwatch.analysis.audio.features import RHYTHM_FPS
+
+from .bar_phase import bar_positions, count_from_downbeats, downbeat_probability
+from .octave import half_is_the_beat, on_beat_share
 
 METERS = (3, 4)
 MIN_BPM = 55.0
@@ -37,7 +45,14 @@ DBN_WINDOW_S = 120.0
 DBN_OVERLAP_S = 20.0
 # A beat of the next window this close to the last kept beat is the same beat.
 SEAM_MATCH_S = 0.05
+# How far from the middle of an overlap the switch between windows may move: both windows keep this
+# much context (a quarter of the overlap, 5 s) on each side of it.
+SEAM_REACH_S = DBN_OVERLAP_S / 4
 ACTIVATION_FLOOR = 1e-4
+# The shortest activation the DBN decodes: three beats (two intervals, the fewest a tempo is read from)
+# at the slowest tempo the DBN allows take 2.2 s, and below 2 s the network's first and last second,
+# where it has no context, are all there is.
+MIN_TRACK_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -85,30 +100,42 @@ class BeatTracker:
     """Decodes activations into beats with bar positions, trying 3/4 and 4/4 bars."""
 
     def __init__(self, *, meters=METERS, min_bpm: float = MIN_BPM, max_bpm: float = MAX_BPM) -> None:
+        self._meters, self._min_bpm = list(meters), min_bpm
         self._dbn = DBNDownBeatTrackingProcessor(
-            beats_per_bar=list(meters), min_bpm=min_bpm, max_bpm=max_bpm, fps=RHYTHM_FPS // DBN_POOL,
+            beats_per_bar=self._meters, min_bpm=min_bpm, max_bpm=max_bpm, fps=RHYTHM_FPS // DBN_POOL,
             transition_lambda=TRANSITION_LAMBDA)
 
     def __call__(self, activations: Activations) -> Beats:
         values = activations.values
-        if len(values) < 2 * activations.fps or float(values.max(initial=0.0)) < 0.05:
+        if len(values) < MIN_TRACK_S * activations.fps or float(values.max(initial=0.0)) < 0.05:
             return Beats.empty()
         usable = len(values) // DBN_POOL * DBN_POOL
         pooled = _loggable(values[:usable].reshape(-1, DBN_POOL, values.shape[1]).max(axis=1))
         fps = activations.fps / DBN_POOL
+        combined = values.sum(axis=1)
+        tracked = self._track(pooled, fps)
+        if tracked.size == 0:
+            return Beats.empty()
+        times = refine_to_peaks(combined, tracked[:, 0], activations.fps, radius=DBN_POOL)
+        positions = tracked[:, 1].astype(int)
+        if half_is_the_beat(combined, times, activations.fps, self._min_bpm):
+            times, positions = every_other_beat(times, positions, on_beat_share(combined, times, activations.fps))
+        else:
+            meter = Beats(times, positions, np.zeros(0)).meter or max(self._meters)
+            positions = bar_positions(downbeat_probability(values, times, activations.fps), meter,
+                                      start=int(positions[0]) - 1)
+        return Beats(times=times, positions=positions, confidence=beat_confidence(combined, times, activations.fps))
+
+    def _track(self, pooled: np.ndarray, fps: float) -> np.ndarray:
+        """(time, position) rows over the whole file, decoded window by window and stitched."""
         window, overlap = int(DBN_WINDOW_S * fps), int(DBN_OVERLAP_S * fps)
         tracked = self._decode(pooled[:window], 0, fps)
         start = window - overlap
         while start + overlap < len(pooled):
             tracked = stitch(tracked, self._decode(pooled[start:start + window], start, fps),
-                             seam=(start + overlap / 2) / fps)
+                             seam=(start + overlap / 2) / fps, downbeat=pooled[:, 1], fps=fps)
             start += window - overlap
-        if tracked.size == 0:
-            return Beats.empty()
-        combined = values.sum(axis=1)
-        times = refine_to_peaks(combined, tracked[:, 0], activations.fps, radius=DBN_POOL)
-        return Beats(times=times, positions=tracked[:, 1].astype(int),
-                     confidence=beat_confidence(combined, times, activations.fps))
+        return tracked
 
     def _decode(self, segment: np.ndarray, start: int, fps: float) -> np.ndarray:
         """(time, position) rows of one window, times in file seconds."""
@@ -117,21 +144,41 @@ class BeatTracker:
         return tracked
 
 
-def stitch(first: np.ndarray, second: np.ndarray, seam: float) -> np.ndarray:
-    """Join two windows' (time, position) beats at `seam`, re-phasing the second window's bar positions."""
+def stitch(first: np.ndarray, second: np.ndarray, seam: float, downbeat: np.ndarray, fps: float) -> np.ndarray:
+    """Join two windows' (time, position) beats near `seam`, each keeping its own bar positions.
+
+    The switch goes to the beat within SEAM_REACH_S of the seam after which the joined downbeats
+    (the first window's before it, the second's from it) collect the most downbeat activation;
+    where the windows agree every switch scores the same and the seam itself is kept.
+    """
     if len(second) == 0:
         return first
-    kept = first[first[:, 0] < seam]
+    lo, hi = seam - SEAM_REACH_S, seam + SEAM_REACH_S
+    first_down = first[(first[:, 1] == 1) & (first[:, 0] >= lo) & (first[:, 0] < hi), 0]
+    second_down = second[(second[:, 1] == 1) & (second[:, 0] >= lo) & (second[:, 0] < hi), 0]
+
+    def evidence(times: np.ndarray) -> float:
+        return float(downbeat[np.clip(np.round(times * fps).astype(int), 0, len(downbeat) - 1)].sum())
+
+    candidates = np.concatenate([[seam], first[(first[:, 0] > lo) & (first[:, 0] < hi), 0]])
+    scores = [evidence(first_down[first_down < c]) + evidence(second_down[second_down >= c - SEAM_MATCH_S])
+              for c in candidates]
+    best = max(range(len(candidates)), key=lambda i: (round(scores[i], 6), -abs(candidates[i] - seam)))
+    switch = candidates[best]
+    kept = first[first[:, 0] < switch]
     if len(kept) == 0:
-        return second[second[:, 0] >= seam]
-    last_time, last_position = kept[-1]
-    nearest = int(np.argmin(np.abs(second[:, 0] - last_time)))
-    rest = second[second[:, 0] > last_time + SEAM_MATCH_S].copy()
-    if abs(second[nearest, 0] - last_time) <= SEAM_MATCH_S and len(rest):
-        meter = int(second[:, 1].max())
-        shift = int(last_position) - int(second[nearest, 1])
-        rest[:, 1] = (rest[:, 1] - 1 + shift) % meter + 1
-    return np.vstack([kept, rest])
+        return second[second[:, 0] >= switch]
+    return np.vstack([kept, second[second[:, 0] > kept[-1, 0] + SEAM_MATCH_S]])
+
+
+def every_other_beat(times: np.ndarray, positions: np.ndarray, on_share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stronger of each two alternating beats (which of the two may change along the piece, as the
+    two-state bar Viterbi decides), keeping the bar lines the faster level was heard with: a bar line on a
+    dropped beat moves to the beat after it."""
+    keep = bar_positions(on_share, 2) == 1
+    downbeat = positions == 1
+    moved = downbeat | np.concatenate([[False], downbeat[:-1] & ~keep[:-1]])
+    return times[keep], count_from_downbeats(moved[keep], int(positions[np.flatnonzero(keep)[0]]) - 1)
 
 
 def _loggable(values: np.ndarray) -> np.ndarray:
