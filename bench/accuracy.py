@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .peers import PEERS, ensure_peers, peer_metrics
 from .scoring import SidecarError, confidence_items, quartile_accuracy, score
+from .arranged import ArrangedSong
 from .songs import RenderError, Song, SongSpec, benchmark_suite, ensure_suite, quick_subset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,23 +97,24 @@ def select(quick: bool, only: Sequence[str], suite_size: int | None) -> list[Son
     return specs
 
 
-def sidecar_path(song: Song) -> Path:
-    return SIDECARS_DIR / f"{song.audio.name}.beatwatch.json"
+def sidecar_path(song: Song | ArrangedSong, sidecars: Path = SIDECARS_DIR) -> Path:
+    return sidecars / f"{song.audio.name}.beatwatch.json"
 
 
-def analyze(songs: Sequence[Song]) -> tuple[int, float]:
-    """Run one `beatwatch analyze` over every file, output in ANALYZE_LOG; returns (exit code, seconds).
+def analyze(songs: Sequence[Song | ArrangedSong], sidecars: Path = SIDECARS_DIR,
+            log_path: Path = ANALYZE_LOG) -> tuple[int, float]:
+    """Run one `beatwatch analyze` over every file, output in `log_path`; returns (exit code, seconds).
 
     Old sidecars of these files are removed first, so a file that fails now cannot be scored on a
     sidecar left over from an earlier run.
     """
-    SIDECARS_DIR.mkdir(parents=True, exist_ok=True)
+    sidecars.mkdir(parents=True, exist_ok=True)
     for song in songs:
-        sidecar_path(song).unlink(missing_ok=True)
+        sidecar_path(song, sidecars).unlink(missing_ok=True)
     command = [str(Path(sys.executable).parent / "beatwatch"), "analyze", *(str(s.audio) for s in songs),
-               "--out", str(SIDECARS_DIR), "--no-db"]
+               "--out", str(sidecars), "--no-db"]
     started = time.perf_counter()
-    with ANALYZE_LOG.open("w") as log:
+    with log_path.open("w") as log:
         try:
             code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, check=False).returncode
         except OSError as error:
@@ -164,17 +166,19 @@ def verdict(measure: Measure, value: float | None, peers: dict[str, float | None
     return "PASS" if measure.minimum is not None or any(p is not None for p in peers.values()) else "-"
 
 
-def summarize(results: Sequence[SongResult]) -> list[dict]:
+def summarize(results: Sequence[SongResult], measures: Sequence[Measure] = MEASURES,
+              peer_names: Sequence[str] = PEERS) -> list[dict]:
     """One row per measure: beatwatch's mean over the songs it applies to, each peer's mean over the same
     songs (where the peer answers the measure), and the verdict."""
     rows = []
-    for measure in MEASURES:
+    for measure in measures:
         scored = [r for r in results if measure.key in r.metrics]
         value = _mean([r.metrics[measure.key] for r in scored])
+        pool = scored or list(results)  # a measure beatwatch does not answer yet still shows the peers'
         peers = {}
-        for peer in PEERS:
-            answered = [r.peers[peer][measure.key] for r in scored if measure.key in r.peers.get(peer, {})]
-            peers[peer] = _mean(answered) if answered and len(answered) == len(scored) else None
+        for peer in peer_names:
+            answered = [r.peers[peer][measure.key] for r in pool if measure.key in r.peers.get(peer, {})]
+            peers[peer] = _mean(answered) if answered and len(answered) == len(pool) else None
         rows.append({**asdict(measure), "value": value, "songs": len(scored), "peers": peers,
                      "status": verdict(measure, value, peers)})
     return rows
@@ -192,14 +196,14 @@ def confidence_report(results: Sequence[SongResult]) -> list[dict]:
     return rows
 
 
-def failures(results: Sequence[SongResult]) -> list[dict]:
+def failures(results: Sequence[SongResult], measures: Sequence[Measure] = MEASURES) -> list[dict]:
     """(song, measure, value) for every song value under its measure's per-song floor.
 
     Songs without a readable sidecar are left out: their one problem line says more than a row of zeros.
     """
     rows = []
     for result in (r for r in results if not r.problem):
-        for measure in MEASURES:
+        for measure in measures:
             value = result.metrics.get(measure.key)
             if value is not None and measure.song_floor is not None and value < measure.song_floor - ROUNDING:
                 rows.append({"song": result.name, "measure": measure.key, "value": value})
@@ -247,8 +251,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="score the sidecars already in .bench/sidecars instead of running beatwatch")
     parser.add_argument("--no-peers", action="store_true", help="leave out the madmom and Essentia columns")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a minimum (not an issue target) is missed")
+    parser.add_argument("--suite", choices=("all", "loops", "arranged"), default="all",
+                        help="the loop songs' table, the arranged songs' table (bench/arranged.py), or both")
     args = parser.parse_args(argv)
+    code = run_loops(args) if args.suite != "arranged" else 0
+    if args.suite != "loops":
+        from .arranged_accuracy import run_arranged  # it builds on this module, so only once this one is loaded
+        code = max(code, run_arranged(args))
+    return code
 
+
+def run_loops(args: argparse.Namespace) -> int:
+    """The loop suite's table (bench/songs.py)."""
     specs = select(args.quick, args.only, args.songs)
     if not specs:
         print("no song matches --only " + " ".join(args.only), file=sys.stderr)
