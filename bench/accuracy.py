@@ -179,7 +179,7 @@ def summarize(results: Sequence[SongResult], measures: Sequence[Measure] = MEASU
         for peer in peer_names:
             answered = [r.peers[peer][measure.key] for r in pool if measure.key in r.peers.get(peer, {})]
             peers[peer] = _mean(answered) if answered and len(answered) == len(pool) else None
-        rows.append({**asdict(measure), "value": value, "songs": len(scored), "peers": peers,
+        rows.append({**asdict(measure), "value": value, "songs": len(pool), "peers": peers,
                      "status": verdict(measure, value, peers)})
     return rows
 
