@@ -15,6 +15,8 @@ from bench.arrange import DYNAMICS, HUMANIZE_MS, ArrangedSpec, compose_arranged
 from bench.arranged import arranged_suite, ground_truth, render
 from bench.compose import PPQ
 from bench.form_scoring import score_arranged, section_scores
+from bench.sections_peer import SAMPLE_RATE as PEER_SR
+from bench.sections_peer import laplacian_sections
 
 SUITE = arranged_suite()
 
@@ -152,3 +154,26 @@ def test_a_detuned_low_bitrate_mp3_renders_with_its_truth_in_tune(tmp_path):
         labels.append([c["label"] for c in truth["timeline"]["chords"]])
     assert labels[0] == labels[1]
     assert pitches[1] - pitches[0] == pytest.approx(0.4, abs=0.05)
+
+
+def test_the_laplacian_peer_finds_where_the_sound_changes():
+    """Three 12 s parts (C major with soft clicks, another chord with loud ones, the first again): the peer's
+    sections tile the signal, are lettered in order of appearance and have boundaries at both changes."""
+    rng = np.random.default_rng(0)
+    t = np.arange(12 * PEER_SR) / PEER_SR
+
+    def part(freqs: list[float], clicks_gain: float) -> np.ndarray:
+        clicks = np.zeros_like(t)
+        clicks[(np.arange(0, 12, 0.5) * PEER_SR).astype(int)] = 1
+        clicks = np.convolve(clicks, np.exp(-np.arange(400) / 40) * rng.standard_normal(400), "same")
+        return 0.5 * sum(np.sin(2 * np.pi * f * t) for f in freqs) / len(freqs) + clicks_gain * clicks
+
+    first = part([261.6, 329.6, 392.0], 0.3)
+    signal = np.concatenate([first, part([220.0, 277.2, 329.6, 660.0], 0.8), first]).astype(np.float32)
+    sections = laplacian_sections(signal)
+    assert sections[0]["start"] == 0.0 and sections[-1]["end"] == pytest.approx(36.0)
+    assert all(a["end"] == b["start"] for a, b in zip(sections, sections[1:]))
+    letters = list(dict.fromkeys(s["letter"] for s in sections))
+    assert letters == [chr(ord("A") + i) for i in range(len(letters))]
+    starts = np.array([s["start"] for s in sections])
+    assert all(np.min(np.abs(starts - change)) <= 1.0 for change in (12.0, 24.0))
