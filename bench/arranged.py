@@ -62,7 +62,7 @@ FORMS: tuple[tuple[tuple[SectionLabel, int], ...], ...] = (
 
 @dataclass(frozen=True)
 class ArrangedSong:
-    """A rendered arranged song: its audio file and, beside it, the MIDI source and the ground truth JSON."""
+    """A rendered arranged song: its audio file and, beside it, the MIDI FluidSynth played and the truth JSON."""
 
     spec: ArrangedSpec
     audio: Path
