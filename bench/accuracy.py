@@ -9,7 +9,8 @@ Essentia, the minimum and the verdict (PASS needs the minimum and no peer
 ahead); then whether confidence means something (the accuracy of the least
 confident quarter of beats, chords, keys and tempi against the most
 confident); then the songs that miss a measure. Everything also goes to
-.bench/accuracy.json so that runs can be compared.
+.bench/accuracy.json so that runs can be compared. Then the same for the
+arranged songs, as a table of their own (bench/arranged_accuracy.py).
 """
 
 from __future__ import annotations
