@@ -201,7 +201,7 @@ class ArrangedScore:
 
 
 def parse_chord(token: str, tonic: int, mode: Mode) -> tuple[str, tuple[int, ...], int]:
-    """("7:maj/3", G=7... ) -> Harte label, pitch classes, bass pitch class."""
+    """A progression token as its Harte label, pitch classes and bass: "7:maj/3" in C is "G:maj/3", G B D over B."""
     degree, rest = token.split(":")
     quality, _, inversion = rest.partition("/")
     root = (tonic + int(degree)) % 12
