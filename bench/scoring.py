@@ -9,7 +9,7 @@ that is present but malformed raises SidecarError naming the measure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import mir_eval
 import numpy as np
@@ -79,6 +79,12 @@ def _labelled(segments: Sequence[dict]) -> tuple[np.ndarray, list[str]]:
 
 def chord_majmin(reference: Sequence[dict], estimated: Sequence[dict]) -> float:
     """Duration-weighted majmin accuracy over the truth's span, as mir_eval.chord.evaluate computes it."""
+    return chord_accuracy(reference, estimated, mir_eval.chord.majmin)
+
+
+def chord_accuracy(reference: Sequence[dict], estimated: Sequence[dict],
+                   compare: Callable[[list[str], list[str]], np.ndarray]) -> float:
+    """Duration-weighted accuracy over the truth's span under one of mir_eval.chord's comparisons."""
     ref_intervals, ref_labels = _labelled(reference)
     if not estimated:
         return 0.0
@@ -89,14 +95,15 @@ def chord_majmin(reference: Sequence[dict], estimated: Sequence[dict]) -> float:
     intervals, ref_labels, est_labels = mir_eval.util.merge_labeled_intervals(
         ref_intervals, ref_labels, est_intervals, est_labels)
     durations = mir_eval.util.intervals_to_durations(intervals)
-    return float(mir_eval.chord.weighted_accuracy(mir_eval.chord.majmin(ref_labels, est_labels), durations))
+    return float(mir_eval.chord.weighted_accuracy(compare(ref_labels, est_labels), durations))
 
 
 def bar_chord_accuracy(reference_bars: Sequence[dict], reference_chords: Sequence[dict],
                        estimated_bars: Sequence[dict]) -> float | None:
     """Share of one-chord bars whose sidecar bar (starting within half a beat) names that chord (majmin).
 
-    Bars holding two chords have no single right answer and are skipped; None when no bar qualifies.
+    Bars holding two chords have no single right answer and are skipped, and so are bars whose chord
+    majmin does not judge; None when no bar qualifies.
     """
     estimated_times = np.array([float(b["time"]) for b in estimated_bars])
     hits = []
@@ -109,7 +116,9 @@ def bar_chord_accuracy(reference_bars: Sequence[dict], reference_chords: Sequenc
             nearest = int(np.argmin(np.abs(estimated_times - start)))
             if abs(estimated_times[nearest] - start) <= float(bar["duration"]) / int(bar["beats"]) / 2:
                 label = estimated_bars[nearest].get("chord") or mir_eval.chord.NO_CHORD
-        hits.append(float(mir_eval.chord.majmin([bar["chord"]], [label])[0] == 1.0))
+        comparison = mir_eval.chord.majmin([bar["chord"]], [label])[0]
+        if comparison >= 0:  # a chord outside the majmin vocabulary (sus, hdim7) is not counted, as in chord_majmin
+            hits.append(float(comparison == 1.0))
     return float(np.mean(hits)) if hits else None
 
 
