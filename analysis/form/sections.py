@@ -1,0 +1,160 @@
+"""Where a song's sections begin and which of them repeat, on its bar grid.
+
+Every bar is one vector (harmony, timbre, loudness; each block z-scored and
+scaled to equal weight). Boundaries come from an optimal partition of the bar
+sequence: a segment costs its scatter around its own mean plus a fixed price,
+so a cut is made where the music's mean changes for longer than a phrase,
+not where a chord loop moves on. Segment lengths are bounded (MIN_BARS ..
+MAX_BARS), which makes the dynamic programme O(bars x MAX_BARS) in time and
+O(bars x dims) in memory: no bars x bars similarity matrix is ever built, so
+a 3-hour mix (~20,000 bars) costs the same per bar as a song. Segments are
+then grouped into letters by the distance of their means, each compared only
+with the letters heard in the last LETTER_WINDOW segments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bar_features import BarFeatures
+from .labels import name_sections
+
+# A section is at least a short phrase; the first and last may be shorter (a pickup intro, a tag at the end).
+MIN_BARS = 4
+EDGE_MIN_BARS = 2
+MAX_BARS = 64
+# Fewer bars than this hold no form worth naming.
+MIN_SONG_BARS = 8
+# Relative weight of each block in the bar vector.
+WEIGHTS = {"harmony": 1.0, "timbre": 0.8, "energy": 0.6}
+# The price of one more section, in units of the bar vectors' mean squared spread.
+SECTION_PRICE = 3.0
+# A cut on a 4-bar phrase line from the start is cheaper by this share of the price.
+PHRASE_BONUS = 0.25
+# Letters: segments whose means lie closer than this (same units) repeat each other.
+SAME_LETTER = 0.55
+LETTER_WINDOW = 48
+
+
+@dataclass(frozen=True)
+class Section:
+    """Bars [first, stop) as indices into the bar list, with its name, its letter and how sure both are."""
+
+    first: int
+    stop: int
+    label: str
+    letter: str
+    confidence: float
+
+
+def bar_matrix(features: BarFeatures) -> np.ndarray:
+    """The bar vectors: each block z-scored per dimension and scaled so its squared norm averages its weight."""
+    blocks = []
+    for name, values in (("harmony", features.harmony), ("timbre", features.timbre),
+                         ("energy", features.energy[:, None])):
+        values = np.asarray(values, dtype=np.float64)
+        if values.size == 0:
+            continue
+        spread = values.std(axis=0)
+        z = (values - values.mean(axis=0)) / np.where(spread > 1e-9, spread, 1.0)
+        blocks.append(z * np.sqrt(WEIGHTS[name] / values.shape[1]))
+    return np.hstack(blocks)
+
+
+def find_sections(features: BarFeatures) -> tuple[list[Section], str | None]:
+    """The sections of the bars the features describe, and a note when there are none to find."""
+    n = len(features)
+    if n < MIN_SONG_BARS:
+        return [], f"{n} bars are too few for sections (at least {MIN_SONG_BARS})"
+    x = bar_matrix(features)
+    spread = float(np.mean(np.sum(x * x, axis=1)))
+    if spread < 1e-9:
+        return [], "every bar sounds the same: no sections"
+    cuts, gains = partition(x, price=SECTION_PRICE * spread)
+    spans = list(zip(cuts[:-1], cuts[1:]))
+    letters, margins = group(x, spans)
+    labels, evidence = name_sections(spans, letters, features.energy)
+    sections = []
+    for k, ((first, stop), letter, label) in enumerate(zip(spans, letters, labels)):
+        boundary = gains[k] / (gains[k] + SECTION_PRICE * spread) if k else 1.0
+        confidence = (boundary + margins[k] + evidence[k]) / 3
+        sections.append(Section(int(first), int(stop), label, letter, round(float(confidence), 4)))
+    return sections, None
+
+
+def partition(x: np.ndarray, price: float) -> tuple[list[int], list[float]]:
+    """Cut points 0 = c0 < c1 < ... = len(x) minimising the segments' scatter plus `price` per segment,
+    and for each segment what merging it with the one before would cost (its start's strength; 0 for the first)."""
+    n = len(x)
+    p1 = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    p2 = np.concatenate([[0.0], np.cumsum(np.sum(x * x, axis=1))])
+
+    def scatter(i: np.ndarray | int, j: int) -> np.ndarray:
+        length = j - np.asarray(i)
+        total = p1[j] - p1[i]
+        return p2[j] - p2[i] - np.sum(np.atleast_2d(total) ** 2, axis=-1) / np.maximum(length, 1)
+
+    best = np.full(n + 1, np.inf)
+    best[0] = 0.0
+    back = np.zeros(n + 1, dtype=int)
+    for j in range(1, n + 1):
+        shortest = EDGE_MIN_BARS if j == n else MIN_BARS
+        lo, hi = max(0, j - MAX_BARS), j - shortest
+        starts = np.arange(lo, hi + 1)
+        starts = starts[(starts == 0) | (starts >= EDGE_MIN_BARS)]
+        if j < MIN_BARS:
+            starts = np.arange(1 if j < EDGE_MIN_BARS else 0, 1)
+        if len(starts) == 0:
+            continue
+        phrase = np.where(starts % 4 == 0, PHRASE_BONUS * price, 0.0)
+        total = best[starts] + scatter(starts, j) + price - phrase
+        k = int(np.argmin(total))
+        best[j], back[j] = total[k], starts[k]
+    if not np.isfinite(best[n]):
+        return [0, n], [0.0]
+    cuts = [n]
+    while cuts[-1] > 0:
+        cuts.append(int(back[cuts[-1]]))
+    cuts.reverse()
+    gains = [0.0] + [float(scatter(a, c)[0] - scatter(a, b)[0] - scatter(b, c)[0])
+                     for a, b, c in zip(cuts[:-2], cuts[1:-1], cuts[2:])]
+    return cuts, gains
+
+
+def letter_name(index: int) -> str:
+    """A, B, ..., Z, AA, AB, ...: spreadsheet columns, so a mix's hundreds of parts still get names."""
+    name = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        name = chr(ord("A") + rest) + name
+    return name
+
+
+def group(x: np.ndarray, spans: list[tuple[int, int]]) -> tuple[list[str], list[float]]:
+    """A letter per segment: the nearest letter among the last LETTER_WINDOW segments' when near enough, else a new
+    one; with how clearly it belongs (margin to the threshold, 0..1)."""
+    means = np.array([x[a:b].mean(axis=0) for a, b in spans])
+    scale = float(np.sqrt(np.mean(np.sum(x * x, axis=1))))
+    ids: list[int] = []
+    centres: list[np.ndarray] = []
+    counts: list[int] = []
+    margins: list[float] = []
+    for k, mean in enumerate(means):
+        recent = sorted(set(ids[max(0, k - LETTER_WINDOW):k]))
+        distances = [float(np.linalg.norm(mean - centres[c])) / scale for c in recent]
+        nearest = int(np.argmin(distances)) if distances else -1
+        if nearest >= 0 and distances[nearest] < SAME_LETTER:
+            c = recent[nearest]
+            centres[c] = (centres[c] * counts[c] + mean) / (counts[c] + 1)
+            counts[c] += 1
+            margins.append(1.0 - distances[nearest] / SAME_LETTER)
+        else:
+            c = len(centres)
+            centres.append(mean)
+            counts.append(1)
+            margins.append(min(1.0, (min(distances) / SAME_LETTER - 1.0)) if distances else 1.0)
+        ids.append(c)
+    return [letter_name(c) for c in ids], margins
