@@ -225,6 +225,22 @@ FROM file_paths AS p
 JOIN files AS f ON f.id = p.file_id
 JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
 
+# One row per section of an analysis's form; `bar` is its first bar as the bars table numbers them, `bars` how many.
+_SECTIONS = """
+CREATE TABLE sections (
+    analysis_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    start REAL NOT NULL,
+    "end" REAL NOT NULL,
+    bar INTEGER NOT NULL,
+    bars INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    letter TEXT NOT NULL,
+    confidence REAL,
+    PRIMARY KEY (analysis_id, idx),
+    FOREIGN KEY (analysis_id) REFERENCES analyses (id) ON DELETE CASCADE
+)"""
+
 STEPS: list[Step] = [
     Step(1, "files, their paths, analyses with beats, bars, chords, keys and tags; the tracks view", [
         _FILES,
@@ -266,6 +282,11 @@ STEPS: list[Step] = [
         "DROP INDEX ux_jobs_active_path",
         "CREATE UNIQUE INDEX ux_jobs_active_name ON jobs (path, coalesce(raw_path, x''))"
         " WHERE state IN ('queued', 'running', 'retry_wait')",
+    ]),
+    # Analyses stored before this step have no sections until their files are analysed again.
+    Step(6, "sections: the form of each analysis, one row per section on its bar grid", [
+        _SECTIONS,
+        "CREATE INDEX ix_sections_label ON sections (label)",
     ]),
 ]
 

@@ -18,7 +18,8 @@ from sqlalchemy import Connection, CursorResult, Engine, delete, insert, select,
 
 from beatwatch.analysis.document import SCHEMA, printable
 
-from .models import AnalysisRow, BarRow, Base, BeatRow, ChordRow, FilePathRow, FileRow, KeySegmentRow, TagRow
+from .models import (AnalysisRow, BarRow, Base, BeatRow, ChordRow, FilePathRow, FileRow, KeySegmentRow, SectionRow,
+                     TagRow)
 from .transactions import write_transaction
 
 SUMMARY_COLUMNS = (
@@ -33,6 +34,7 @@ CHILD_ROWS: tuple[tuple[type[Base], str, str], ...] = (
     (BarRow, "timeline", "bars"),
     (ChordRow, "timeline", "chords"),
     (KeySegmentRow, "timeline", "keys"),
+    (SectionRow, "timeline", "sections"),
     (TagRow, "", "tags"),  # top level: every score; summary.tags holds only the top ones
 )
 
