@@ -109,6 +109,18 @@ def find_analysis(engine: Engine, path_or_hash: str) -> dict[str, Any] | None:
         return {**row, "paths": list(paths)}
 
 
+def sections_of(engine: Engine, analysis_id: int) -> list[dict[str, Any]]:
+    """An analysis's sections in order, as the sidecar lists them: the form `beatwatch show` prints."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(SectionRow).where(SectionRow.analysis_id == analysis_id).order_by(SectionRow.idx))
+        return [dict(row) for row in rows.mappings()]
+
+
+def form_line(sections: list[dict[str, Any]]) -> str:
+    """"intro 4 · verse 8 · chorus 8 · …": each section's label and length in bars; "-" for none."""
+    return " · ".join(f"{s['label']} {s['bars']}" for s in sections) or "-"
+
+
 def _upsert_file(conn: Connection, info: dict[str, Any], mtime: float | None, now: str) -> int:
     values = {"path": info["path"], "size": info.get("size"), "format": info.get("format"), "last_seen": now}
     if mtime is not None:

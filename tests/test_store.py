@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from beatwatch.store.db import is_locked, open_database, sqlite_url, write_lock_held
 from beatwatch.store.migrations import STEPS, SchemaTooNew, Step, current_version, migrate
 from beatwatch.store.models import Base, FileRow
-from beatwatch.store.records import AmbiguousHash, find_analysis, save_timeline
+from beatwatch.store.records import AmbiguousHash, find_analysis, form_line, save_timeline, sections_of
 
 HASH_A = "a" * 64
 HASH_B = "b" * 64
@@ -224,6 +224,8 @@ def test_sections_are_stored_with_their_bars_and_answer_a_form_query(engine):
             " AND b.bar >= s.bar AND b.bar < s.bar + s.bars WHERE s.label = 'chorus' ORDER BY b.bar")).scalars().all()
     assert sections == [(0, 1, 4, 0.0, 8.0, "intro", "A"), (1, 5, 8, 8.0, 24.0, "chorus", "B")]
     assert chorus_chords == list(range(5, 13))
+    assert form_line(sections_of(engine, find_analysis(engine, HASH_A)["analysis_id"])) == "intro 4 · chorus 8"
+    assert form_line([]) == "-"
 
 
 def test_resaving_the_same_version_replaces_rows(engine):
