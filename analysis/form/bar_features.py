@@ -9,9 +9,14 @@ so memory is bars x dims whatever the file's length.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+
+# Bars pooled per reduceat: its transposed copy of their frames stays a few MB.
+POOL_BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -34,14 +39,25 @@ def pool(frames: np.ndarray, fps: float, starts: np.ndarray, ends: np.ndarray) -
         frames = frames[:, None]
     n = len(starts)
     if len(frames) == 0 or n == 0:
-        return np.zeros((n, frames.shape[1] if frames.ndim == 2 else 1), dtype=np.float32)
+        return np.zeros((n, frames.shape[1]), dtype=np.float32)
     last = len(frames) - 1
     lo = np.clip(np.floor(np.asarray(starts) * fps).astype(int), 0, last)
     hi = np.clip(np.ceil(np.asarray(ends) * fps).astype(int), lo + 1, last + 1)
     out = np.empty((n, frames.shape[1]), dtype=np.float32)
-    # Bars are few hundred frames at most; summing each span keeps float32 exact enough with no cumulative sum.
-    for i in range(n):
-        out[i] = frames[lo[i]:hi[i]].mean(axis=0)
+    # A reduceat over (lo, hi) pairs sums a block of spans at once (its odd entries, the gaps, are dropped), along
+    # the rows of a transposed copy of the block's frames (twice as fast as down the columns; a block keeps the
+    # copy small). A span that runs to the last frame has no end index reduceat accepts: those few are summed alone.
+    inner = np.flatnonzero(hi <= last)
+    for block in np.array_split(inner, max(1, math.ceil(len(inner) / POOL_BLOCK))):
+        if len(block) == 0:
+            continue
+        origin = lo[block].min()
+        piece = np.ascontiguousarray(frames[origin:hi[block].max() + 1].T)
+        pairs = np.column_stack([lo[block], hi[block]]).ravel() - origin
+        sums = np.add.reduceat(piece, pairs, axis=1)[:, ::2].T
+        out[block] = sums / (hi[block] - lo[block])[:, None]
+    for i in np.flatnonzero(hi > last):
+        out[i] = frames[lo[i]:].mean(axis=0)
     return out
 
 

@@ -36,6 +36,8 @@ PHRASE_BONUS = 0.25
 # Letters: segments whose means lie closer than this (same units) repeat each other.
 SAME_LETTER = 0.55
 LETTER_WINDOW = 48
+# Bars per block of the segment-cost table: its working memory is this many bars' prefix sums.
+COST_BLOCK = 2048
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,12 @@ def bar_matrix(features: BarFeatures) -> np.ndarray:
     blocks = []
     for name, values in (("harmony", features.harmony), ("timbre", features.timbre),
                          ("energy", features.energy[:, None])):
-        values = np.asarray(values, dtype=np.float64)
+        values = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         if values.size == 0:
             continue
         spread = values.std(axis=0)
         z = (values - values.mean(axis=0)) / np.where(spread > 1e-9, spread, 1.0)
-        blocks.append(z * np.sqrt(WEIGHTS[name] / values.shape[1]))
+        blocks.append(z * np.float32(np.sqrt(WEIGHTS[name] / values.shape[1])))
     return np.hstack(blocks)
 
 
@@ -84,43 +86,65 @@ def find_sections(features: BarFeatures) -> tuple[list[Section], str | None]:
     return sections, None
 
 
+def segment_costs(x: np.ndarray, block: int = COST_BLOCK) -> np.ndarray:
+    """costs[j, L - 1]: the scatter of bars [j - L, j) around their mean, for every end j and length L <= MAX_BARS
+    (inf where the segment would start before bar 0). Computed in blocks of bars with prefix sums local to each
+    block, so memory is one block's, and precision does not fall with the file's length."""
+    n = len(x)
+    costs = np.full((MAX_BARS, n + 1), np.inf)
+    for first in range(1, n + 1, block):
+        stop = min(first + block, n + 1)
+        origin = max(0, first - MAX_BARS)
+        local = x[origin:stop - 1].astype(np.float64)
+        p1 = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(local, axis=0)])
+        p2 = np.concatenate([[0.0], np.cumsum(np.einsum("ij,ij->i", local, local))])
+        for length in range(1, MAX_BARS + 1):
+            lo, hi = max(first - origin, length), stop - origin
+            if lo >= hi:
+                continue
+            total = p1[lo:hi] - p1[lo - length:hi - length]
+            costs[length - 1, lo + origin:hi + origin] = (
+                p2[lo:hi] - p2[lo - length:hi - length] - np.einsum("ij,ij->i", total, total) / length)
+    return np.maximum(costs.T, 0.0)
+
+
 def partition(x: np.ndarray, price: float) -> tuple[list[int], list[float]]:
     """Cut points 0 = c0 < c1 < ... = len(x) minimising the segments' scatter plus `price` per segment,
     and for each segment what merging it with the one before would cost (its start's strength; 0 for the first)."""
     n = len(x)
-    p1 = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
-    p2 = np.concatenate([[0.0], np.cumsum(np.sum(x * x, axis=1))])
-
-    def scatter(i: np.ndarray | int, j: int) -> np.ndarray:
-        length = j - np.asarray(i)
-        total = p1[j] - p1[i]
-        return p2[j] - p2[i] - np.sum(np.atleast_2d(total) ** 2, axis=-1) / np.maximum(length, 1)
-
-    best = np.full(n + 1, np.inf)
-    best[0] = 0.0
+    lengths = np.arange(1, MAX_BARS + 1)
+    ends = np.arange(n + 1)[:, None]
+    starts = ends - lengths
+    # Every segment's price, with the phrase bonus, and inf for the ones the length rules forbid.
+    shortest = np.where(ends == n, EDGE_MIN_BARS, MIN_BARS)
+    allowed = (starts >= 0) & ((starts >= EDGE_MIN_BARS) | (starts == 0))
+    allowed &= (lengths >= shortest) | ((starts == 0) & (lengths >= EDGE_MIN_BARS))
+    table = segment_costs(x)
+    table += price
+    table[starts % 4 == 0] -= PHRASE_BONUS * price
+    table[~allowed] = np.inf
+    # best[j + MAX_BARS] is the best cost of bars [0, j); the MAX_BARS infs before it stand for starts before 0.
+    best = np.full(n + 1 + MAX_BARS, np.inf)
+    best[MAX_BARS] = 0.0
     back = np.zeros(n + 1, dtype=int)
     for j in range(1, n + 1):
-        shortest = EDGE_MIN_BARS if j == n else MIN_BARS
-        lo, hi = max(0, j - MAX_BARS), j - shortest
-        starts = np.arange(lo, hi + 1)
-        starts = starts[(starts == 0) | (starts >= EDGE_MIN_BARS)]
-        if j < MIN_BARS:
-            starts = np.arange(1 if j < EDGE_MIN_BARS else 0, 1)
-        if len(starts) == 0:
-            continue
-        phrase = np.where(starts % 4 == 0, PHRASE_BONUS * price, 0.0)
-        total = best[starts] + scatter(starts, j) + price - phrase
+        total = best[j + MAX_BARS - 1:j - 1 if j > 1 else None:-1][:MAX_BARS] + table[j]
         k = int(np.argmin(total))
-        best[j], back[j] = total[k], starts[k]
-    if not np.isfinite(best[n]):
+        best[j + MAX_BARS], back[j] = total[k], j - k - 1
+    if not np.isfinite(best[-1]):
         return [0, n], [0.0]
     cuts = [n]
     while cuts[-1] > 0:
         cuts.append(int(back[cuts[-1]]))
     cuts.reverse()
-    gains = [0.0] + [float(scatter(a, c)[0] - scatter(a, b)[0] - scatter(b, c)[0])
-                     for a, b, c in zip(cuts[:-2], cuts[1:-1], cuts[2:])]
+    gains = [0.0] + [_merge_cost(x, a, b, c) for a, b, c in zip(cuts[:-2], cuts[1:-1], cuts[2:])]
     return cuts, gains
+
+
+def _merge_cost(x: np.ndarray, a: int, b: int, c: int) -> float:
+    """How much more [a, c) scatters as one segment than as [a, b) and [b, c): the strength of the cut at b."""
+    left, right = x[a:b].mean(axis=0), x[b:c].mean(axis=0)
+    return float((b - a) * (c - b) / (c - a) * np.sum((left - right) ** 2))
 
 
 def letter_name(index: int) -> str:
