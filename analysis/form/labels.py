@@ -16,6 +16,9 @@ import numpy as np
 # More segments than this is a mix or a long set, not one song's form.
 MAX_SONG_SECTIONS = 40
 LABELS = ("intro", "verse", "chorus", "bridge", "outro", "section")
+# Bar energy maps -60..0 dB to 0..1; a section this many dB above the quietest counts as fully loud.
+ENERGY_DB_RANGE = 60.0
+LOUDER_DB = 6.0
 
 
 def name_sections(spans: list[tuple[int, int]], letters: list[str],
@@ -24,28 +27,28 @@ def name_sections(spans: list[tuple[int, int]], letters: list[str],
     k = len(spans)
     if k > MAX_SONG_SECTIONS or k < 2:
         return ["section"] * k, [0.5] * k
-    loud = np.array([float(np.mean(energy[a:b])) for a, b in spans])
-    span = float(loud.max() - loud.min()) or 1.0
-    level = (loud - loud.min()) / span
+    loud = np.array([float(np.mean(energy[a:b])) for a, b in spans]) * ENERGY_DB_RANGE
+    level = np.clip((loud - loud.min()) / LOUDER_DB, 0.0, 1.0)
     counts = Counter(letters)
     # A letter heard only first and last frames the song (intro and outro alike): it is neither verse nor chorus.
     bookend = letters[0] if k > 2 and counts[letters[0]] == 2 and letters[-1] == letters[0] else None
     repeated = [letter for letter in dict.fromkeys(letters) if counts[letter] > 1 and letter != bookend]
-    mean_level = {letter: float(np.mean([level[i] for i in range(k) if letters[i] == letter])) for letter in repeated}
     labels = ["section"] * k
     evidence = [0.3] * k
     chorus = verse = None
+    margin = 0.0
     if repeated:
-        chorus = max(repeated, key=lambda letter: (mean_level[letter], counts[letter]))
+        scores = {letter: _chorus_score(letter, letters, repeated, loud) for letter in repeated}
+        chorus = max(repeated, key=scores.__getitem__)
         others = [letter for letter in repeated if letter != chorus]
         if others:
             verse = max(others, key=lambda letter: (counts[letter], -letters.index(letter)))
+        margin = scores[chorus] - max((scores[letter] for letter in others), default=0.0)
     for i, letter in enumerate(letters):
         if letter == chorus:
-            gap = mean_level[chorus] - (mean_level[verse] if verse else float(np.mean(level)))
-            labels[i], evidence[i] = "chorus", float(np.clip(0.6 + gap, 0.0, 1.0))
+            labels[i], evidence[i] = "chorus", float(np.clip(0.5 + margin / 2, 0.0, 1.0))
         elif letter == verse:
-            labels[i], evidence[i] = "verse", float(np.clip(0.5 + 0.1 * counts[letter], 0.0, 1.0))
+            labels[i], evidence[i] = "verse", float(np.clip(0.4 + 0.1 * counts[letter], 0.0, 1.0))
     first_chorus = letters.index(chorus) if chorus else None
     last_chorus = k - 1 - letters[::-1].index(chorus) if chorus else None
     if counts[letters[0]] == 1 or letters[0] == bookend:
@@ -57,3 +60,15 @@ def name_sections(spans: list[tuple[int, int]], letters: list[str],
                 and last_chorus is not None and first_chorus < i < last_chorus:
             labels[i], evidence[i] = "bridge", 0.6
     return labels, evidence
+
+
+def _chorus_score(letter: str, letters: list[str], repeated: list[str], loud: np.ndarray) -> float:
+    """How chorus-like a repeated letter is: louder than the other repeated letters (in 3 dB steps), heard more
+    often, the last of them to come back and not the first to be heard. Loudness alone fails on a record
+    compressed flat, where the order of the form still tells the chorus from the verse."""
+    mine = float(np.mean([loud[i] for i, other in enumerate(letters) if other == letter]))
+    rest = [loud[i] for i, other in enumerate(letters) if other in repeated and other != letter]
+    louder = (mine - float(np.mean(rest))) / 3.0 if rest else 0.0
+    last = max(i for i, other in enumerate(letters) if other in repeated)
+    return (float(np.clip(louder, -1.0, 1.0)) + 0.25 * letters.count(letter)
+            + 0.5 * (letters[last] == letter) - 0.5 * (repeated[0] == letter))

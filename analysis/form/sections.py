@@ -25,17 +25,24 @@ from .labels import name_sections
 MIN_BARS = 4
 EDGE_MIN_BARS = 2
 MAX_BARS = 64
+# A segment is cut into back-to-back copies of its letter only when that letter's sections are this long: two
+# 4-bar choruses in a row are as often one 8-bar chorus.
+MIN_REPEAT_BARS = 8
 # Fewer bars than this hold no form worth naming.
 MIN_SONG_BARS = 8
 # Relative weight of each block in the bar vector.
 WEIGHTS = {"harmony": 1.0, "timbre": 0.8, "energy": 0.6}
 # The price of one more section, in units of the bar vectors' mean squared spread.
-SECTION_PRICE = 3.0
+SECTION_PRICE = 1.0
 # A cut on a 4-bar phrase line from the start is cheaper by this share of the price.
 PHRASE_BONUS = 0.25
 # Letters: segments whose means lie closer than this (same units) repeat each other.
 SAME_LETTER = 0.55
 LETTER_WINDOW = 48
+# Last bars this much quieter than the song's median bar only ring out (energy maps -60..0 dB to 0..1).
+RING_OUT_DB = 12.0
+ENERGY_DB_RANGE = 60.0
+MAX_RING_OUT_BARS = 2
 # Bars per block of the segment-cost table: its working memory is this many bars' prefix sums.
 COST_BLOCK = 2048
 
@@ -74,16 +81,54 @@ def find_sections(features: BarFeatures) -> tuple[list[Section], str | None]:
     spread = float(np.mean(np.sum(x * x, axis=1)))
     if spread < 1e-9:
         return [], "every bar sounds the same: no sections"
-    cuts, gains = partition(x, price=SECTION_PRICE * spread)
+    price = SECTION_PRICE * spread
+    music = n - ring_out(features.energy)
+    cuts = partition(x[:music], price=price)
+    cuts[-1] = n
     spans = list(zip(cuts[:-1], cuts[1:]))
     letters, margins = group(x, spans)
+    spans, letters, margins = split_repeats(spans, letters, margins, music)
     labels, evidence = name_sections(spans, letters, features.energy)
     sections = []
     for k, ((first, stop), letter, label) in enumerate(zip(spans, letters, labels)):
-        boundary = gains[k] / (gains[k] + SECTION_PRICE * spread) if k else 1.0
+        gain = _merge_cost(x, spans[k - 1][0], first, stop) if k else 0.0
+        boundary = gain / (gain + price) if k else 1.0
         confidence = (boundary + margins[k] + evidence[k]) / 3
         sections.append(Section(int(first), int(stop), label, letter, round(float(confidence), 4)))
     return sections, None
+
+
+def ring_out(energy: np.ndarray) -> int:
+    """How many of the last bars only ring out (reverb, a fading last chord): far quieter than the song. The
+    beat grid runs on into them, but they are the end of the last section, not a section of their own."""
+    quiet = np.asarray(energy) < np.median(energy) - RING_OUT_DB / ENERGY_DB_RANGE
+    count = 0
+    while count < MAX_RING_OUT_BARS and count < len(quiet) and quiet[len(quiet) - 1 - count]:
+        count += 1
+    return count
+
+
+def split_repeats(spans: list[tuple[int, int]], letters: list[str], margins: list[float],
+                  music: int) -> tuple[list[tuple[int, int]], list[str], list[float]]:
+    """A segment that is k back-to-back copies of its letter's usual length (a double chorus, two verses in a
+    row) is cut into those copies: the same music twice has no change of sound to cut at, only its repetition.
+    The usual length is the median of the letter's other segments; the bars that only ring out do not count."""
+    out_spans, out_letters, out_margins = [], [], []
+    for k, ((first, stop), letter) in enumerate(zip(spans, letters)):
+        others = [b - a for (a, b), other in zip(spans, letters) if other == letter and (a, b) != (first, stop)]
+        length = min(stop, music) - first
+        unit = int(np.median(others)) if others else 0
+        copies = round(length / unit) if unit >= MIN_REPEAT_BARS else 1
+        if copies >= 2 and abs(length - copies * unit) <= 1:
+            edges = [first + i * unit for i in range(copies)] + [stop]
+            out_spans += list(zip(edges[:-1], edges[1:]))
+            out_letters += [letter] * copies
+            out_margins += [margins[k]] * copies
+        else:
+            out_spans.append((first, stop))
+            out_letters.append(letter)
+            out_margins.append(margins[k])
+    return out_spans, out_letters, out_margins
 
 
 def segment_costs(x: np.ndarray, block: int = COST_BLOCK) -> np.ndarray:
@@ -108,9 +153,8 @@ def segment_costs(x: np.ndarray, block: int = COST_BLOCK) -> np.ndarray:
     return np.maximum(costs.T, 0.0)
 
 
-def partition(x: np.ndarray, price: float) -> tuple[list[int], list[float]]:
-    """Cut points 0 = c0 < c1 < ... = len(x) minimising the segments' scatter plus `price` per segment,
-    and for each segment what merging it with the one before would cost (its start's strength; 0 for the first)."""
+def partition(x: np.ndarray, price: float) -> list[int]:
+    """Cut points 0 = c0 < c1 < ... = len(x) minimising the segments' scatter plus `price` per segment."""
     n = len(x)
     lengths = np.arange(1, MAX_BARS + 1)
     ends = np.arange(n + 1)[:, None]
@@ -132,13 +176,11 @@ def partition(x: np.ndarray, price: float) -> tuple[list[int], list[float]]:
         k = int(np.argmin(total))
         best[j + MAX_BARS], back[j] = total[k], j - k - 1
     if not np.isfinite(best[-1]):
-        return [0, n], [0.0]
+        return [0, n]
     cuts = [n]
     while cuts[-1] > 0:
         cuts.append(int(back[cuts[-1]]))
-    cuts.reverse()
-    gains = [0.0] + [_merge_cost(x, a, b, c) for a, b, c in zip(cuts[:-2], cuts[1:-1], cuts[2:])]
-    return cuts, gains
+    return cuts[::-1]
 
 
 def _merge_cost(x: np.ndarray, a: int, b: int, c: int) -> float:
