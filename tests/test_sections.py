@@ -12,6 +12,7 @@ from beatwatch.analysis.form.bar_features import BarFeatures, bar_features, bloc
 from beatwatch.analysis.form.sections import MAX_BARS, MIN_SONG_BARS, Section, find_sections, letter_name
 from beatwatch.analysis.loudness import Loudness
 from beatwatch.analysis.rhythm.beats import Beats
+from beatwatch.analysis.rhythm.transients import BeatTransients
 from beatwatch.analysis.timeline import Results, assemble
 from tests.helpers import FORM, SR, encode, form_song, write_wav
 
@@ -136,14 +137,15 @@ def test_the_assembler_numbers_sections_by_bar_and_gives_each_bar_its_section():
     results = Results(info=INFO, content_hash="cd" * 32, duration=40.0,
                       loudness=Loudness(integrated_lufs=-14.0, range_lu=3.0, momentary=np.full(400, -14.0)),
                       energy=np.full(80, 0.5), beats=Beats(times=times, positions=positions, confidence=np.ones(73)),
+                      transients=BeatTransients(times=np.full(73, np.nan), strengths=np.zeros(73)),
                       sections=[Section(0, 5, "intro", "A", 0.8), Section(5, 13, "verse", "B", 0.7),
                                 Section(13, 19, "chorus", "C", 0.6)])
     doc = json.loads(json.dumps(assemble(results, analyzer={"version": "t"}, performance={})))
     sections = doc["timeline"]["sections"]
     assert [(s["bar"], s["bars"], s["label"], s["letter"]) for s in sections] == [
         (0, 5, "intro", "A"), (5, 8, "verse", "B"), (13, 6, "chorus", "C")]
-    assert [s["start"] for s in sections] == [0.5, 8.5, 24.5]
-    assert [s["end"] for s in sections] == [8.5, 24.5, 36.5]
+    assert [s["start"] for s in sections] == [0.5, 9.0, 25.0]
+    assert [s["end"] for s in sections] == [9.0, 25.0, 37.0]
     bars = doc["timeline"]["bars"]
     assert [b["section"] for b in bars] == [0] * 5 + [1] * 8 + [2] * 6
     for section in sections:
