@@ -51,9 +51,10 @@ def name_sections(spans: list[tuple[int, int]], letters: list[str],
             labels[i], evidence[i] = "verse", float(np.clip(0.4 + 0.1 * counts[letter], 0.0, 1.0))
     first_chorus = letters.index(chorus) if chorus else None
     last_chorus = k - 1 - letters[::-1].index(chorus) if chorus else None
-    if counts[letters[0]] == 1 or letters[0] == bookend:
+    # Two sections are a song in two parts, not an intro to an outro: both need something between them.
+    if k > 2 and (counts[letters[0]] == 1 or letters[0] == bookend):
         labels[0], evidence[0] = "intro", float(np.clip(0.9 - level[0] / 2, 0.0, 1.0))
-    if counts[letters[-1]] == 1 or letters[-1] == bookend:
+    if k > 2 and (counts[letters[-1]] == 1 or letters[-1] == bookend):
         labels[-1], evidence[-1] = "outro", float(np.clip(0.9 - level[-1] / 2, 0.0, 1.0))
     for i in range(1, k - 1):
         if labels[i] == "section" and counts[letters[i]] == 1 and first_chorus is not None \
