@@ -170,6 +170,20 @@ def test_a_rendered_song_gets_its_form_within_a_bar(analyzer, media):
     assert [b["section"] for b in bars] == sorted(b["section"] for b in bars)
 
 
+@pytest.mark.slow
+def test_a_song_analysed_in_chunks_has_the_sections_of_the_whole(analyzer, media):
+    """The coarse spectrum is kept per chunk; its joined frames must give the same form as one piece."""
+    from beatwatch.analysis.pipeline import Analyzer
+
+    signal, _truth = form_song(120.0)
+    audio = write_wav(media / "form_chunks.wav", signal)
+    whole = analyzer.analyze(audio)["timeline"]["sections"]
+    chunked = Analyzer(analyzer.networks, chunk_s=30).analyze(audio)["timeline"]["sections"]
+    assert [(s["bar"], s["bars"], s["letter"], s["label"]) for s in chunked] == \
+        [(s["bar"], s["bars"], s["letter"], s["label"]) for s in whole]
+    assert len(whole) == len(FORM)
+
+
 def test_silence_and_a_short_clip_have_no_sections_and_say_so(analyzer, media):
     silence = analyzer.analyze(write_wav(media / "silence_form.wav", np.zeros(SR * 10, dtype=np.float32)))
     signal, _truth = form_song(120.0)
