@@ -5,6 +5,8 @@ rewrites a linked document's path: each imports this module, which imports
 nothing, so the store depends on no audio code and the analysis on no store.
 """
 
+# Fields are only ever added under one id (timeline.sections and each bar's `section` came with analyzer 0.2.0):
+# a reader that skips keys it does not know reads every /1 document; a renamed or removed field needs /2.
 SCHEMA = "beatwatch.timeline/1"
 
 

@@ -35,10 +35,12 @@ from .errors import InputError
 from beatwatch.analysis.audio.features import RHYTHM_FPS, RhythmFeatureProcessor
 from beatwatch.analysis.rhythm.harmonic_rhythm import regroup
 from beatwatch.analysis.harmony.key import KEY_FPS, KeyRecognizer
-from .loudness import LoudnessMeter, energy_curve
+from .loudness import ENERGY_HOP_S, LoudnessMeter, energy_curve
+from .form.bar_features import bar_features, block_means
+from .form.sections import find_sections
 from beatwatch.analysis.rhythm.beats import MIN_TRACK_S, Activations, BeatTracker
 from beatwatch.analysis.rhythm.tempo import estimate_tempo
-from .timeline import Results, assemble
+from .timeline import Results, assemble, bars_from_beats
 from beatwatch.analysis.rhythm.transients import detect_onsets, match_beats
 from beatwatch.analysis.nets.zoo import TAG_SAMPLE_RATE
 
@@ -64,7 +66,11 @@ ANALYSES = {
     "loudness": "ITU-R BS.1770-4 / EBU R128 + Tech 3342 LRA",
     "danceability": "beat salience x tempo steadiness x attack x tempo preference",
     "energy": "RMS dBFS over 0.5 s mapped -60..0 dB to 0..1",
+    "sections": "bar vectors (chord-CNN features, coarse spectrum and onsets, energy), optimal partition on "
+                "downbeats, letters by nearest segment mean, labels from repetition, loudness and position",
 }
+# The coarse spectrum kept for sections: 100 fps averaged down to this rate, small enough for a 3-hour file.
+TIMBRE_FPS = 10
 
 Progress = Callable[[str, float], None]
 
@@ -78,6 +84,7 @@ class _Frames:
     chord_features: list[np.ndarray] = field(default_factory=list)
     key_spectrogram: list[np.ndarray] = field(default_factory=list)
     energy: list[np.ndarray] = field(default_factory=list)
+    timbre: list[np.ndarray] = field(default_factory=list)
     # Each chunk's tag scores with the chunk's length, averaged over the file at the end.
     tags: list[tuple[list[dict], float]] = field(default_factory=list)
 
@@ -150,9 +157,9 @@ class Analyzer:
         results = Results(info=info, content_hash=digest, duration=duration, loudness=loudness,
                           energy=np.concatenate(frames.energy), notes=notes)
         if loudness.silent:
-            notes.append("silence: no beats, chords or key")
+            notes.append("silence: no beats, chords, key or sections")
         elif duration < MIN_MUSIC_S:
-            notes.append(f"too short ({duration:.1f} s < {MIN_MUSIC_S:g} s): no beats, chords or key")
+            notes.append(f"too short ({duration:.1f} s < {MIN_MUSIC_S:g} s): no beats, chords, key or sections")
         else:
             self._music(results, frames, stage, report)
             results.tags = average_tags(frames.tags)
@@ -190,6 +197,7 @@ class Analyzer:
         rhythm_core = core_frames(chunk, len(activations), RHYTHM_FPS)
         frames.activations.append(activations[rhythm_core])
         frames.flux.append(features.flux[rhythm_core])
+        frames.timbre.append(block_means(features.coarse[rhythm_core], RHYTHM_FPS // TIMBRE_FPS))
         frames.chord_features.append(chord_features[core_frames(chunk, len(chord_features), CHORD_FPS)])
         frames.key_spectrogram.append(key_spec[core_frames(chunk, len(key_spec), KEY_FPS)])
 
@@ -213,6 +221,18 @@ class Analyzer:
         with stage("key", 0.9):
             results.key = self._key(np.concatenate(frames.key_spectrogram), results.duration, self.networks.key,
                                     chords=results.chords, downbeats=beats.times[beats.positions == 1])
+        with stage("sections", 0.93):
+            bars = bars_from_beats(beats, results.duration)
+            if not bars:
+                results.notes.append("no bars: no sections")
+                return
+            features = bar_features(np.array([b.start for b in bars]), np.array([b.end for b in bars]),
+                                    harmony=chord_features, harmony_fps=CHORD_FPS,
+                                    timbre=np.concatenate(frames.timbre), timbre_fps=TIMBRE_FPS,
+                                    energy=results.energy, energy_fps=1.0 / ENERGY_HOP_S)
+            results.sections, note = find_sections(features)
+            if note:
+                results.notes.append(note)
 
 
 def average_tags(per_chunk: list[tuple[list[dict], float]]) -> list[dict]:

@@ -15,6 +15,7 @@ from beatwatch.analysis.audio.decode import AudioInfo
 from beatwatch.analysis.document import SCHEMA, printable
 from beatwatch.analysis.harmony.chords import ChordSegment
 from beatwatch.analysis.harmony.key import KeyResult
+from .form.sections import Section
 from .loudness import ENERGY_HOP_S, Loudness, span_loudness
 from beatwatch.analysis.rhythm.beats import Beats
 from beatwatch.analysis.rhythm.tempo import Tempo
@@ -40,6 +41,7 @@ class Results:
     key: KeyResult | None = None
     danceability: float | None = None
     tags: list[dict] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -129,6 +131,11 @@ def assemble(results: Results, *, analyzer: dict, performance: dict) -> dict:
         }
         for i in range(len(beats.times))
     ]
+    sections = _sections(results.sections, bars)
+    section_of_bar = {}
+    for index, section in enumerate(results.sections):
+        for bar in bars[section.first:section.stop]:
+            section_of_bar[bar.number] = index
     bar_rows = []
     for bar in bars:
         chord, chord_conf = bar_chord(results.chords, bar.start, bar.end)
@@ -136,6 +143,7 @@ def assemble(results: Results, *, analyzer: dict, performance: dict) -> dict:
             "bar": bar.number, "time": _t(bar.start), "duration": _t(bar.end - bar.start),
             "beats": bar.beat_count, "chord": chord, "chord_confidence": _v(chord_conf),
             "loudness": _v(span_loudness(results.loudness, bar.start, bar.end), 2),
+            "section": section_of_bar.get(bar.number),
         })
     key = results.key
     energy_values = [_v(v, 3) for v in results.energy]
@@ -177,5 +185,15 @@ def assemble(results: Results, *, analyzer: dict, performance: dict) -> dict:
                 for k in (key.segments if key else [])
             ],
             "energy": {"hop_s": ENERGY_HOP_S, "values": energy_values},
+            "sections": sections,
         },
     }
+
+
+def _sections(sections: list[Section], bars: list[Bar]) -> list[dict]:
+    """Sections as the document lists them: times and bar numbers from the bar grid they were cut on."""
+    return [
+        {"start": _t(bars[s.first].start), "end": _t(bars[s.stop - 1].end), "bar": bars[s.first].number,
+         "bars": s.stop - s.first, "label": s.label, "letter": s.letter, "confidence": _v(s.confidence)}
+        for s in sections
+    ]

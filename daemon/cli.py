@@ -210,11 +210,12 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from beatwatch.store.records import find_analysis
+    from beatwatch.store.records import find_analysis, form_line, sections_of
 
     settings = config_mod.load(args.config)
+    engine = _read_store(settings)
     try:
-        found = find_analysis(_read_store(settings), args.target)
+        found = find_analysis(engine, args.target)
     except LookupError as exc:
         _error(f"{args.target}: {exc}")
         return EXIT_FAILED
@@ -228,6 +229,7 @@ def cmd_show(args) -> int:
             return EXIT_FAILED
         sys.stdout.write(Path(sidecar).read_text(encoding="utf-8") + "\n")
         return EXIT_OK
+    found["form"] = form_line(sections_of(engine, found["analysis_id"]))
     width = max(len(k) for k in found)
     for key, value in found.items():
         print(f"{key:<{width}}  {escape_controls(str(value)) if value is not None else '-'}")

@@ -1,4 +1,5 @@
-"""A picture of one sidecar timeline: waveform, beats and bars, chords, key, tempo and loudness on one time axis.
+"""A picture of one sidecar timeline: sections, waveform, beats and bars, chords, key, tempo and loudness on one time
+axis.
 
 It reads the sidecar document, not the analyses, so any stored result can be
 drawn again without decoding; the audio is optional and only sharpens the
@@ -42,7 +43,7 @@ WIDTH_IN_PER_MIN = 1.5
 MAX_WIDTH_IN = 40.0
 # Fixed margins in inches, so the plotting area is a known number of pixels whatever the width.
 LEFT_IN, RIGHT_IN, TOP_IN, BOTTOM_IN = 1.0, 0.3, 0.85, 0.55
-PANEL_HEIGHTS = {"wave": 3.0, "chords": 0.9, "keys": 0.55, "tempo": 1.5, "loudness": 1.5}
+PANEL_HEIGHTS = {"sections": 0.45, "wave": 3.0, "chords": 0.9, "keys": 0.55, "tempo": 1.5, "loudness": 1.5}
 # Below these spacings the lines merge into a grey wash that hides the waveform.
 MIN_BEAT_PX = 4.0
 MIN_BAR_PX = 4.0
@@ -52,6 +53,9 @@ LABEL_OFFSET_PT = 2.0
 MIN_TIME_TICK_PX = 90.0
 TIME_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 TOP_TAGS = 5
+# One colour per letter, in order of first appearance; letters past the palette's end reuse it.
+SECTION_COLOURS = ("#8fb8de", "#f4a259", "#9bc995", "#e07a8f", "#c3a6e0", "#f2d57e", "#7fc8c1", "#d9a88f",
+                   "#b5b5b5", "#a4c46a")
 # The waveform envelope reads this many samples at a time, so a 3-hour file needs no mono copy.
 ENVELOPE_BLOCK = 1 << 22
 PITCH_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -329,6 +333,31 @@ def _draw_keys(ax: Axes, doc: dict, px_per_s: float, axis_px: float, measure: Ca
             _label(ax, key["key"], centre, 0.5, anchor="center", fontweight="bold")
 
 
+def section_colours(sections: Sequence[dict]) -> dict[str, str]:
+    """Each letter's band colour: sections that repeat each other look alike."""
+    letters = list(dict.fromkeys(s["letter"] for s in sections))
+    return {letter: SECTION_COLOURS[i % len(SECTION_COLOURS)] for i, letter in enumerate(letters)}
+
+
+def _draw_sections(ax: Axes, doc: dict, px_per_s: float, measure: Callable[[str], float]) -> None:
+    """The form as bands above the bars, each named by its label and letter where the band is wide enough."""
+    sections = doc.get("timeline", {}).get("sections") or []
+    _strip(ax, "sections")
+    if not sections:
+        _empty(ax, "no sections")
+        return
+    colour = section_colours(sections)
+    ax.broken_barh([(s["start"], s["end"] - s["start"]) for s in sections], (0.05, 0.9),
+                   facecolors=[colour[s["letter"]] for s in sections], edgecolor="white", linewidth=1.0)
+    for section in sections:
+        width_px = (section["end"] - section["start"]) * px_per_s
+        centre = (section["start"] + section["end"]) / 2
+        for text in (f"{section['label']} {section['letter']}", section["letter"]):
+            if measure(text) <= width_px:
+                _label(ax, text, centre, 0.5, anchor="center", fontweight="bold")
+                break
+
+
 def _draw_tempo(ax: Axes, doc: dict) -> None:
     tempo = [t for t in doc.get("timeline", {}).get("tempo") or [] if t.get("bpm")]
     ax.set_ylabel("BPM")
@@ -388,6 +417,7 @@ def build_figure(doc: dict, *, audio: Audio | None = None) -> Figure:
         return widths[text]
 
     numbered = labelled_bars(doc.get("timeline", {}).get("bars") or [], axis_px, px_per_s, measure)
+    _draw_sections(panel["sections"], doc, px_per_s, measure)
     _draw_signal(panel["wave"], doc, audio, axis_px)
     _draw_beats_and_bars(panel["wave"], doc, numbered, px_per_s)
     _draw_chords(panel["chords"], doc, numbered, px_per_s, axis_px, measure)

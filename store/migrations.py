@@ -265,6 +265,22 @@ FROM file_paths AS p
 JOIN files AS f ON f.id = p.file_id
 JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
 
+# One row per section of an analysis's form; `bar` is its first bar as the bars table numbers them, `bars` how many.
+_SECTIONS = """
+CREATE TABLE sections (
+    analysis_id INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    start REAL NOT NULL,
+    "end" REAL NOT NULL,
+    bar INTEGER NOT NULL,
+    bars INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    letter TEXT NOT NULL,
+    confidence REAL,
+    PRIMARY KEY (analysis_id, idx),
+    FOREIGN KEY (analysis_id) REFERENCES analyses (id) ON DELETE CASCADE
+)"""
+
 STEPS: list[Step] = [
     Step(1, "files, their paths, analyses with beats, bars, chords, keys and tags; the tracks view", [
         _FILES,
@@ -318,6 +334,11 @@ STEPS: list[Step] = [
         "CREATE INDEX ix_file_paths_file_id ON file_paths (file_id)",
         "CREATE UNIQUE INDEX ux_file_paths_name ON file_paths (path, coalesce(raw_path, x''))",
         _TRACKS_BY_NAME,
+    ]),
+    # Analyses stored before this step have no sections until their files are analysed again.
+    Step(7, "sections: the form of each analysis, one row per section on its bar grid", [
+        _SECTIONS,
+        "CREATE INDEX ix_sections_label ON sections (label)",
     ]),
 ]
 

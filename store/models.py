@@ -95,6 +95,8 @@ class AnalysisRow(Base):
         order_by="KeySegmentRow.idx", cascade=_CHILDREN, passive_deletes=True
     )
     tags: Mapped[list[TagRow]] = relationship(cascade=_CHILDREN, passive_deletes=True)
+    sections: Mapped[list[SectionRow]] = relationship(order_by="SectionRow.idx", cascade=_CHILDREN,
+                                                      passive_deletes=True)
 
 
 class BeatRow(Base):
@@ -153,6 +155,20 @@ class TagRow(Base):
     model: Mapped[str] = mapped_column(primary_key=True)
     label: Mapped[str] = mapped_column(primary_key=True)
     score: Mapped[float | None]
+
+
+class SectionRow(Base):
+    __tablename__ = "sections"
+
+    analysis_id: Mapped[int] = _analysis_fk()
+    idx: Mapped[int] = mapped_column(primary_key=True)
+    start: Mapped[float]
+    end: Mapped[float]
+    bar: Mapped[int]
+    bars: Mapped[int]
+    label: Mapped[str] = mapped_column(index=True)
+    letter: Mapped[str]
+    confidence: Mapped[float | None]
 
 
 class JobRow(Base):

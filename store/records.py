@@ -20,7 +20,8 @@ from sqlalchemy import (ColumnElement, Connection, CursorResult, Engine, and_, d
 from beatwatch.analysis.document import SCHEMA, printable
 
 from .names import name_key
-from .models import AnalysisRow, BarRow, Base, BeatRow, ChordRow, FilePathRow, FileRow, KeySegmentRow, TagRow
+from .models import (AnalysisRow, BarRow, Base, BeatRow, ChordRow, FilePathRow, FileRow, KeySegmentRow, SectionRow,
+                     TagRow)
 from .transactions import write_transaction
 
 SUMMARY_COLUMNS = (
@@ -35,6 +36,7 @@ CHILD_ROWS: tuple[tuple[type[Base], str, str], ...] = (
     (BarRow, "timeline", "bars"),
     (ChordRow, "timeline", "chords"),
     (KeySegmentRow, "timeline", "keys"),
+    (SectionRow, "timeline", "sections"),
     (TagRow, "", "tags"),  # top level: every score; summary.tags holds only the top ones
 )
 
@@ -115,6 +117,18 @@ def find_analysis(engine: Engine, path_or_hash: str) -> dict[str, Any] | None:
             .order_by(FilePathRow.seen_at.desc(), FilePathRow.id)
         ).all()
         return {**row, "paths": list(paths)}
+
+
+def sections_of(engine: Engine, analysis_id: int) -> list[dict[str, Any]]:
+    """An analysis's sections in order, as the sidecar lists them: the form `beatwatch show` prints."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(SectionRow).where(SectionRow.analysis_id == analysis_id).order_by(SectionRow.idx))
+        return [dict(row) for row in rows.mappings()]
+
+
+def form_line(sections: list[dict[str, Any]]) -> str:
+    """"intro 4 · verse 8 · chorus 8 · …": each section's label and length in bars; "-" for none."""
+    return " · ".join(f"{s['label']} {s['bars']}" for s in sections) or "-"
 
 
 def _upsert_file(conn: Connection, info: dict[str, Any], mtime: float | None, now: str) -> int:

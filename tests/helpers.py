@@ -56,3 +56,68 @@ def lying_wav(path: Path, seconds_held: float, seconds_claimed: float) -> Path:
     data[4:8] = (at + claimed).to_bytes(4, "little")  # RIFF size: everything after its own 8 bytes
     path.write_bytes(bytes(data))
     return path
+
+
+# (label, bars, chord roots as MIDI notes with "m" for minor, drums, brightness, level) per section of form_song.
+FORM = (
+    ("intro", 4, ("A3m", "F3", "A3m", "F3"), False, 0.2, 0.25),
+    ("verse", 8, ("A3m", "F3", "C3", "G3"), True, 0.4, 0.45),
+    ("chorus", 8, ("F3", "G3", "C4", "C4"), True, 1.0, 0.9),
+    ("verse", 8, ("A3m", "F3", "C3", "G3"), True, 0.4, 0.45),
+    ("chorus", 8, ("F3", "G3", "C4", "C4"), True, 1.0, 0.9),
+    ("outro", 4, ("D3m", "D3m", "E3", "E3"), False, 0.2, 0.3),
+)
+
+
+def form_song(bpm: float = 120.0, *, lead_in: float = 0.5, form=FORM, sr: int = SR) -> tuple[np.ndarray, list[dict]]:
+    """A 4/4 song whose sections differ as records' do: their own chord loop (one chord a bar), drums or none,
+    a darker or brighter sound and their own level.
+
+    Returns (mono float32 signal, sections as {"label", "bar" (1-based), "bars", "start", "end"}).
+    """
+    beat = 60.0 / bpm
+    total_bars = sum(bars for _l, bars, *_ in form)
+    n = int((lead_in + total_bars * 4 * beat + 1.0) * sr)
+    signal = np.zeros(n)
+    rng = np.random.default_rng(3)
+    truth = []
+    bar = 0
+    for label, bars, chords, drums, bright, level in form:
+        truth.append({"label": label, "bar": bar + 1, "bars": bars, "start": lead_in + bar * 4 * beat,
+                      "end": lead_in + (bar + bars) * 4 * beat})
+        for b in range(bars):
+            start = lead_in + (bar + b) * 4 * beat
+            i0, i1 = int(start * sr), int((start + 4 * beat) * sr)
+            t = np.arange(i1 - i0) / sr
+            name = chords[b % len(chords)]
+            root = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}[name[0]] + 12 * (int(name[1]) + 1)
+            notes = (root, root + (3 if name.endswith("m") else 4), root + 7, root - 12)
+            tone = np.zeros_like(t)
+            for note in notes:
+                freq = 440.0 * 2 ** ((note - 69) / 12)
+                for h in range(1, 8):
+                    tone += (bright ** (h - 1)) / h * np.sin(2 * np.pi * freq * h * t)
+            envelope = np.minimum(1.0, t / 0.02) * np.exp(-t / 3.0)
+            piece = 0.12 * level * tone * envelope
+            if drums:
+                for k in range(8):
+                    at = int(k * beat / 2 * sr)
+                    hit = np.arange(min(int(0.12 * sr), len(t) - at)) / sr
+                    noise = rng.standard_normal(len(hit))
+                    hat = 0.08 * np.diff(noise, prepend=0.0) * np.exp(-hit / 0.01)
+                    drum = hat
+                    if k % 2 == 0:
+                        drum = drum + (np.sin(2 * np.pi * 55.0 * hit) * np.exp(-hit / 0.06) if k % 4 == 0
+                                       else 0.5 * noise * np.exp(-hit / 0.05))
+                    piece[at:at + len(hit)] += level * drum
+            else:
+                pulse = np.zeros_like(t)
+                for k in range(4):
+                    at = int(k * beat * sr)
+                    hit = np.arange(min(int(0.05 * sr), len(t) - at)) / sr
+                    accent = 0.6 if k == 0 else 0.3
+                    pulse[at:at + len(hit)] += accent * np.sin(2 * np.pi * 80.0 * hit) * np.exp(-hit / 0.02)
+                piece += level * pulse
+            signal[i0:i1] += piece
+        bar += bars
+    return (0.8 * signal / np.abs(signal).max()).astype(np.float32), truth

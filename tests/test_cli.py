@@ -113,6 +113,9 @@ def test_json_output_and_show(library, tmp_path):
     shown = run("show", doc["file"]["content_hash"][:12], cwd=root)
     assert shown.returncode == 0, shown.stderr
     assert "song 1.flac" in shown.stdout
+    form = next(line for line in shown.stdout.splitlines() if line.startswith("form "))
+    assert form.split(None, 1)[1] == (" · ".join(f"{s['label']} {s['bars']}" for s in doc["timeline"]["sections"])
+                                      or "-")
     missing = run("show", "0123456789abcdef", cwd=root)
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1
 

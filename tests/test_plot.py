@@ -12,8 +12,8 @@ import pytest
 from matplotlib import image as mpimg
 
 from beatwatch.analysis.audio.decode import Audio, AudioInfo, decode, probe
-from beatwatch.render.plot import (DPI, ENVELOPE_BLOCK, build_figure, chord_name, figure_size, label_stride,
-                                   render_plot, waveform_envelope)
+from beatwatch.render.plot import (DPI, ENVELOPE_BLOCK, LEFT_IN, SECTION_COLOURS, build_figure, chord_name,
+                                   figure_size, label_stride, render_plot, waveform_envelope)
 from tests.helpers import SR, click_track, write_wav
 
 MIX_BPM = 120.0
@@ -61,9 +61,23 @@ def synthetic_doc(n_bars: int, chord_of_bar: list[str], *, path: str) -> dict:
     }
 
 
+FORM = (("intro", "A", 8), ("verse", "B", 16), ("chorus", "C", 16), ("verse", "B", 16), ("chorus", "C", 16),
+        ("bridge", "D", 8), ("outro", "E", 10))
+
+
 def song_doc() -> dict:
-    """Three minutes of pop: 90 bars, the chord changing every bar."""
-    return synthetic_doc(90, [PROGRESSION[b % 4] for b in range(90)], path="/music/song.flac")
+    """Three minutes of pop: 90 bars, the chord changing every bar, in the sections of FORM."""
+    doc = synthetic_doc(90, [PROGRESSION[b % 4] for b in range(90)], path="/music/song.flac")
+    bars, sections, first = doc["timeline"]["bars"], [], 0
+    for index, (label, letter, count) in enumerate(FORM):
+        run = bars[first:first + count]
+        sections.append({"start": run[0]["time"], "end": run[-1]["time"] + run[-1]["duration"], "bar": run[0]["bar"],
+                         "bars": count, "label": label, "letter": letter, "confidence": 0.8})
+        for bar in run:
+            bar["section"] = index
+        first += count
+    doc["timeline"]["sections"] = sections
+    return doc
 
 
 def mix_doc() -> dict:
@@ -87,7 +101,7 @@ def assert_drawn(png: Path, doc: dict) -> None:
 
 
 def bar_numbers(fig) -> list:
-    return [t for t in fig.axes[0].texts if t.get_text().isdigit()]
+    return [t for t in fig.axes[1].texts if t.get_text().isdigit()]
 
 
 def overlapping(texts: list) -> list[tuple[str, str]]:
@@ -108,10 +122,36 @@ def test_waveform_from_decoded_audio_is_drawn(click_doc, click_file, tmp_path):
     out = render_plot(click_doc, tmp_path / "wave.png", audio=audio)
     assert_drawn(out, click_doc)
     fig = build_figure(click_doc, audio=audio)
-    assert fig.axes[0].get_ylabel() == "waveform"
-    outline = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]
+    assert fig.axes[1].get_ylabel() == "waveform"
+    outline = fig.axes[1].collections[0].get_paths()[0].vertices[:, 1]
     assert outline.max() == pytest.approx(float(audio.mono.max()), rel=1e-3)
     assert outline.min() == pytest.approx(float(audio.mono.min()), rel=1e-3)
+
+
+def test_sections_are_bands_above_the_bars_coloured_by_letter_and_named(tmp_path):
+    doc = song_doc()
+    out = render_plot(doc, tmp_path / "form.png")
+    pixels = (mpimg.imread(out)[..., :3] * 255).round().astype(int)
+    fig = build_figure(doc)
+    band, wave = fig.axes[0].get_position(), fig.axes[1].get_position()
+    assert band.y0 > wave.y1, "the sections strip is above the waveform and its bars"
+    row = round((1 - (band.y0 + band.y1) / 2) * pixels.shape[0])
+    px_per_s = (pixels.shape[1] - LEFT_IN * DPI - 0.3 * DPI) / doc["file"]["duration"]
+    colours = dict(zip("ABCDE", SECTION_COLOURS))
+    for section in doc["timeline"]["sections"]:
+        x = round(LEFT_IN * DPI + (section["start"] + 0.1 * (section["end"] - section["start"])) * px_per_s)
+        expected = [int(colours[section["letter"]][i:i + 2], 16) for i in (1, 3, 5)]
+        assert np.abs(pixels[row, x] - expected).max() <= 2, (section, pixels[row, x])
+    names = [t.get_text() for t in fig.axes[0].texts]
+    assert names == [f"{label} {letter}" for label, letter, _n in FORM]
+
+
+def test_no_sections_leaves_the_strip_empty_and_says_so():
+    doc = song_doc()
+    doc["timeline"]["sections"] = []
+    fig = build_figure(doc)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["no sections"]
+    assert not fig.axes[0].collections
 
 
 def test_waveform_envelope_of_a_long_file_matches_the_whole_signal():
@@ -141,12 +181,12 @@ def test_an_analysed_click_track_numbers_every_bar_and_titles_its_summary(click_
 def test_a_three_minute_song_names_every_chord_change_without_overlap():
     doc = song_doc()
     fig = build_figure(doc)
-    chords = fig.axes[1].texts
+    chords = fig.axes[2].texts
     assert [t.get_text() for t in chords] == [chord_name(b["chord"]) for b in doc["timeline"]["bars"]]
     assert not overlapping(list(chords))
     numbers = bar_numbers(fig)
     assert len(numbers) >= 45 and not overlapping(numbers)
-    assert len(fig.axes[0].collections) == 2, "beat lines and bar lines"
+    assert len(fig.axes[1].collections) == 2, "beat lines and bar lines"
 
 
 def test_svg_is_well_formed_and_html_is_self_contained(click_doc, tmp_path):
@@ -189,12 +229,12 @@ def test_an_hour_long_mix_renders_quickly_with_thinned_labels(tmp_path):
     numbers = bar_numbers(fig)
     assert 10 <= len(numbers) <= 100
     assert not overlapping(numbers)
-    chords = list(fig.axes[1].texts)
+    chords = list(fig.axes[2].texts)
     assert 10 <= len(chords) <= len(numbers)
     assert not overlapping(chords)
     numbered_times = {float(t.xy[0]) for t in numbers}
     assert {float(t.xy[0]) for t in chords} <= numbered_times, "chord names sit under numbered bars"
-    (bar_lines,) = fig.axes[0].collections
+    (bar_lines,) = fig.axes[1].collections
     assert len(bar_lines.get_segments()) == len(numbers), "no beat lines, bar lines only where numbered"
     html_page = render_plot(doc, tmp_path / "mix.html").read_text()
     assert html_page.count("<text") < 600

@@ -16,7 +16,7 @@ from beatwatch.analysis.document import printable
 from beatwatch.store.db import is_locked, open_database, sqlite_url, write_lock_held
 from beatwatch.store.migrations import STEPS, SchemaTooNew, Step, current_version, migrate
 from beatwatch.store.models import Base, FileRow
-from beatwatch.store.records import AmbiguousHash, find_analysis, save_timeline
+from beatwatch.store.records import AmbiguousHash, find_analysis, form_line, save_timeline, sections_of
 
 HASH_A = "a" * 64
 HASH_B = "b" * 64
@@ -31,9 +31,16 @@ def make_doc(*, path: str = "/music/song.mp3", content_hash: str = HASH_A, versi
     ]
     bar_rows = [
         {"bar": b + 1, "time": 2.0 * b, "duration": 2.0, "beats": 4, "chord": "C:maj",
-         "chord_confidence": 0.9, "loudness": -12.0}
+         "chord_confidence": 0.9, "loudness": -12.0, "section": min(b // 4, 1)}
         for b in range(beats // 4)
     ]
+    # An intro of the first 4 bars (or fewer), a chorus of the rest.
+    intro = min(4, len(bar_rows))
+    sections = [{"start": 0.0, "end": 2.0 * intro, "bar": 1, "bars": intro, "label": "intro", "letter": "A",
+                 "confidence": 0.7}]
+    if len(bar_rows) > intro:
+        sections.append({"start": 2.0 * intro, "end": 2.0 * len(bar_rows), "bar": intro + 1,
+                         "bars": len(bar_rows) - intro, "label": "chorus", "letter": "B", "confidence": 0.8})
     return {
         "schema": "beatwatch.timeline/1",
         "file": {"path": path, "content_hash": content_hash, "size": 123, "format": "mp3",
@@ -53,14 +60,22 @@ def make_doc(*, path: str = "/music/song.mp3", content_hash: str = HASH_A, versi
             "tempo": [{"time": 0.5, "bpm": 120.0}],
             "keys": [{"start": 0.0, "end": 180.0, "key": key, "confidence": 0.8}],
             "energy": {"hop_s": 0.5, "values": [0.1, 0.2]},
+            "sections": sections,
         },
     }
+
+
+def doc_before_sections(**fields) -> dict:
+    """A sidecar as releases before schema step 7 wrote it: no sections."""
+    doc = make_doc(**fields)
+    del doc["timeline"]["sections"]
+    return doc
 
 
 def silent_doc(path: str, content_hash: str) -> dict:
     doc = make_doc(path=path, content_hash=content_hash, bpm=None, key=None, beats=0)
     doc["summary"] = {name: None for name in doc["summary"]} | {"tags": []}
-    doc["timeline"] |= {"chords": [], "keys": [], "tempo": []}
+    doc["timeline"] |= {"chords": [], "keys": [], "tempo": [], "sections": []}
     return doc
 
 
@@ -166,7 +181,7 @@ def test_the_orm_reads_what_save_timeline_wrote(engine):
         assert {tag.label for tag in analysis.tags} == {"rock", "pop"}
         session.delete(file)
         session.commit()
-    for table in ("files", "file_paths", "analyses", "beats", "bars", "chords", "key_segments", "tags"):
+    for table in ("files", "file_paths", "analyses", "beats", "bars", "chords", "key_segments", "tags", "sections"):
         assert count(engine, table) == 0, table
 
 
@@ -200,6 +215,19 @@ def test_save_stores_every_part_of_the_document(engine):
     assert chords == [(0, 0.0, 2.0, "C:maj"), (1, 2.0, 4.0, "N")]
     assert tags == [("msd-musicnn", "pop", 0.25), ("msd-musicnn", "rock", 0.5)]
     assert [count(engine, t) for t in ("beats", "bars", "key_segments")] == [8, 2, 1]
+
+
+def test_sections_are_stored_with_their_bars_and_answer_a_form_query(engine):
+    save_timeline(engine, make_doc(beats=48), sidecar_path=None)
+    with engine.connect() as conn:
+        sections = conn.execute(text('SELECT idx, bar, bars, start, "end", label, letter FROM sections')).all()
+        chorus_chords = conn.execute(text(
+            "SELECT b.bar FROM sections AS s JOIN bars AS b ON b.analysis_id = s.analysis_id"
+            " AND b.bar >= s.bar AND b.bar < s.bar + s.bars WHERE s.label = 'chorus' ORDER BY b.bar")).scalars().all()
+    assert sections == [(0, 1, 4, 0.0, 8.0, "intro", "A"), (1, 5, 8, 8.0, 24.0, "chorus", "B")]
+    assert chorus_chords == list(range(5, 13))
+    assert form_line(sections_of(engine, find_analysis(engine, HASH_A)["analysis_id"])) == "intro 4 · chorus 8"
+    assert form_line([]) == "-"
 
 
 def test_resaving_the_same_version_replaces_rows(engine):
@@ -300,6 +328,28 @@ def test_a_database_at_schema_3_upgrades_to_one_tracks_row_per_path(tmp_path):
         engine.dispose()
 
 
+def test_a_database_at_schema_6_gains_an_empty_sections_table_and_keeps_its_analyses(tmp_path):
+    url = sqlite_url(tmp_path / "old.db")
+    old = create_engine(url)
+    try:
+        assert migrate(old, STEPS[:6]) == 6
+        kept = save_timeline(old, doc_before_sections(path="/inbox/old.wav", content_hash=HASH_A), sidecar_path=None)
+        assert not inspect(old).has_table("sections")
+    finally:
+        old.dispose()
+    engine = open_database(url)
+    try:
+        assert current_version(engine) == len(STEPS) >= 7
+        assert find_analysis(engine, "/inbox/old.wav")["analysis_id"] == kept
+        assert (count(engine, "sections"), count(engine, "beats")) == (0, 8)
+        save_timeline(engine, make_doc(path="/inbox/new.wav", content_hash=HASH_B, beats=40), sidecar_path=None)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT label, bar, bars FROM sections ORDER BY idx")).all()
+        assert rows == [("intro", 1, 4), ("chorus", 5, 6)]
+    finally:
+        engine.dispose()
+
+
 def test_a_write_lock_held_elsewhere_is_seen_and_named(engine, tmp_path):
     assert not write_lock_held(engine, wait_s=0.1)
     locker = sqlite3.connect(tmp_path / "beatwatch.db", isolation_level=None)
@@ -325,7 +375,7 @@ def test_a_silent_clip_stores_an_analysis_without_timeline_rows(engine):
     save_timeline(engine, silent_doc("/m/silence.wav", HASH_B), sidecar_path=None)
     track = find_analysis(engine, "/m/silence.wav")
     assert track["bpm"] is None and track["key"] is None and track["duration"] == 180.0
-    assert [count(engine, t) for t in ("beats", "bars", "chords", "key_segments", "tags")] == [0, 0, 0, 0, 0]
+    assert [count(engine, t) for t in ("beats", "bars", "chords", "key_segments", "tags", "sections")] == [0] * 6
 
 
 def test_an_invalid_row_stores_nothing_from_the_document(engine):
@@ -333,7 +383,7 @@ def test_an_invalid_row_stores_nothing_from_the_document(engine):
     doc["timeline"]["beats"][1]["time"] = None
     with pytest.raises(IntegrityError):
         save_timeline(engine, doc, sidecar_path=None)
-    for table in ("files", "file_paths", "analyses", "beats", "bars", "chords", "key_segments", "tags"):
+    for table in ("files", "file_paths", "analyses", "beats", "bars", "chords", "key_segments", "tags", "sections"):
         assert count(engine, table) == 0, table
 
 

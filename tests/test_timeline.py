@@ -63,7 +63,8 @@ def test_document_has_every_schema_field_and_is_json():
     assert set(doc["file"]) >= {"path", "content_hash", "size", "format", "duration", "sample_rate", "channels"}
     assert set(doc["summary"]) >= {"bpm", "bpm_confidence", "meter", "key", "key_confidence", "loudness_lufs",
                                    "loudness_range_lu", "danceability", "energy", "tags"}
-    assert set(doc["timeline"]) >= {"beats", "bars", "chords", "tempo", "keys", "energy"}
+    assert set(doc["timeline"]) >= {"beats", "bars", "chords", "tempo", "keys", "energy", "sections"}
+    assert doc["timeline"]["sections"] == [] and all(b["section"] is None for b in doc["timeline"]["bars"])
     beats = doc["timeline"]["beats"]
     assert [b["bar"] for b in beats[:5]] == [0, 0, 1, 1, 1]
     assert beats[0]["transient_time"] == pytest.approx(0.51) and beats[1]["transient_time"] is None

@@ -21,6 +21,7 @@ RHYTHM_FPS = 100
 FRAME_SIZES = (1024, 2048, 4096)
 BANDS_PER_OCTAVE = (3, 6, 12)
 ONSET_FRAME_SIZE = 2048
+COARSE_FRAME_SIZE = 1024
 FMIN, FMAX = 30.0, 17000.0
 DIFF_RATIO = 0.5
 
@@ -31,10 +32,13 @@ class RhythmFeatures:
 
     stacked: np.ndarray [shape=(frames, dims)], the downbeat network's input.
     flux: np.ndarray [shape=(frames,)], summed positive spectral difference.
+    coarse: np.ndarray [shape=(frames, dims)], the 1024-sample part (3 bands per octave and their rise), a view
+        into the same values: the sound's colour and attack that sections are told apart by.
     """
 
     stacked: np.ndarray
     flux: np.ndarray
+    coarse: np.ndarray
     fps: int = RHYTHM_FPS
 
 
@@ -61,4 +65,5 @@ class RhythmFeatureProcessor:
         parts = [self._part(mono, size) for size in FRAME_SIZES]
         onset_part = parts[FRAME_SIZES.index(ONSET_FRAME_SIZE)]
         half = onset_part.shape[1] // 2
-        return RhythmFeatures(stacked=np.hstack(parts), flux=onset_part[:, half:].sum(axis=1))
+        return RhythmFeatures(stacked=np.hstack(parts), flux=onset_part[:, half:].sum(axis=1),
+                              coarse=parts[FRAME_SIZES.index(COARSE_FRAME_SIZE)])
