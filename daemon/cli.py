@@ -11,8 +11,10 @@ from pathlib import Path
 
 from beatwatch.analysis.audio.formats import AUDIO_EXTENSIONS
 from beatwatch.analysis.nets.device import DeviceError
+from beatwatch.store.db import NoDatabase
 
 from . import config as config_mod
+from .config_lookup import locate
 from .logs import configure as configure_logging
 from .logs import escape_controls
 
@@ -34,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the daemon in the foreground (systemd runs this)")
-    run.add_argument("--config", type=Path, help="TOML config file (default: $BEATWATCH_CONFIG or ./beatwatch.toml)")
+    run.add_argument("--config", type=Path, help="TOML config file (default: $BEATWATCH_CONFIG, ./beatwatch.toml, "
+                     "~/.config/beatwatch/beatwatch.toml, /etc/beatwatch/beatwatch.toml, in that order)")
 
     status = sub.add_parser("status", help="queue counts, running jobs, throughput, throttle and worker state")
     status.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
@@ -82,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = cfg_sub.add_parser("check", help="validate a config file and print the effective values")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, nargs="?", help="default: the file the other commands would read")
     return parser
 
 
@@ -98,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     except (config_mod.ConfigError, UsageError, DeviceError) as exc:
         _error(str(exc))
         return EXIT_USAGE
+    except NoDatabase as exc:
+        _error(str(exc))
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_FAILED
     except BrokenPipeError:  # `beatwatch ... | head` closed the pipe: not an error
@@ -136,6 +142,12 @@ def _one_line(doc: dict, sidecar: Path) -> str:
 def _open_store(settings: config_mod.Settings):
     from beatwatch.store.db import open_database
     return open_database(settings.store.url)
+
+
+def _read_store(settings: config_mod.Settings):
+    """The database for a command that only reads: NoDatabase rather than a new empty file."""
+    from beatwatch.store.db import open_existing
+    return open_existing(settings.store.url)
 
 
 def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir: Path | None,
@@ -191,7 +203,7 @@ def cmd_show(args) -> int:
 
     settings = config_mod.load(args.config)
     try:
-        found = find_analysis(_open_store(settings), args.target)
+        found = find_analysis(_read_store(settings), args.target)
     except LookupError as exc:
         _error(f"{args.target}: {exc}")
         return EXIT_FAILED
@@ -220,7 +232,7 @@ def _load_track(args) -> tuple[dict, Path | None]:
         from beatwatch.store.records import find_analysis
 
         try:
-            found = find_analysis(_open_store(config_mod.load(args.config)), args.target)
+            found = find_analysis(_read_store(config_mod.load(args.config)), args.target)
         except LookupError as exc:
             raise TrackError(f"{args.target}: {exc}") from None
         if found is None:
@@ -301,8 +313,10 @@ def cmd_models(args) -> int:
 
 
 def cmd_config_check(args) -> int:
-    settings = config_mod.load(args.file)
-    print(f"# {args.file}: valid; effective values (environment overrides applied)")
+    located = locate(args.file)
+    settings = config_mod.load(located.path)
+    print(f"# config: {located.describe()}")
+    print("# valid; effective values (environment overrides applied)")
     for section, values in config_mod.effective_values(settings).items():
         print(f"[{section}]")
         for key, value in values.items():
@@ -324,11 +338,12 @@ def cmd_status(args) -> int:
 
     from .status import DatabaseLocked, render_status
 
-    settings = config_mod.load(args.config)
-    engine = _open_store(settings)
+    located = locate(args.config)
+    settings = config_mod.load(located.path)
+    engine = _read_store(settings)
     while True:
         try:
-            text = render_status(engine, now=time.time())
+            text = f"config:  {located.describe()}\n" + render_status(engine, now=time.time())
         except DatabaseLocked as exc:
             if not args.watch:
                 print(f"beatwatch: {exc}", file=sys.stderr)
@@ -350,7 +365,7 @@ def cmd_retry(args) -> int:
     if not args.ids and not args.failed:
         raise UsageError("retry needs job ids or --failed")
     settings = config_mod.load(args.config)
-    count = jobs.retry(_open_store(settings), ids=args.ids or None, failed_only=args.failed, now=time.time())
+    count = jobs.retry(_read_store(settings), ids=args.ids or None, failed_only=args.failed, now=time.time())
     print(f"requeued {count} job(s)")
     return EXIT_OK
 

@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .admission import FollowSymlinks
+from .config_lookup import locate
 
-CONFIG_ENV = "BEATWATCH_CONFIG"
+ENV_PREFIX = "BEATWATCH_"
 DEFAULT_IGNORE = [
     "*.part", "*.tmp", "*.crdownload", "*.partial", "*.download", ".*", "~$*", "*~",
     "Thumbs.db", "desktop.ini", "*.beatwatch.json", "*.beatwatch.png",
@@ -125,22 +126,20 @@ class Settings(BaseSettings):
 
 
 def default_config_path() -> Path | None:
-    """$BEATWATCH_CONFIG, else ./beatwatch.toml when present, else none (all defaults)."""
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
-    local = Path("beatwatch.toml")
-    return local if local.exists() else None
+    """The file config_lookup finds without --config; None means the built-in defaults."""
+    return locate().path
 
 
 def load(path: str | os.PathLike | None = None) -> Settings:
     """Read, validate and resolve a config; raises ConfigError with one readable sentence."""
-    path = Path(path) if path is not None else default_config_path()
+    located = locate(path)
+    path = located.path
     data: dict = {}
     if path is not None:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
+            raise ConfigError(f"{path}: config file not found ({located.source})") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read config file ({exc})") from None
         except tomllib.TOMLDecodeError as exc:
@@ -149,13 +148,14 @@ def load(path: str | os.PathLike | None = None) -> Settings:
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
-    return resolve_paths(settings, (path.parent if path is not None else Path.cwd()).resolve())
+    return resolve_paths(settings, located.base.resolve())
 
 
 def _describe(exc: ValidationError, path: Path | None) -> str:
     first = exc.errors()[0]
     key = ".".join(str(part) for part in first["loc"])
-    where = str(path) if path is not None else "config"
+    variable = _environment_variable(first["loc"])
+    where = f"environment variable {variable}" if variable else str(path) if path is not None else "config"
     if first["type"] == "extra_forbidden":
         message = f"{where}: unknown key {key}"
     elif first["type"] == "missing":
@@ -164,6 +164,14 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
         message = f"{where}: {key} = {first.get('input')!r} is invalid: {first['msg']}"
     more = exc.error_count() - 1
     return message + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def _environment_variable(loc: tuple) -> str | None:
+    """The BEATWATCH_<SECTION>__<KEY> variable that set this value, when one did: that is what to fix, not the file."""
+    if len(loc) < 2:
+        return None
+    wanted = f"{ENV_PREFIX}{loc[0]}__{loc[1]}".upper()
+    return next((name for name in os.environ if name.upper() == wanted), None)
 
 
 def resolve_paths(settings: Settings, base: Path) -> Settings:

@@ -49,6 +49,20 @@ def open_database(url: str) -> Engine:
     return engine
 
 
+class NoDatabase(LookupError):
+    """A read-only command found no database file: it must not create an empty one and report on that."""
+
+
+def open_existing(url: str) -> Engine:
+    """Like open_database, for commands that only read: a missing SQLite file is an error, never created."""
+    parsed = make_url(url)
+    database = parsed.database
+    if (parsed.get_backend_name() == "sqlite" and database and database != ":memory:" and not parsed.query.get("uri")
+            and not Path(database).exists()):
+        raise NoDatabase(f"no database at {database}, the daemon has not run")
+    return open_database(url)
+
+
 def is_locked(exc: BaseException) -> bool:
     """True for SQLite's "database is locked": another process held the write lock past busy_timeout.
 

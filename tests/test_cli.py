@@ -28,6 +28,7 @@ def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedP
 def library(tmp_path_factory):
     """Five songs in five formats at different tempi, plus the bad inputs a user's folder collects."""
     root = tmp_path_factory.mktemp("library")
+    (root / "beatwatch.toml").write_text("")  # the database beside it, ./beatwatch.db
     music = root / "music"
     music.mkdir()
     tempi = {}
