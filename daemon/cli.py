@@ -33,6 +33,7 @@ class TrackError(Exception):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="beatwatch", description="Beat-accurate timelines for a folder of music.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details and tracebacks to stderr")
+    parser.add_argument("--version", action="version", version=f"beatwatch {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the daemon in the foreground (systemd runs this)")
@@ -41,7 +42,15 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="queue counts, running jobs, throughput, throttle and worker state")
     status.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
+    status.add_argument("--json", action="store_true", help="the same facts as one JSON object")
     status.add_argument("--config", type=Path, help="TOML config file")
+
+    jobs = sub.add_parser("jobs", help="the job queue, newest first: ids for `retry`, states, attempts, errors")
+    jobs.add_argument("--failed", action="store_true", help="only failed jobs")
+    jobs.add_argument("--running", action="store_true", help="only running jobs")
+    jobs.add_argument("--limit", type=int, default=50, help="show at most this many (default 50; 0: all)")
+    jobs.add_argument("--json", action="store_true", help="a JSON list with every column")
+    jobs.add_argument("--config", type=Path, help="TOML config file")
 
     retry = sub.add_parser("retry", help="queue jobs again (failed ones, or the given job ids)")
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="job ids (done or failed)")
@@ -94,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(logging.DEBUG if args.verbose else logging.WARNING)
     handlers = {"run": cmd_run, "analyze": cmd_analyze, "show": cmd_show, "config": cmd_config_check,
-                "status": cmd_status, "retry": cmd_retry, "rescan": cmd_rescan, "plot": cmd_plot, "click": cmd_click,
+                "status": cmd_status, "jobs": cmd_jobs, "retry": cmd_retry, "rescan": cmd_rescan, "plot": cmd_plot,
+                "click": cmd_click,
                 "models": cmd_models}
     try:
         return handlers[args.command](args)
@@ -109,6 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `beatwatch ... | head` closed the pipe: not an error
         sys.stdout = open("/dev/null", "w")
         return EXIT_OK
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from beatwatch.analysis import ANALYZER_VERSION
+
+    try:
+        return f"{version('beatwatch')} (analyzer {ANALYZER_VERSION})"
+    except PackageNotFoundError:
+        return f"(not installed) (analyzer {ANALYZER_VERSION})"
 
 
 def _error(message: str) -> None:
@@ -336,14 +357,20 @@ def cmd_run(args) -> int:
 def cmd_status(args) -> int:
     import time
 
-    from .status import DatabaseLocked, render_status
+    from .status import DatabaseLocked, render_text, status_data
 
     located = locate(args.config)
     settings = config_mod.load(located.path)
     engine = _read_store(settings)
     while True:
         try:
-            text = f"config:  {located.describe()}\n" + render_status(engine, now=time.time())
+            data = status_data(engine, now=time.time())
+            if args.json and not args.watch:
+                data["config"] = str(located.path) if located.path else None
+                json.dump(data, sys.stdout, indent=1)
+                print()
+                return EXIT_OK
+            text = f"config:  {located.describe()}\n" + render_text(data)
         except DatabaseLocked as exc:
             if not args.watch:
                 print(f"beatwatch: {exc}", file=sys.stderr)
@@ -364,9 +391,34 @@ def cmd_retry(args) -> int:
 
     if not args.ids and not args.failed:
         raise UsageError("retry needs job ids or --failed")
+    from .jobs_cmd import retry_refusals
+
     settings = config_mod.load(args.config)
-    count = jobs.retry(_read_store(settings), ids=args.ids or None, failed_only=args.failed, now=time.time())
-    print(f"requeued {count} job(s)")
+    engine = _read_store(settings)
+    requeued = jobs.retry(engine, ids=args.ids or None, failed_only=args.failed, now=time.time())
+    refusals = retry_refusals(engine, args.ids, requeued, failed_only=args.failed)
+    for reason in refusals:
+        _error(reason)
+    print(f"requeued {len(requeued)} job(s)" + (": " + " ".join(map(str, requeued)) if requeued else ""))
+    return EXIT_FAILED if refusals else EXIT_OK
+
+
+def cmd_jobs(args) -> int:
+    from beatwatch.store import jobs
+    from .jobs_cmd import job_record, render_jobs
+
+    states: list[jobs.State] = []
+    if args.failed:
+        states.append("failed")
+    if args.running:
+        states.append("running")
+    engine = _read_store(config_mod.load(args.config))
+    found = jobs.listing(engine, states=states or None, limit=args.limit or None)
+    if args.json:
+        json.dump([job_record(job) for job in found], sys.stdout, indent=1)
+        print()
+    else:
+        print(render_jobs(found))
     return EXIT_OK
 
 

@@ -88,11 +88,13 @@ def save_timeline_in(conn: Connection, doc: dict[str, Any], *, sidecar_path: str
 def find_analysis(engine: Engine, path_or_hash: str) -> dict[str, Any] | None:
     """A content's summary row (the `tracks` columns) for a path or hash, plus the paths whose latest content it is.
 
-    Paths are tried first, since a file may well be named like a hash.
+    Paths are tried first, since a file may well be named like a hash. Found
+    by path, `path` is that path, not the content's latest one: after a copy
+    the original is still the file asked about.
     Raises AmbiguousHash when a hash prefix matches more than one file.
     """
     with engine.connect() as conn:
-        file_id = _file_by_path(conn, path_or_hash)
+        file_id, asked = _file_by_path(conn, path_or_hash)
         if file_id is None:
             file_id = _file_by_hash(conn, path_or_hash)
         if file_id is None:
@@ -104,7 +106,7 @@ def find_analysis(engine: Engine, path_or_hash: str) -> dict[str, Any] | None:
             select(FilePathRow.path).where(FilePathRow.file_id == file_id)
             .order_by(FilePathRow.seen_at.desc(), FilePathRow.id)
         ).all()
-        return {**row, "paths": list(paths)}
+        return {**row, "path": asked or row["path"], "paths": list(paths)}
 
 
 def _upsert_file(conn: Connection, info: dict[str, Any], mtime: float | None, now: str) -> int:
@@ -169,18 +171,20 @@ def _child_rows(doc: dict[str, Any], analysis_id: int) -> list[tuple[type[Base],
     return batches
 
 
-def _file_by_path(conn: Connection, path: str) -> int | None:
-    """file_paths says which content a path held most recently; files.path covers rows written elsewhere."""
+def _file_by_path(conn: Connection, path: str) -> tuple[int | None, str | None]:
+    """The content a path held most recently (file_paths; files.path covers rows written elsewhere), and the
+    stored form of that path."""
     candidates = list(dict.fromkeys([path, os.path.abspath(path)]))
-    file_id = conn.scalar(
-        select(FilePathRow.file_id).where(FilePathRow.path.in_(candidates))
+    found = conn.execute(
+        select(FilePathRow.file_id, FilePathRow.path).where(FilePathRow.path.in_(candidates))
         .order_by(FilePathRow.seen_at.desc()).limit(1)
-    )
-    if file_id is None:
-        file_id = conn.scalar(
-            select(FileRow.id).where(FileRow.path.in_(candidates)).order_by(FileRow.last_seen.desc()).limit(1)
-        )
-    return file_id
+    ).first()
+    if found is None:
+        found = conn.execute(
+            select(FileRow.id, FileRow.path).where(FileRow.path.in_(candidates))
+            .order_by(FileRow.last_seen.desc()).limit(1)
+        ).first()
+    return (found[0], found[1]) if found is not None else (None, None)
 
 
 def _file_by_hash(conn: Connection, value: str) -> int | None:
