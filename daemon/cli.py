@@ -178,26 +178,32 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
     from beatwatch.analysis.nets.networks import Networks
     from beatwatch.analysis.pipeline import Analyzer
     from .memory import release_free_memory
+    from .progress import for_analyze
     from .publish import Publisher
 
     networks = Networks(device=settings.inference.device, models_dir=settings.models.dir)
     analyzer = Analyzer(networks, chunk_s=settings.analysis.chunk_s, after_chunk=release_free_memory)
     publisher = Publisher(engine, output_dir=output_dir)
+    display = for_analyze(sys.stdout, sys.stderr, json_output=quiet)
     documents, failed = [], 0
     for path in files:
         path = path.absolute()
+        display.start(path.name)
         try:
-            document = analyzer.analyze(path, max_duration_s=settings.jobs.max_duration_s)
+            document = analyzer.analyze(path, max_duration_s=settings.jobs.max_duration_s, progress=display)
             sidecar = publisher.publish(document, path)
         except AnalysisError as exc:
             failed += 1
+            display.finish()
             _error(str(exc))
             continue
         except Exception as exc:  # one bad file must not stop the others
             failed += 1
+            display.finish()
             log.debug("analysis of %s failed", path, exc_info=True)
             _error(f"{path}: analysis failed ({type(exc).__name__}: {exc})")
             continue
+        display.finish()
         documents.append(document)
         if not quiet:
             print(_one_line(document, sidecar), flush=True)
