@@ -159,7 +159,7 @@ class Supervisor:
                 self.intake.stop()
             self.intake = self._new_intake()
             self.intake.start()
-            log.warning("config reloaded from %s", self.config_path or "defaults")
+            log.info("config reloaded from %s", self.config_path or "defaults")
         self.notifier.send(READY=1)
 
     def shutdown(self, now: float) -> None:
@@ -383,7 +383,7 @@ class Supervisor:
             if self.flags.stop and self.draining_since is None:
                 self.draining_since = monotonic_s
                 self.notifier.send(STOPPING=1, STATUS="draining")
-                log.warning("stopping: no new jobs; waiting up to %g s for %d running job(s)", grace,
+                log.info("stopping: no new jobs; waiting up to %g s for %d running job(s)", grace,
                             sum(1 for s in self.pool.slots if s.busy))
             if self.draining_since is not None and (
                     not any(s.busy for s in self.pool.slots) or monotonic_s - self.draining_since >= grace):
@@ -403,7 +403,7 @@ class Supervisor:
             else:
                 self._note_unlocked(monotonic_s)
         self.shutdown(time.time())
-        log.warning("stopped")
+        log.info("stopped")
         return 0
 
     def _note_locked(self, monotonic_s: float) -> None:
@@ -419,7 +419,7 @@ class Supervisor:
 
     def _note_unlocked(self, monotonic_s: float) -> None:
         if self._locked_since is not None:
-            log.warning("database writable again after %.0f s", monotonic_s - self._locked_since)
+            log.info("database writable again after %.0f s", monotonic_s - self._locked_since)
             self._locked_since = None
 
     def _sleep_for(self, monotonic_s: float) -> float:
