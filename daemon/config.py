@@ -101,6 +101,21 @@ class Shutdown(Section):
     grace_s: float = Field(30.0, ge=0)
 
 
+class Hooks(Section):
+    """Programs run after a job, as an argument list: never through a shell, so no file name is ever a command."""
+
+    on_done: list[str] = Field(default_factory=list)
+    on_failed: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(60.0, gt=0)
+
+    @field_validator("on_done", "on_failed")
+    @classmethod
+    def _program_first(cls, value: list[str]) -> list[str]:
+        if value and not value[0].strip():
+            raise ValueError("the first element must name the program to run")
+        return value
+
+
 class Settings(BaseSettings):
     """The whole configuration; `load` is the way to build one."""
 
@@ -117,6 +132,7 @@ class Settings(BaseSettings):
     analysis: Analysis = Analysis()
     models: Models = Models()
     shutdown: Shutdown = Shutdown()
+    hooks: Hooks = Hooks()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,

@@ -30,6 +30,7 @@ from beatwatch.store.daemon_status import write_status
 from beatwatch.store.sidecar import remove_stray_temp_files
 
 from . import config as config_mod
+from . import hooks
 from .cpus import usable_cpus
 from .inference import InferenceProcess
 from .notify import Notifier
@@ -279,7 +280,7 @@ class Supervisor:
                 return
             log.warning("job %d %s: %s", task.job_id, state, outcome.error)
             if state == "failed":
-                self.publisher.set_aside(task.path, "failed")
+                self._failed(task, outcome.error or "unknown error")
             return
         assert outcome.document is not None, "every outcome but an error carries its document"
         try:
@@ -300,7 +301,15 @@ class Supervisor:
             log.warning("job %d: late result discarded (lease lost)", task.job_id)
             return
         log.info("job %d done (%s): %s", task.job_id, outcome.kind, task.path)
-        self.publisher.set_aside(task.path, "done", sidecar=sidecar)
+        audio, sidecar = self.publisher.set_aside(task.path, "done", sidecar=sidecar)
+        hooks.fire(self.settings.hooks, hooks.JobEvent(
+            "done", task.job_id, audio, sidecar=str(sidecar) if sidecar else None, outcome=outcome.kind,
+            content_hash=outcome.document["file"]["content_hash"]))
+
+    def _failed(self, task: Task, error: str) -> None:
+        """A job failed for good: its file set aside (inbox.after = "move"), then hooks.on_failed."""
+        audio, _ = self.publisher.set_aside(task.path, "failed")
+        hooks.fire(self.settings.hooks, hooks.JobEvent("failed", task.job_id, audio, error=error))
 
     # ----- watching the workers --------------------------------------------------------------
 
@@ -329,7 +338,7 @@ class Supervisor:
                           now=now, max_attempts=self.settings.jobs.max_attempts, permanent_if_repeated=TIMEOUT_MARK)
         log.warning("job %d %s: %s", task.job_id, state or "already requeued", why)
         if state == "failed":
-            self.publisher.set_aside(task.path, "failed")
+            self._failed(task, f"{task.path}: {why}")
         self._next_claim = 0.0
 
     # ----- reporting -------------------------------------------------------------------------
