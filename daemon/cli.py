@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     rescan = sub.add_parser("rescan", help="queue every complete file in the inbox that is not analysed yet")
     rescan.add_argument("--config", type=Path, help="TOML config file")
 
+    prune = sub.add_parser("prune", help="remove the rows of analysed files that are gone from disk")
+    prune.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    prune.add_argument("--config", type=Path, help="TOML config file")
+
     analyze = sub.add_parser("analyze", help="analyse files or folders once, without the daemon")
     analyze.add_argument("paths", nargs="+", type=Path, metavar="FILE", help="audio files, or folders to search")
     analyze.add_argument("--out", type=Path, help="write sidecars into this folder instead of next to the audio")
@@ -104,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(logging.DEBUG if args.verbose else logging.WARNING)
     handlers = {"run": cmd_run, "analyze": cmd_analyze, "show": cmd_show, "config": cmd_config_check,
                 "status": cmd_status, "jobs": cmd_jobs, "retry": cmd_retry, "rescan": cmd_rescan, "plot": cmd_plot,
-                "click": cmd_click,
+                "click": cmd_click, "prune": cmd_prune,
                 "models": cmd_models}
     try:
         return handlers[args.command](args)
@@ -247,6 +251,9 @@ def cmd_show(args) -> int:
     width = max(len(k) for k in found)
     for key, value in found.items():
         print(f"{key:<{width}}  {escape_controls(str(value)) if value is not None else '-'}")
+    if found["missing_since"]:
+        print(f"missing: {escape_controls(found['path'])} is gone from disk since {found['missing_since']}; "
+              "`beatwatch prune` removes its rows")
     return EXIT_OK
 
 
@@ -433,6 +440,7 @@ def cmd_rescan(args) -> int:
     import time
 
     from beatwatch.store import jobs
+    from .missing import check_paths
     from .watcher import NameFilter
 
     settings = config_mod.load(args.config)
@@ -444,6 +452,24 @@ def cmd_rescan(args) -> int:
         st = os.stat(path)
         if now - st.st_mtime >= settings.watch.settle_s:  # still being written: the daemon will see it settle
             items.append((str(path), st.st_size, st.st_mtime))
-    added = jobs.enqueue_many(_open_store(settings), items, now=now)
+    engine = _open_store(settings)
+    added = jobs.enqueue_many(engine, items, now=now)
     print(f"{len(items)} file(s) in {settings.inbox.path}; queued {len(added)} new")
+    gone, back = check_paths(engine)
+    if gone or back:
+        print(f"{len(gone)} analysed file(s) newly missing, {len(back)} back (`beatwatch prune` removes missing rows)")
+    return EXIT_OK
+
+
+def cmd_prune(args) -> int:
+    from .missing import prune
+
+    engine = _read_store(config_mod.load(args.config))
+    paths, contents = prune(engine, dry_run=args.dry_run)
+    for path in paths:
+        print(("would remove " if args.dry_run else "removed ") + escape_controls(path))
+    if args.dry_run:
+        print(f"{len(paths)} missing path(s); nothing removed (--dry-run)")
+    else:
+        print(f"removed {len(paths)} missing path(s) and {contents} track(s) left with no path")
     return EXIT_OK

@@ -225,6 +225,35 @@ FROM file_paths AS p
 JOIN files AS f ON f.id = p.file_id
 JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
 
+# tracks as _TRACKS_PER_PATH, plus whether the path was found gone by the last rescan (and since when).
+_TRACKS_WITH_MISSING = """
+CREATE VIEW tracks AS
+SELECT
+    f.id AS file_id,
+    a.id AS analysis_id,
+    p.path AS path,
+    f.content_hash AS content_hash,
+    f.format AS format,
+    f.size AS size,
+    a.duration AS duration,
+    a.bpm AS bpm,
+    a.bpm_confidence AS bpm_confidence,
+    a.meter AS meter,
+    a.key AS key,
+    a.key_confidence AS key_confidence,
+    a.loudness_lufs AS loudness_lufs,
+    a.loudness_range_lu AS loudness_range_lu,
+    a.danceability AS danceability,
+    a.energy AS energy,
+    a.analyzer_version AS analyzer_version,
+    a.created_at AS analyzed_at,
+    a.sidecar_path AS sidecar_path,
+    p.missing_since IS NOT NULL AS missing,
+    p.missing_since AS missing_since
+FROM file_paths AS p
+JOIN files AS f ON f.id = p.file_id
+JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
+
 STEPS: list[Step] = [
     Step(1, "files, their paths, analyses with beats, bars, chords, keys and tags; the tracks view", [
         _FILES,
@@ -266,6 +295,12 @@ STEPS: list[Step] = [
         "DROP INDEX ux_jobs_active_path",
         "CREATE UNIQUE INDEX ux_jobs_active_name ON jobs (path, coalesce(raw_path, x''))"
         " WHERE state IN ('queued', 'running', 'retry_wait')",
+    ]),
+    # Issue 16 numbers this step 8 (6 and 7 come from other branches); it reads no column they add.
+    Step(6, "file_paths.missing_since: a path a rescan found gone; tracks shows missing", [
+        "ALTER TABLE file_paths ADD COLUMN missing_since TEXT",
+        "DROP VIEW tracks",
+        _TRACKS_WITH_MISSING,
     ]),
 ]
 

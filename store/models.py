@@ -51,6 +51,7 @@ class FilePathRow(Base):
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
     path: Mapped[str] = mapped_column(unique=True)
     seen_at: Mapped[str | None]
+    missing_since: Mapped[str | None]
 
     file: Mapped[FileRow] = relationship(back_populates="paths")
 

@@ -106,7 +106,9 @@ def find_analysis(engine: Engine, path_or_hash: str) -> dict[str, Any] | None:
             select(FilePathRow.path).where(FilePathRow.file_id == file_id)
             .order_by(FilePathRow.seen_at.desc(), FilePathRow.id)
         ).all()
-        return {**row, "path": asked or row["path"], "paths": list(paths)}
+        path = asked or row["path"]
+        missing_since = conn.scalar(select(FilePathRow.missing_since).where(FilePathRow.path == path))
+        return {**row, "path": path, "paths": list(paths), "missing_since": missing_since}
 
 
 def _upsert_file(conn: Connection, info: dict[str, Any], mtime: float | None, now: str) -> int:
@@ -135,7 +137,8 @@ def _record_path(conn: Connection, file_id: int, path: str, now: str) -> None:
     if path_id is None:
         conn.execute(insert(FilePathRow).values(file_id=file_id, path=path, seen_at=now))
     else:
-        conn.execute(update(FilePathRow).where(FilePathRow.id == path_id).values(file_id=file_id, seen_at=now))
+        conn.execute(update(FilePathRow).where(FilePathRow.id == path_id)
+                     .values(file_id=file_id, seen_at=now, missing_since=None))
 
 
 def _analysis_row(doc: dict[str, Any], file_id: int, sidecar_path: str | None, now: str) -> dict[str, Any]:
@@ -226,3 +229,47 @@ def rename_path(engine: Engine, old: str, new: str, *, sidecar_path: str | None)
         if sidecar_path is not None:
             conn.execute(update(AnalysisRow).where(AnalysisRow.file_id == file_id)
                          .values(sidecar_path=printable(sidecar_path)))
+
+
+def known_paths(engine: Engine) -> list[tuple[str, str | None]]:
+    """Every path with rows, and since when a rescan has found it gone (None: present at the last look)."""
+    with engine.connect() as conn:
+        return [(path, since) for path, since in conn.execute(select(FilePathRow.path, FilePathRow.missing_since))]
+
+
+def mark_missing(engine: Engine, *, gone: list[str], back: list[str], now: str) -> None:
+    """Record which paths a rescan found gone, and which came back; rows stay until `remove_paths`."""
+    with write_transaction(engine) as conn:
+        for part in _chunks(gone):
+            conn.execute(update(FilePathRow).where(FilePathRow.path.in_(part), FilePathRow.missing_since.is_(None))
+                         .values(missing_since=now))
+        for part in _chunks(back):
+            conn.execute(update(FilePathRow).where(FilePathRow.path.in_(part)).values(missing_since=None))
+
+
+def _chunks(paths: list[str], size: int = 500) -> list[list[str]]:
+    """Few enough bound parameters per statement for any SQLite build."""
+    return [paths[i:i + size] for i in range(0, len(paths), size)]
+
+
+def remove_paths(engine: Engine, paths: list[str]) -> int:
+    """Forget these paths; a content left with no path goes too, with its analyses (ON DELETE CASCADE), and
+    one that keeps another path is listed under it. Returns how many contents went."""
+    if not paths:
+        return 0
+    with write_transaction(engine) as conn:
+        file_ids: set[int] = set()
+        for part in _chunks(paths):
+            file_ids.update(conn.scalars(select(FilePathRow.file_id).where(FilePathRow.path.in_(part))))
+            conn.execute(delete(FilePathRow).where(FilePathRow.path.in_(part)))
+        removed = 0
+        for file_id in file_ids:
+            left = conn.scalar(select(FilePathRow.path).where(FilePathRow.file_id == file_id)
+                               .order_by(FilePathRow.seen_at.desc()).limit(1))
+            if left is None:
+                conn.execute(delete(FileRow).where(FileRow.id == file_id))
+                removed += 1
+            else:
+                conn.execute(update(FileRow).where(FileRow.id == file_id, FileRow.path.not_in(
+                    select(FilePathRow.path).where(FilePathRow.file_id == file_id))).values(path=left))
+        return removed

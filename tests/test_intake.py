@@ -124,3 +124,20 @@ def test_burst_of_2000_files_with_junk_gives_one_job_per_audio_file(intake, reco
           f"duplicates: {len(queued) - len(set(queued))}")
     assert len(queued) == len(set(queued)) == 2000
     assert set(queued) == set(audio)
+
+
+def test_the_reconcile_pass_marks_analysed_files_that_are_gone_missing(intake):
+    from beatwatch.store.records import known_paths, save_timeline
+    from tests.test_store import make_doc
+
+    song = intake.names.inbox / "song.wav"
+    song.write_bytes(b"RIFF")
+    save_timeline(intake.engine, make_doc(path=str(song)), sidecar_path=None)
+    intake.rescan_soon()
+    intake.step(time.monotonic())
+    assert known_paths(intake.engine) == [(str(song), None)]
+    song.unlink()
+    intake.rescan_soon()
+    intake.step(time.monotonic())
+    [(path, since)] = known_paths(intake.engine)
+    assert path == str(song) and since is not None
