@@ -137,8 +137,7 @@ def _record_path(conn: Connection, file_id: int, path: str, now: str) -> None:
     if path_id is None:
         conn.execute(insert(FilePathRow).values(file_id=file_id, path=path, seen_at=now))
     else:
-        conn.execute(update(FilePathRow).where(FilePathRow.id == path_id)
-                     .values(file_id=file_id, seen_at=now, missing_since=None))
+        conn.execute(update(FilePathRow).where(FilePathRow.id == path_id).values(file_id=file_id, seen_at=now))
 
 
 def _analysis_row(doc: dict[str, Any], file_id: int, sidecar_path: str | None, now: str) -> dict[str, Any]:
