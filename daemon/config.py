@@ -72,6 +72,7 @@ class Jobs(Section):
 class Workers(Section):
     count: int = Field(0, ge=0)
     max_jobs_per_child: int = Field(50, ge=1)
+    idle_exit_s: float = Field(300.0, ge=0)
 
 
 class Resources(Section):

@@ -91,6 +91,9 @@ def render_text(data: dict[str, Any]) -> str:
         if alive:
             lines.append(f"throttle: {daemon['throttle']}")
             lines.append(f"inference: {daemon['inference']}")
+            if daemon.get("workers_asleep"):
+                lines.append(f"workers asleep: {daemon['workers_asleep']} (exited after workers.idle_exit_s idle; "
+                             "one starts per waiting job)")
             for w in daemon["workers"]:
                 doing = f"job {w['job_id']} {w['stage']}" if w["busy"] else ("idle" if w["ready"] else "loading models")
                 lines.append(f"worker {w['name']} pid {w['pid']}: {doing} ({w['rss_mb']} MB, {w['jobs_done']} done)")

@@ -91,6 +91,7 @@ class Supervisor:
         self._next_watchdog = 0.0
         self._last_beat_write: dict[int, float] = {}
         self.draining_since: float | None = None
+        self._asleep = 0  # workers that exited after workers.idle_exit_s and are not replaced until work comes
         self._locked_since: float | None = None
         self._locked_logged = 0.0
         self._wake_r, self._wake_w = socket.socketpair()
@@ -193,12 +194,33 @@ class Supervisor:
         if self.inference is not None:
             self.inference.check()
         if self.draining_since is None:
-            self.pool.fill()
+            self._size_pool(now, monotonic_s)
             self._dispatch(now, monotonic_s)
         if monotonic_s >= self._next_status:
             self._next_status = monotonic_s + STATUS_EVERY_S
             self._write_status(now)
         self._tell_systemd(monotonic_s)
+
+    def _size_pool(self, now: float, monotonic_s: float) -> None:
+        """Idle workers exit after workers.idle_exit_s (their models are most of an idle daemon's memory) and
+        count as asleep; one wakes per job waiting when no worker is free to take it. A worker that died or was
+        recycled is replaced at once, as always."""
+        idle_exit_s = self.settings.workers.idle_exit_s
+        if idle_exit_s > 0:
+            for slot in self.pool.idle():
+                if monotonic_s - slot.idle_since >= idle_exit_s:
+                    log.info("worker %s idle for %g s: exiting (workers.idle_exit_s); workers start again when "
+                             "work arrives", slot.name, idle_exit_s)
+                    self.pool.retire(slot)
+                    self._asleep += 1
+                    self._next_status = 0.0
+        self._asleep = min(self._asleep, self.pool.size)
+        if self._asleep and not self.pool.idle():
+            loading = sum(1 for slot in self.pool.slots if not slot.ready)
+            wake = jobs.runnable(self.engine, now=now, limit=self._asleep + loading) - loading
+            if wake > 0:
+                self._asleep -= wake
+        self.pool.fill(upto=self.pool.size - self._asleep)
 
     def _dispatch(self, now: float, monotonic_s: float) -> None:
         if monotonic_s < self._next_claim:
@@ -243,7 +265,7 @@ class Supervisor:
 
     def _on_message(self, slot: Slot, message: WorkerMessage, now: float, monotonic_s: float) -> None:
         if isinstance(message, Ready):
-            slot.ready, slot.pid = True, message.pid
+            slot.ready, slot.pid, slot.idle_since = True, message.pid, monotonic_s
             self._next_claim = self._next_status = 0.0
             return
         task = slot.task
@@ -256,7 +278,7 @@ class Supervisor:
         elif isinstance(message, Alive):
             self._beat(task, now, monotonic_s)
         elif isinstance(message, Result):
-            slot.task, slot.jobs_done = None, slot.jobs_done + 1
+            slot.task, slot.jobs_done, slot.idle_since = None, slot.jobs_done + 1, monotonic_s
             self._last_beat_write.pop(message.job_id, None)
             self._finish(task, message.outcome, now)
             self._next_claim = 0.0
@@ -350,6 +372,7 @@ class Supervisor:
             "state": state or ("draining" if self.draining_since is not None else "running"),
             "updated_at": now,
             "throttle": self.throttle.describe(),
+            "workers_asleep": self._asleep,
             "workers": [{"name": s.name, "pid": s.process.pid, "ready": s.ready, "busy": s.busy,
                          "stage": s.stage if s.busy else "",
                          "job_id": s.task.job_id if s.task else None, "jobs_done": s.jobs_done,

@@ -326,6 +326,14 @@ def listing(engine: Engine, *, states: Iterable[State] | None = None, limit: int
         return [_job(row) for row in conn.execute(text(query).bindparams(*binds), params)]
 
 
+def runnable(engine: Engine, *, now: float, limit: int) -> int:
+    """How many jobs (up to limit) may be claimed now: the question that wakes workers that exited while idle."""
+    with engine.connect() as conn:
+        return len(conn.execute(text(
+            "SELECT id FROM jobs WHERE state = 'queued' OR (state = 'retry_wait' AND not_before <= :now) LIMIT :n"),
+            {"now": now, "n": limit}).all())
+
+
 def counts(engine: Engine) -> dict[State, int]:
     """Jobs per state, every state present so `status` prints a stable table."""
     with engine.connect() as conn:
