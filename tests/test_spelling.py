@@ -43,3 +43,12 @@ def test_a_song_in_e_flat_has_flat_chords_in_its_sidecar(analyzer, tmp_path):
     assert {"Eb", "Ab", "Bb"} <= roots
     assert not roots & {"D#", "G#", "A#"}
     assert set(roots) <= set(FLAT_ROOTS)
+
+
+def test_the_benchmark_scores_enharmonic_spellings_as_the_same_key_and_chord():
+    from bench.scoring import chord_majmin, key_mirex
+
+    assert key_mirex("Eb minor", "D# minor") == key_mirex("D# minor", "D# minor") == 1.0
+    truth = [{"start": 0.0, "end": 4.0, "label": "D#:maj"}, {"start": 4.0, "end": 8.0, "label": "A#:min"}]
+    ours = [{"start": 0.0, "end": 4.0, "label": "Eb:maj"}, {"start": 4.0, "end": 8.0, "label": "Bb:min"}]
+    assert chord_majmin(truth, ours) == 1.0
