@@ -7,6 +7,7 @@ without decoding anything.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +17,7 @@ from beatwatch.analysis.document import SCHEMA, printable
 from beatwatch.analysis.harmony.chords import ChordSegment
 from beatwatch.analysis.harmony.key import KeyResult
 from .form.sections import Section
+from beatwatch.analysis.harmony.spelling import spell_chord
 from .loudness import ENERGY_HOP_S, Loudness, span_loudness
 from beatwatch.analysis.rhythm.beats import Beats
 from beatwatch.analysis.rhythm.tempo import Tempo
@@ -137,15 +139,18 @@ def assemble(results: Results, *, analyzer: dict, performance: dict) -> dict:
         for bar in bars[section.first:section.stop]:
             section_of_bar[bar.number] = index
     bar_rows = []
+    key = results.key
+    key_at = _key_lookup(key.segments if key else [])
     for bar in bars:
         chord, chord_conf = bar_chord(results.chords, bar.start, bar.end)
+        if chord is not None:
+            chord = spell_chord(chord, key_at((bar.start + bar.end) / 2))
         bar_rows.append({
             "bar": bar.number, "time": _t(bar.start), "duration": _t(bar.end - bar.start),
             "beats": bar.beat_count, "chord": chord, "chord_confidence": _v(chord_conf),
             "loudness": _v(span_loudness(results.loudness, bar.start, bar.end), 2),
             "section": section_of_bar.get(bar.number),
         })
-    key = results.key
     energy_values = [_v(v, 3) for v in results.energy]
     summary = {
         "bpm": _v(results.tempo.bpm, 2),
@@ -175,7 +180,8 @@ def assemble(results: Results, *, analyzer: dict, performance: dict) -> dict:
             "beats": beat_rows,
             "bars": bar_rows,
             "chords": [
-                {"start": _t(c.start), "end": _t(c.end), "label": c.label, "confidence": _v(c.confidence)}
+                {"start": _t(c.start), "end": _t(c.end), "label": spell_chord(c.label, key_at((c.start + c.end) / 2)),
+                 "confidence": _v(c.confidence)}
                 for c in results.chords
             ],
             "tempo": [{"time": _t(t), "bpm": _v(b, 2)}
@@ -197,3 +203,13 @@ def _sections(sections: list[Section], bars: list[Bar]) -> list[dict]:
          "bars": s.stop - s.first, "label": s.label, "letter": s.letter, "confidence": _v(s.confidence)}
         for s in sections
     ]
+
+
+def _key_lookup(segments: list) -> Callable[[float], str | None]:
+    """The key in force at a time: the segment holding it, else the nearest one (a chord before the first bar)."""
+    def key_at(time: float) -> str | None:
+        if not segments:
+            return None
+        return min(segments, key=lambda s: 0.0 if s.start <= time < s.end else min(abs(time - s.start),
+                                                                                    abs(time - s.end))).key
+    return key_at

@@ -11,8 +11,10 @@ from pathlib import Path
 
 from beatwatch.analysis.audio.formats import AUDIO_EXTENSIONS
 from beatwatch.analysis.nets.device import DeviceError
+from beatwatch.store.db import NoDatabase
 
 from . import config as config_mod
+from .config_lookup import locate
 from .logs import configure as configure_logging
 from .logs import escape_controls
 
@@ -35,14 +37,24 @@ class StoreError(Exception):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="beatwatch", description="Beat-accurate timelines for a folder of music.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details and tracebacks to stderr")
+    parser.add_argument("--version", action="version", version=f"beatwatch {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the daemon in the foreground (systemd runs this)")
-    run.add_argument("--config", type=Path, help="TOML config file (default: $BEATWATCH_CONFIG or ./beatwatch.toml)")
+    run.add_argument("--config", type=Path, help="TOML config file (default: $BEATWATCH_CONFIG, ./beatwatch.toml, "
+                     "~/.config/beatwatch/beatwatch.toml, /etc/beatwatch/beatwatch.toml, in that order)")
 
     status = sub.add_parser("status", help="queue counts, running jobs, throughput, throttle and worker state")
     status.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
+    status.add_argument("--json", action="store_true", help="the same facts as one JSON object")
     status.add_argument("--config", type=Path, help="TOML config file")
+
+    jobs = sub.add_parser("jobs", help="the job queue, newest first: ids for `retry`, states, attempts, errors")
+    jobs.add_argument("--failed", action="store_true", help="only failed jobs")
+    jobs.add_argument("--running", action="store_true", help="only running jobs")
+    jobs.add_argument("--limit", type=int, default=50, help="show at most this many (default 50; 0: all)")
+    jobs.add_argument("--json", action="store_true", help="a JSON list with every column")
+    jobs.add_argument("--config", type=Path, help="TOML config file")
 
     retry = sub.add_parser("retry", help="queue jobs again (failed ones, or the given job ids)")
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="job ids (done or failed)")
@@ -51,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
 
     rescan = sub.add_parser("rescan", help="queue every complete file in the inbox that is not analysed yet")
     rescan.add_argument("--config", type=Path, help="TOML config file")
+
+    prune = sub.add_parser("prune", help="remove the rows of analysed files that are gone from disk")
+    prune.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    prune.add_argument("--config", type=Path, help="TOML config file")
 
     analyze = sub.add_parser("analyze", help="analyse files or folders once, without the daemon")
     analyze.add_argument("paths", nargs="+", type=Path, metavar="FILE", help="audio files, or folders to search")
@@ -86,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = cfg_sub.add_parser("check", help="validate a config file and print the effective values")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, nargs="?", help="default: the file the other commands would read")
     return parser
 
 
@@ -95,14 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(logging.DEBUG if args.verbose else logging.WARNING)
     handlers = {"run": cmd_run, "analyze": cmd_analyze, "show": cmd_show, "config": cmd_config_check,
-                "status": cmd_status, "retry": cmd_retry, "rescan": cmd_rescan, "plot": cmd_plot, "click": cmd_click,
+                "status": cmd_status, "jobs": cmd_jobs, "retry": cmd_retry, "rescan": cmd_rescan, "plot": cmd_plot,
+                "click": cmd_click, "prune": cmd_prune,
                 "models": cmd_models}
     try:
         return handlers[args.command](args)
     except (config_mod.ConfigError, UsageError, DeviceError) as exc:
         _error(str(exc))
         return EXIT_USAGE
-    except StoreError as exc:
+    except (StoreError, NoDatabase) as exc:
         _error(str(exc))
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -110,6 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `beatwatch ... | head` closed the pipe: not an error
         sys.stdout = open("/dev/null", "w")
         return EXIT_OK
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from beatwatch.analysis import ANALYZER_VERSION
+
+    try:
+        return f"{version('beatwatch')} (analyzer {ANALYZER_VERSION})"
+    except PackageNotFoundError:
+        return f"(not installed) (analyzer {ANALYZER_VERSION})"
 
 
 def _error(message: str) -> None:
@@ -164,6 +192,7 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
     from beatwatch.analysis.nets.networks import Networks
     from beatwatch.analysis.pipeline import Analyzer
     from .memory import release_free_memory
+    from .progress import for_analyze
     from .publish import Publisher
     from .tag_models import tags_warning
 
@@ -173,21 +202,26 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
         _error("warning: " + missing)
     analyzer = Analyzer(networks, chunk_s=settings.analysis.chunk_s, after_chunk=release_free_memory)
     publisher = Publisher(engine, output_dir=output_dir, inbox=settings.inbox.path.absolute())
+    display = for_analyze(sys.stdout, sys.stderr, json_output=quiet)
     documents, failed = [], 0
     for path in files:
         path = path.absolute()
+        display.start(path.name)
         try:
-            document = analyzer.analyze(path, max_duration_s=settings.jobs.max_duration_s)
+            document = analyzer.analyze(path, max_duration_s=settings.jobs.max_duration_s, progress=display)
             sidecar = publisher.publish(document, path)
         except AnalysisError as exc:
             failed += 1
+            display.finish()
             _error(str(exc))
             continue
         except Exception as exc:  # one bad file must not stop the others
             failed += 1
+            display.finish()
             log.debug("analysis of %s failed", path, exc_info=True)
             _error(f"{path}: analysis failed ({type(exc).__name__}: {exc})")
             continue
+        display.finish()
         documents.append(document)
         if not quiet:
             print(_one_line(document, sidecar), flush=True)
@@ -233,6 +267,9 @@ def cmd_show(args) -> int:
     width = max(len(k) for k in found)
     for key, value in found.items():
         print(f"{key:<{width}}  {escape_controls(str(value)) if value is not None else '-'}")
+    if found["missing_since"]:
+        print(f"missing: {escape_controls(found['path'])} is gone from disk since {found['missing_since']}; "
+              "`beatwatch prune` removes its rows")
     return EXIT_OK
 
 
@@ -332,9 +369,11 @@ def cmd_models(args) -> int:
 
 
 def cmd_config_check(args) -> int:
-    settings = config_mod.load(args.file)
+    located = locate(args.file)
+    settings = config_mod.load(located.path)
     config_mod.check_usable(settings)
-    print(f"# {args.file}: valid; effective values (environment overrides applied)")
+    print(f"# config: {located.describe()}")
+    print("# valid; effective values (environment overrides applied)")
     for section, values in config_mod.effective_values(settings).items():
         print(f"[{section}]")
         for key, value in values.items():
@@ -361,13 +400,20 @@ def cmd_run(args) -> int:
 def cmd_status(args) -> int:
     import time
 
-    from .status import DatabaseLocked, render_status
+    from .status import DatabaseLocked, render_text, status_data
 
-    settings = config_mod.load(args.config)
+    located = locate(args.config)
+    settings = config_mod.load(located.path)
     engine = _read_store(settings)
     while True:
         try:
-            text = render_status(engine, now=time.time())
+            data = status_data(engine, now=time.time())
+            if args.json and not args.watch:
+                data["config"] = str(located.path) if located.path else None
+                json.dump(data, sys.stdout, indent=1)
+                print()
+                return EXIT_OK
+            text = f"config:  {located.describe()}\n" + render_text(data)
         except DatabaseLocked as exc:
             if not args.watch:
                 print(f"beatwatch: {exc}", file=sys.stderr)
@@ -388,9 +434,34 @@ def cmd_retry(args) -> int:
 
     if not args.ids and not args.failed:
         raise UsageError("retry needs job ids or --failed")
+    from .jobs_cmd import retry_refusals
+
     settings = config_mod.load(args.config)
-    count = jobs.retry(_open_store(settings), ids=args.ids or None, failed_only=args.failed, now=time.time())
-    print(f"requeued {count} job(s)")
+    engine = _read_store(settings)
+    requeued = jobs.retry(engine, ids=args.ids or None, failed_only=args.failed, now=time.time())
+    refusals = retry_refusals(engine, args.ids, requeued, failed_only=args.failed)
+    for reason in refusals:
+        _error(reason)
+    print(f"requeued {len(requeued)} job(s)" + (": " + " ".join(map(str, requeued)) if requeued else ""))
+    return EXIT_FAILED if refusals else EXIT_OK
+
+
+def cmd_jobs(args) -> int:
+    from beatwatch.store import jobs
+    from .jobs_cmd import job_record, render_jobs
+
+    states: list[jobs.State] = []
+    if args.failed:
+        states.append("failed")
+    if args.running:
+        states.append("running")
+    engine = _read_store(config_mod.load(args.config))
+    found = jobs.listing(engine, states=states or None, limit=args.limit or None)
+    if args.json:
+        json.dump([job_record(job) for job in found], sys.stdout, indent=1)
+        print()
+    else:
+        print(render_jobs(found))
     return EXIT_OK
 
 
@@ -400,6 +471,7 @@ def cmd_rescan(args) -> int:
 
     from beatwatch.store import jobs
     from .stability import files_open_for_writing, other_writers_visible
+    from .missing import check_paths
     from .watcher import NameFilter
 
     settings = config_mod.load(args.config)
@@ -416,6 +488,26 @@ def cmd_rescan(args) -> int:
         # Still being written: the daemon will see it settle.
         if now - st.st_mtime >= settle_s and (st.st_dev, st.st_ino) not in writing:
             items.append((str(path), st.st_size, st.st_mtime))
-    added = jobs.enqueue_many(_open_store(settings), items, now=now)
+    engine = _open_store(settings)
+    added = jobs.enqueue_many(engine, items, now=now)
     print(f"{len(items)} file(s) in {settings.inbox.path}; queued {len(added)} new")
+    gone, back = check_paths(engine)
+    if gone or back:
+        print(f"{len(gone)} analysed file(s) newly missing, {len(back)} back (`beatwatch prune` removes missing rows)")
+    return EXIT_OK
+
+
+def cmd_prune(args) -> int:
+    from beatwatch.store.db import open_existing
+
+    from .missing import prune
+
+    engine = open_existing(config_mod.load(args.config).store.url)  # it deletes rows: never a read-only snapshot
+    paths, contents = prune(engine, dry_run=args.dry_run)
+    for path in paths:
+        print(("would remove " if args.dry_run else "removed ") + escape_controls(path))
+    if args.dry_run:
+        print(f"{len(paths)} missing path(s); nothing removed (--dry-run)")
+    else:
+        print(f"removed {len(paths)} missing path(s) and {contents} track(s) left with no path")
     return EXIT_OK

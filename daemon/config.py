@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .admission import FollowSymlinks
+from .config_lookup import locate
 
-CONFIG_ENV = "BEATWATCH_CONFIG"
+ENV_PREFIX = "BEATWATCH_"
 # The checkout `make install` installs (editable) and builds the tag models in.
 PROJECT_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_IGNORE = [
@@ -82,6 +83,7 @@ class Jobs(Section):
 class Workers(Section):
     count: int = Field(0, ge=0)
     max_jobs_per_child: int = Field(50, ge=1)
+    idle_exit_s: float = Field(300.0, ge=0)
 
 
 class Resources(Section):
@@ -111,6 +113,21 @@ class Shutdown(Section):
     grace_s: float = Field(30.0, ge=0)
 
 
+class Hooks(Section):
+    """Programs run after a job, as an argument list: never through a shell, so no file name is ever a command."""
+
+    on_done: list[str] = Field(default_factory=list)
+    on_failed: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(60.0, gt=0)
+
+    @field_validator("on_done", "on_failed")
+    @classmethod
+    def _program_first(cls, value: list[str]) -> list[str]:
+        if value and not value[0].strip():
+            raise ValueError("the first element must name the program to run")
+        return value
+
+
 class Settings(BaseSettings):
     """The whole configuration; `load` is the way to build one."""
 
@@ -127,6 +144,7 @@ class Settings(BaseSettings):
     analysis: Analysis = Analysis()
     models: Models = Models()
     shutdown: Shutdown = Shutdown()
+    hooks: Hooks = Hooks()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
@@ -136,22 +154,20 @@ class Settings(BaseSettings):
 
 
 def default_config_path() -> Path | None:
-    """$BEATWATCH_CONFIG, else ./beatwatch.toml when present, else none (all defaults)."""
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
-    local = Path("beatwatch.toml")
-    return local if local.exists() else None
+    """The file config_lookup finds without --config; None means the built-in defaults."""
+    return locate().path
 
 
 def load(path: str | os.PathLike | None = None) -> Settings:
     """Read, validate and resolve a config; raises ConfigError with one readable sentence."""
-    path = Path(path) if path is not None else default_config_path()
+    located = locate(path)
+    path = located.path
     data: dict = {}
     if path is not None:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
+            raise ConfigError(f"{path}: config file not found ({located.source})") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read config file ({exc})") from None
         except tomllib.TOMLDecodeError as exc:
@@ -161,7 +177,7 @@ def load(path: str | os.PathLike | None = None) -> Settings:
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
     _check_memory(settings, str(path) if path is not None else "config")
-    return resolve_paths(settings, (path.parent if path is not None else Path.cwd()).resolve())
+    return resolve_paths(settings, located.base.resolve())
 
 
 def _check_memory(settings: Settings, where: str) -> None:
@@ -201,7 +217,8 @@ def _folder_problem(folder: Path) -> str | None:
 def _describe(exc: ValidationError, path: Path | None) -> str:
     first = exc.errors()[0]
     key = ".".join(str(part) for part in first["loc"])
-    where = str(path) if path is not None else "config"
+    variable = _environment_variable(first["loc"])
+    where = f"environment variable {variable}" if variable else str(path) if path is not None else "config"
     if first["type"] == "extra_forbidden":
         message = f"{where}: unknown key {key}"
     elif first["type"] == "missing":
@@ -210,6 +227,14 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
         message = f"{where}: {key} = {first.get('input')!r} is invalid: {first['msg']}"
     more = exc.error_count() - 1
     return message + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def _environment_variable(loc: tuple) -> str | None:
+    """The BEATWATCH_<SECTION>__<KEY> variable that set this value, when one did: that is what to fix, not the file."""
+    if len(loc) < 2:
+        return None
+    wanted = f"{ENV_PREFIX}{loc[0]}__{loc[1]}".upper()
+    return next((name for name in os.environ if name.upper() == wanted), None)
 
 
 def resolve_paths(settings: Settings, base: Path) -> Settings:

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from beatwatch.store import jobs
 
+from .missing import check_paths
 from .stability import StabilityTracker
 from .watcher import InboxWatcher, NameFilter
 
@@ -53,6 +54,7 @@ class Intake:
             self._next_rescan = monotonic_s + self.rescan_interval_s
             for path in self.names.scan():
                 self.tracker.observe(str(path), monotonic_s)
+            check_paths(self.engine)
         for name, finished in self.watcher.drain():
             if self.names.admits(name):
                 self.tracker.observe(name, monotonic_s, closed=finished)

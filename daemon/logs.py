@@ -9,9 +9,15 @@ rather than at each call site covers every message, including ones added later.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Under systemd the journal stamps each line itself and reads an sd-daemon "<N>" prefix as its syslog priority
+# (shown in colour, filtered with `journalctl -p`), so the line carries the priority instead of a time.
+JOURNAL_FORMAT = "<%(priority)d>%(levelname)s %(name)s: %(message)s"
+SYSLOG_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
 # C0, DEL, C1, the Unicode line and paragraph separators, and the surrogates a non-UTF-8 byte of a
 # file name decodes to (surrogateescape): everything that moves the cursor, drives the terminal or is no text.
@@ -43,6 +49,7 @@ class EscapingFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape_controls(record.message)
+        record.priority = syslog_priority(record.levelno)
         return super().formatMessage(record)
 
     def formatException(self, ei) -> str:
@@ -56,8 +63,23 @@ def _indented(text: str) -> str:
     return "\n".join(_CONTINUATION + escape_controls(line) for line in text.split("\n"))
 
 
+def syslog_priority(levelno: int) -> int:
+    return next((p for level, p in sorted(SYSLOG_PRIORITY.items(), reverse=True) if levelno >= level), 7)
+
+
+def stderr_is_the_journal() -> bool:
+    """systemd sets JOURNAL_STREAM to the device:inode of the stream it connected; a process whose stderr was
+    redirected elsewhere since (or a shell that inherited the variable) keeps the ordinary format."""
+    value = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return value == f"{st.st_dev}:{st.st_ino}"
+
+
 def configure(level: int) -> None:
     """Log to stderr (the journal under systemd) through the escaping formatter; each process calls this once."""
     handler = logging.StreamHandler()
-    handler.setFormatter(EscapingFormatter(FORMAT))
+    handler.setFormatter(EscapingFormatter(JOURNAL_FORMAT if stderr_is_the_journal() else FORMAT))
     logging.basicConfig(level=level, handlers=[handler])

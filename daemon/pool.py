@@ -72,6 +72,7 @@ class Slot:
     last_heartbeat: float = 0.0
     stage: str = ""
     jobs_done: int = 0
+    idle_since: float = 0.0  # monotonic; meaningful while ready and without a task
     ready: bool = False
     retiring: bool = False
     pid: int | None = None
@@ -108,14 +109,15 @@ class Pool:
         self._names = (f"w{i}" for i in itertools.count(1))
         self.slots: list[Slot] = []
 
-    def fill(self) -> None:
-        """Start workers until the pool has `size` of them."""
-        while len(self.slots) < self.size:
+    def fill(self, upto: int | None = None) -> None:
+        """Start workers until the pool has `size` of them (or `upto`, when fewer)."""
+        target = self.size if upto is None else min(upto, self.size)
+        while len(self.slots) < target:
             parent, child = _ctx.Pipe()
             name = next(self._names)
             process = spawn(worker.main, (child, self.settings), name=f"beatwatch-{name}")
             child.close()
-            self.slots.append(Slot(name=name, process=process, conn=parent))
+            self.slots.append(Slot(name=name, process=process, conn=parent, idle_since=time.monotonic()))
             log.info("started worker %s (pid %s)", name, process.pid)
 
     def idle(self) -> list[Slot]:

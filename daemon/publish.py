@@ -99,11 +99,12 @@ class Publisher:
                              audio_duration=document["file"]["duration"], wall_s=document["performance"]["wall_s"])
         return target if done else None
 
-    def set_aside(self, audio_path: str, folder: str, sidecar: Path | None = None) -> None:
+    def set_aside(self, audio_path: str, folder: str, sidecar: Path | None = None) -> tuple[str, Path | None]:
         """inbox.after = "move": the file goes to done/ or failed/; beside it its sidecar and plot, when they lie
-        beside the audio (not in output.dir); the rows follow the new path."""
+        beside the audio (not in output.dir); the rows follow the new path. Returns where the audio and the
+        sidecar are now (as they were when nothing moved)."""
         if self.set_aside_in is None or not os.path.lexists(audio_path):
-            return
+            return audio_path, sidecar
         assert self.engine is not None, "set_aside_in is the daemon's, which has a database"
         try:
             moved = move_aside(Path(audio_path), self.set_aside_in, folder)
@@ -115,8 +116,10 @@ class Publisher:
                 if plot.exists():
                     os.replace(plot, self.plot_path(moved))
             rename_path(self.engine, audio_path, str(moved), sidecar_path=str(sidecar) if sidecar else None)
+            return str(moved), sidecar
         except OSError as exc:  # UnsafeMove included: the job keeps its state, the file stays where it was
             log.error("not moved to %s/, left where it is: %s: %s", folder, audio_path, exc)
+            return audio_path, sidecar
 
     @staticmethod
     def _store(conn: Connection, document: dict[str, Any], target: Path, mtime: float | None,

@@ -30,6 +30,7 @@ from beatwatch.store.daemon_status import write_status
 from beatwatch.store.sidecar import remove_stray_temp_files
 
 from . import config as config_mod
+from . import hooks
 from .cpus import usable_cpus
 from .inference import InferenceProcess
 from .instance import InstanceLock
@@ -106,6 +107,7 @@ class Supervisor:
         self.draining_since: float | None = None
         self._store_trouble: str | None = None
         self._trouble_since = self._trouble_logged = 0.0
+        self._asleep = 0  # workers that exited after workers.idle_exit_s and are not replaced until work comes
         self._wake_r, self._wake_w = socket.socketpair()
         for end in (self._wake_r, self._wake_w):
             end.setblocking(False)
@@ -183,7 +185,7 @@ class Supervisor:
                 except Exception as again:  # noqa: BLE001 - jobs already queued still run; a reload can fix it
                     log.error("the inbox is not watched until a reload succeeds: %s", _one_line(again))
         else:
-            log.warning("config reloaded from %s", self.config_path or "defaults")
+            log.info("config reloaded from %s", self.config_path or "defaults")
         self.notifier.send(READY=1)
 
     def _switch_to(self, settings: config_mod.Settings) -> None:
@@ -231,12 +233,33 @@ class Supervisor:
         if self.inference is not None:
             self.inference.check()
         if self.draining_since is None:
-            self.pool.fill()
+            self._size_pool(now, monotonic_s)
             self._dispatch(now, monotonic_s)
         if monotonic_s >= self._next_status:
             self._next_status = monotonic_s + STATUS_EVERY_S
             self._write_status(now)
         self._tell_systemd(monotonic_s)
+
+    def _size_pool(self, now: float, monotonic_s: float) -> None:
+        """Idle workers exit after workers.idle_exit_s (their models are most of an idle daemon's memory) and
+        count as asleep; one wakes per job waiting when no worker is free to take it. A worker that died or was
+        recycled is replaced at once, as always."""
+        idle_exit_s = self.settings.workers.idle_exit_s
+        if idle_exit_s > 0:
+            for slot in self.pool.idle():
+                if monotonic_s - slot.idle_since >= idle_exit_s:
+                    log.info("worker %s idle for %g s: exiting (workers.idle_exit_s); workers start again when "
+                             "work arrives", slot.name, idle_exit_s)
+                    self.pool.retire(slot)
+                    self._asleep += 1
+                    self._next_status = 0.0
+        self._asleep = min(self._asleep, self.pool.size)
+        if self._asleep and not self.pool.idle():
+            loading = sum(1 for slot in self.pool.slots if not slot.ready)
+            wake = jobs.runnable(self.engine, now=now, limit=self._asleep + loading) - loading
+            if wake > 0:
+                self._asleep -= wake
+        self.pool.fill(upto=self.pool.size - self._asleep)
 
     def _dispatch(self, now: float, monotonic_s: float) -> None:
         if monotonic_s < self._next_claim:
@@ -281,7 +304,7 @@ class Supervisor:
 
     def _on_message(self, slot: Slot, message: WorkerMessage, now: float, monotonic_s: float) -> None:
         if isinstance(message, Ready):
-            slot.ready, slot.pid = True, message.pid
+            slot.ready, slot.pid, slot.idle_since = True, message.pid, monotonic_s
             self._next_claim = self._next_status = 0.0
             return
         task = slot.task
@@ -297,7 +320,7 @@ class Supervisor:
             if self.turns.ask(slot, message.content_hash):
                 self._go(slot)
         elif isinstance(message, Result):
-            slot.task, slot.jobs_done = None, slot.jobs_done + 1
+            slot.task, slot.jobs_done, slot.idle_since = None, slot.jobs_done + 1, monotonic_s
             self._last_beat_write.pop(message.job_id, None)
             self._finish(task, message.outcome, now)
             self._end_turn(slot)
@@ -334,7 +357,7 @@ class Supervisor:
                 return
             log.warning("job %d %s: %s", task.job_id, state, outcome.error)
             if state == "failed":
-                self.publisher.set_aside(task.path, "failed")
+                self._failed(task, outcome.error or "unknown error")
             return
         assert outcome.document is not None, "every outcome but an error carries its document"
         try:
@@ -358,7 +381,15 @@ class Supervisor:
             log.warning("job %d: late result discarded (lease lost)", task.job_id)
             return
         log.info("job %d done (%s): %s", task.job_id, outcome.kind, task.path)
-        self.publisher.set_aside(task.path, "done", sidecar=sidecar)
+        audio, sidecar = self.publisher.set_aside(task.path, "done", sidecar=sidecar)
+        hooks.fire(self.settings.hooks, hooks.JobEvent(
+            "done", task.job_id, audio, sidecar=str(sidecar) if sidecar else None, outcome=outcome.kind,
+            content_hash=outcome.document["file"]["content_hash"]))
+
+    def _failed(self, task: Task, error: str) -> None:
+        """A job failed for good: its file set aside (inbox.after = "move"), then hooks.on_failed."""
+        audio, _ = self.publisher.set_aside(task.path, "failed")
+        hooks.fire(self.settings.hooks, hooks.JobEvent("failed", task.job_id, audio, error=error))
 
     # ----- watching the workers --------------------------------------------------------------
 
@@ -390,7 +421,7 @@ class Supervisor:
                           now=now, max_attempts=self.settings.jobs.max_attempts, permanent_if_repeated=TIMEOUT_MARK)
         log.warning("job %d %s: %s", task.job_id, state or "already requeued", why)
         if state == "failed":
-            self.publisher.set_aside(task.path, "failed")
+            self._failed(task, f"{task.path}: {why}")
         self._next_claim = 0.0
 
     # ----- reporting -------------------------------------------------------------------------
@@ -402,6 +433,7 @@ class Supervisor:
             "state": state or ("draining" if self.draining_since is not None else "running"),
             "updated_at": now,
             "throttle": self.throttle.describe(),
+            "workers_asleep": self._asleep,
             "workers": [{"name": s.name, "pid": s.process.pid, "ready": s.ready, "busy": s.busy,
                          "stage": s.stage if s.busy else "",
                          "job_id": s.task.job_id if s.task else None, "jobs_done": s.jobs_done,
@@ -442,7 +474,7 @@ class Supervisor:
             if self.flags.stop and self.draining_since is None:
                 self.draining_since = monotonic_s
                 self.notifier.send(STOPPING=1, STATUS="draining")
-                log.warning("stopping: no new jobs; waiting up to %g s for %d running job(s)", grace,
+                log.info("stopping: no new jobs; waiting up to %g s for %d running job(s)", grace,
                             sum(1 for s in self.pool.slots if s.busy))
             if self.draining_since is not None and (
                     not any(s.busy for s in self.pool.slots) or monotonic_s - self.draining_since >= grace):
@@ -468,7 +500,7 @@ class Supervisor:
             else:
                 self._note_store_fine(monotonic_s)
         self.shutdown(time.time())
-        log.warning("stopped")
+        log.info("stopped")
         return 0
 
     def _note_store_trouble(self, trouble: str, monotonic_s: float) -> None:
@@ -485,7 +517,7 @@ class Supervisor:
     def _note_store_fine(self, monotonic_s: float) -> None:
         """Arrivals that settled while nothing could be queued left the tracker: a scan finds them again."""
         if self._store_trouble is not None:
-            log.warning("database writable again after %.0f s", monotonic_s - self._trouble_since)
+            log.info("database writable again after %.0f s", monotonic_s - self._trouble_since)
             self._store_trouble = None
             if self.intake is not None:
                 self.intake.rescan_soon()

@@ -64,10 +64,10 @@ class Throttle:
     def _check(self, name: str, over: bool, back_inside: bool, why: str) -> None:
         if name not in self.reasons and over:
             self.reasons[name] = why
-            log.warning("throttle: pausing new jobs: %s", why)
+            log.info("throttle: pausing new jobs: %s", why)
         elif name in self.reasons and back_inside:
             del self.reasons[name]
-            log.warning("throttle: %s back inside limits, resuming%s", name,
+            log.info("throttle: %s back inside limits, resuming%s", name,
                         "" if not self.reasons else " when " + ", ".join(self.reasons) + " clear")
         elif name in self.reasons:
             self.reasons[name] = why

@@ -50,6 +50,20 @@ def open_database(url: str) -> Engine:
     return engine
 
 
+class NoDatabase(LookupError):
+    """A read-only command found no database file: it must not create an empty one and report on that."""
+
+
+def open_existing(url: str) -> Engine:
+    """Like open_database, for commands that only read: a missing SQLite file is an error, never created."""
+    parsed = make_url(url)
+    database = parsed.database
+    if (parsed.get_backend_name() == "sqlite" and database and database != ":memory:" and not parsed.query.get("uri")
+            and not Path(database).exists()):
+        raise NoDatabase(f"no database at {database}, the daemon has not run")
+    return open_database(url)
+
+
 def open_for_reading(url: str) -> Engine:
     """The database for commands that only read it (status, show, plot): as `open_database` when this user may
     write it, else read-only, as README promises to any user who can read the file.
@@ -58,7 +72,7 @@ def open_for_reading(url: str) -> Engine:
     is none and none may be created (no daemon has the file open), the file is read as immutable, a snapshot.
     """
     try:
-        return open_database(url)
+        return open_existing(url)
     except OperationalError as exc:
         parsed = make_url(url)
         if parsed.get_backend_name() != "sqlite" or not parsed.database or not _cannot_write(exc):

@@ -273,8 +273,9 @@ def release(engine: Engine, job_id: int, owner: str, *, now: float) -> bool:
         return conn.execute(_RELEASE, {"id": job_id, "owner": owner, "now": now}).rowcount == 1
 
 
-def retry(engine: Engine, *, ids: list[int] | None = None, failed_only: bool = False, now: float) -> int:
-    """Start jobs over from nothing (attempts, error and result cleared); return how many were requeued.
+def retry(engine: Engine, *, ids: list[int] | None = None, failed_only: bool = False, now: float) -> list[int]:
+    """Start jobs over from nothing (attempts, error and result cleared); return the ids requeued, so a caller
+    can name each id it asked for that was not.
 
     They come back with `force` set: the user asked for a fresh analysis, so
     the worker must not reuse a stored one of the same content.
@@ -285,7 +286,7 @@ def retry(engine: Engine, *, ids: list[int] | None = None, failed_only: bool = F
     no active job that the requeued one would collide with.
     """
     if ids is not None and not ids:
-        return 0
+        return []
     states = ["failed"] if failed_only or ids is None else ["failed", "done"]
     where = f"state IN :states AND id = (SELECT max(later.id) FROM jobs AS later WHERE {_SAME_NAME})"
     params: dict[str, Any] = {"states": states, "now": now}
@@ -298,9 +299,38 @@ def retry(engine: Engine, *, ids: list[int] | None = None, failed_only: bool = F
         UPDATE jobs SET state = 'queued', attempts = 0, force = 1, {_NO_LEASE}, not_before = NULL, error = NULL,
             stage = NULL, progress = NULL, content_hash = NULL, analysis_id = NULL, audio_duration = NULL,
             wall_s = NULL, outcome = NULL, started_at = NULL, finished_at = NULL, updated_at = :now
-        WHERE {where}""").bindparams(*binds)
+        WHERE {where} RETURNING id""").bindparams(*binds)
     with write_transaction(engine) as conn:
-        return conn.execute(statement, params).rowcount
+        return sorted(conn.execute(statement, params).scalars())
+
+
+def listing(engine: Engine, *, states: Iterable[State] | None = None, limit: int | None = None,
+            ids: Iterable[int] | None = None) -> list[Job]:
+    """Jobs newest first, optionally only in some states or with some ids, for `beatwatch jobs` and `retry`."""
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    binds: list[BindParameter[Any]] = []
+    if states is not None:
+        where.append("state IN :states")
+        params["states"] = list(states)
+        binds.append(bindparam("states", expanding=True))
+    if ids is not None:
+        where.append("id IN :ids")
+        params["ids"] = list(ids)
+        binds.append(bindparam("ids", expanding=True))
+    query = f"SELECT {_COLUMNS} FROM jobs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
+    if limit:
+        query += f" LIMIT {int(limit)}"
+    with engine.connect() as conn:
+        return [_job(row) for row in conn.execute(text(query).bindparams(*binds), params)]
+
+
+def runnable(engine: Engine, *, now: float, limit: int) -> int:
+    """How many jobs (up to limit) may be claimed now: the question that wakes workers that exited while idle."""
+    with engine.connect() as conn:
+        return len(conn.execute(text(
+            "SELECT id FROM jobs WHERE state = 'queued' OR (state = 'retry_wait' AND not_before <= :now) LIMIT :n"),
+            {"now": now, "n": limit}).all())
 
 
 def counts(engine: Engine) -> dict[State, int]:
@@ -343,6 +373,22 @@ def recent_throughput(engine: Engine, *, now: float, window_s: float = 600.0) ->
         ).one()
     span = now - max(since, first_start if first_start is not None else since)
     return audio / span if audio and span > 0 else 0.0
+
+
+def recent_busy_speed(engine: Engine, *, now: float, window_s: float = 600.0) -> float:
+    """Audio seconds per second a worker spent analysing, over the jobs analysed in the last `window_s`.
+
+    `recent_throughput` divides by wall time, idle time included, so a daemon
+    that ran one file at 30x in ten quiet minutes shows 1.7x; this is the
+    speed of the analysis itself. 0.0 when nothing was analysed.
+    """
+    with engine.connect() as conn:
+        audio, busy = conn.execute(
+            text("SELECT sum(audio_duration), sum(wall_s) FROM jobs"
+                 " WHERE state = 'done' AND outcome = :outcome AND finished_at >= :since AND wall_s > 0"),
+            {"outcome": ANALYSED, "since": now - window_s},
+        ).one()
+    return audio / busy if audio and busy else 0.0
 
 
 def _latest_jobs(conn: Connection, paths: list[str]) -> dict[tuple[str, bytes | None], Row[Any]]:

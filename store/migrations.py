@@ -265,6 +265,36 @@ FROM file_paths AS p
 JOIN files AS f ON f.id = p.file_id
 JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
 
+# tracks as _TRACKS_BY_NAME, plus whether the path was found gone by the last rescan (and since when).
+_TRACKS_WITH_MISSING = """
+CREATE VIEW tracks AS
+SELECT
+    f.id AS file_id,
+    a.id AS analysis_id,
+    p.path AS path,
+    f.content_hash AS content_hash,
+    f.format AS format,
+    f.size AS size,
+    a.duration AS duration,
+    a.bpm AS bpm,
+    a.bpm_confidence AS bpm_confidence,
+    a.meter AS meter,
+    a.key AS key,
+    a.key_confidence AS key_confidence,
+    a.loudness_lufs AS loudness_lufs,
+    a.loudness_range_lu AS loudness_range_lu,
+    a.danceability AS danceability,
+    a.energy AS energy,
+    a.analyzer_version AS analyzer_version,
+    a.created_at AS analyzed_at,
+    a.sidecar_path AS sidecar_path,
+    p.raw_path AS raw_path,
+    p.missing_since IS NOT NULL AS missing,
+    p.missing_since AS missing_since
+FROM file_paths AS p
+JOIN files AS f ON f.id = p.file_id
+JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
+
 # One row per section of an analysis's form; `bar` is its first bar as the bars table numbers them, `bars` how many.
 _SECTIONS = """
 CREATE TABLE sections (
@@ -339,6 +369,11 @@ STEPS: list[Step] = [
     Step(7, "sections: the form of each analysis, one row per section on its bar grid", [
         _SECTIONS,
         "CREATE INDEX ix_sections_label ON sections (label)",
+    ]),
+    Step(8, "file_paths.missing_since: a path a rescan found gone; tracks shows missing", [
+        "ALTER TABLE file_paths ADD COLUMN missing_since TEXT",
+        "DROP VIEW tracks",
+        _TRACKS_WITH_MISSING,
     ]),
 ]
 

@@ -58,6 +58,7 @@ class FilePathRow(Base):
     path: Mapped[str]
     raw_path: Mapped[bytes | None] = mapped_column(LargeBinary)
     seen_at: Mapped[str | None]
+    missing_since: Mapped[str | None]
 
     file: Mapped[FileRow] = relationship(back_populates="paths")
 

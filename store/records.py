@@ -100,11 +100,13 @@ def save_timeline_in(conn: Connection, doc: dict[str, Any], *, sidecar_path: str
 def find_analysis(engine: Engine, path_or_hash: str) -> dict[str, Any] | None:
     """A content's summary row (the `tracks` columns) for a path or hash, plus the paths whose latest content it is.
 
-    Paths are tried first, since a file may well be named like a hash.
+    Paths are tried first, since a file may well be named like a hash. Found
+    by path, `path` is that path, not the content's latest one: after a copy
+    the original is still the file asked about.
     Raises AmbiguousHash when a hash prefix matches more than one file.
     """
     with engine.connect() as conn:
-        file_id = _file_by_path(conn, path_or_hash)
+        file_id, asked = _file_by_path(conn, path_or_hash)
         if file_id is None:
             file_id = _file_by_hash(conn, path_or_hash)
         if file_id is None:
@@ -116,7 +118,9 @@ def find_analysis(engine: Engine, path_or_hash: str) -> dict[str, Any] | None:
             select(FilePathRow.path).where(FilePathRow.file_id == file_id)
             .order_by(FilePathRow.seen_at.desc(), FilePathRow.id)
         ).all()
-        return {**row, "paths": list(paths)}
+        path = asked or row["path"]
+        missing_since = conn.scalar(select(FilePathRow.missing_since).where(FilePathRow.path == path))
+        return {**row, "path": path, "paths": list(paths), "missing_since": missing_since}
 
 
 def sections_of(engine: Engine, analysis_id: int) -> list[dict[str, Any]]:
@@ -194,19 +198,21 @@ def _child_rows(doc: dict[str, Any], analysis_id: int) -> list[tuple[type[Base],
     return batches
 
 
-def _file_by_path(conn: Connection, path: str) -> int | None:
-    """file_paths says which content a path held most recently; files.path covers rows written elsewhere."""
+def _file_by_path(conn: Connection, path: str) -> tuple[int | None, str | None]:
+    """The content a path held most recently (file_paths; files.path covers rows written elsewhere), and the
+    stored form of that path."""
     keys = list(dict.fromkeys([name_key(path), name_key(os.path.abspath(path))]))
-    file_id = conn.scalar(
-        select(FilePathRow.file_id).where(or_(*(and_(*_named(text_path, raw)) for text_path, raw in keys)))
+    found = conn.execute(
+        select(FilePathRow.file_id, FilePathRow.path)
+        .where(or_(*(and_(*_named(text_path, raw)) for text_path, raw in keys)))
         .order_by(FilePathRow.seen_at.desc()).limit(1)
-    )
-    if file_id is None:
-        file_id = conn.scalar(
-            select(FileRow.id).where(FileRow.path.in_([text_path for text_path, _ in keys]))
+    ).first()
+    if found is None:
+        found = conn.execute(
+            select(FileRow.id, FileRow.path).where(FileRow.path.in_([text_path for text_path, _ in keys]))
             .order_by(FileRow.last_seen.desc()).limit(1)
-        )
-    return file_id
+        ).first()
+    return (found[0], found[1]) if found is not None else (None, None)
 
 
 def _named(text_path: str, raw: bytes | None) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
@@ -254,3 +260,47 @@ def rename_path(engine: Engine, old: str, new: str, *, sidecar_path: str | None)
         if sidecar_path is not None:
             conn.execute(update(AnalysisRow).where(AnalysisRow.file_id == file_id)
                          .values(sidecar_path=printable(sidecar_path)))
+
+
+def known_paths(engine: Engine) -> list[tuple[str, str | None]]:
+    """Every path with rows, and since when a rescan has found it gone (None: present at the last look)."""
+    with engine.connect() as conn:
+        return [(path, since) for path, since in conn.execute(select(FilePathRow.path, FilePathRow.missing_since))]
+
+
+def mark_missing(engine: Engine, *, gone: list[str], back: list[str], now: str) -> None:
+    """Record which paths a rescan found gone, and which came back; rows stay until `remove_paths`."""
+    with write_transaction(engine) as conn:
+        for part in _chunks(gone):
+            conn.execute(update(FilePathRow).where(FilePathRow.path.in_(part), FilePathRow.missing_since.is_(None))
+                         .values(missing_since=now))
+        for part in _chunks(back):
+            conn.execute(update(FilePathRow).where(FilePathRow.path.in_(part)).values(missing_since=None))
+
+
+def _chunks(paths: list[str], size: int = 500) -> list[list[str]]:
+    """Few enough bound parameters per statement for any SQLite build."""
+    return [paths[i:i + size] for i in range(0, len(paths), size)]
+
+
+def remove_paths(engine: Engine, paths: list[str]) -> int:
+    """Forget these paths; a content left with no path goes too, with its analyses (ON DELETE CASCADE), and
+    one that keeps another path is listed under it. Returns how many contents went."""
+    if not paths:
+        return 0
+    with write_transaction(engine) as conn:
+        file_ids: set[int] = set()
+        for part in _chunks(paths):
+            file_ids.update(conn.scalars(select(FilePathRow.file_id).where(FilePathRow.path.in_(part))))
+            conn.execute(delete(FilePathRow).where(FilePathRow.path.in_(part)))
+        removed = 0
+        for file_id in file_ids:
+            left = conn.scalar(select(FilePathRow.path).where(FilePathRow.file_id == file_id)
+                               .order_by(FilePathRow.seen_at.desc()).limit(1))
+            if left is None:
+                conn.execute(delete(FileRow).where(FileRow.id == file_id))
+                removed += 1
+            else:
+                conn.execute(update(FileRow).where(FileRow.id == file_id, FileRow.path.not_in(
+                    select(FilePathRow.path).where(FilePathRow.file_id == file_id))).values(path=left))
+        return removed

@@ -28,6 +28,14 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def _cmdline(process: psutil.Process) -> list[str]:
+    """A child that exits between listing and reading (an idle worker leaving, a reaped helper) has none."""
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
 class Daemon:
     """`beatwatch run` with a config of its own, a notify socket the test owns, and DB helpers."""
 
@@ -74,7 +82,7 @@ class Daemon:
             children = psutil.Process(self.proc.pid).children()
         except psutil.Error:
             return []
-        return [c.pid for c in children if "spawn_main" in " ".join(c.cmdline())]
+        return [c.pid for c in children if "spawn_main" in " ".join(_cmdline(c))]
 
     def workers_ready(self) -> bool:
         rows = self.query("SELECT data FROM daemon_status")

@@ -28,6 +28,7 @@ def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedP
 def library(tmp_path_factory):
     """Five songs in five formats at different tempi, plus the bad inputs a user's folder collects."""
     root = tmp_path_factory.mktemp("library")
+    (root / "beatwatch.toml").write_text("")  # the database beside it, ./beatwatch.db
     music = root / "music"
     music.mkdir()
     tempi = {}
@@ -99,6 +100,10 @@ def test_readme_queries_run_against_the_analysed_database(analysed):
     with sqlite3.connect(root / "beatwatch.db") as db:
         results = [db.execute(q).fetchall() for q in queries]
     assert results[1] and len(results[1]) == len(tempi) + 2  # + silence and the short clip
+    bars = [row[0] for row in results[2]]
+    assert len(bars) >= 4 and bars == sorted(set(bars))  # one song: each bar once, in order
+    one = json.loads((root / "music" / "song 1.flac.beatwatch.json").read_text())
+    assert [(row[0], row[2]) for row in results[2]] == [(b["bar"], b["chord"]) for b in one["timeline"]["bars"]]
     assert sum(n for *_, n in results[3]) == len(tempi) + 2
 
 

@@ -53,6 +53,8 @@ def test_beatwatch_status_runs_without_a_neural_runtime(tmp_path: Path):
     config = tmp_path / "beatwatch.toml"
     config.write_text('[store]\nurl = "sqlite:///beatwatch.db"\n')
     script = ("import contextlib, io\nfrom beatwatch.daemon.cli import main\n"
+              "from beatwatch.store.db import open_database, sqlite_url\n"
+              f"open_database(sqlite_url({str(tmp_path / 'beatwatch.db')!r})).dispose()\n"
               "with contextlib.redirect_stdout(io.StringIO()):\n"
               f"    assert main(['status', '--config', {str(config)!r}]) == 0")
     assert heavy_after(script) == []

@@ -185,3 +185,20 @@ def test_beatwatch_rescan_skips_files_still_open_for_writing_or_too_recent_for_u
         if os.geteuid() == 0 and shutil.which("setpriv"):
             assert rescan(config, drop_ptrace=True).endswith("queued 0 new\n")  # held is a minute old, not 600 s
     assert rescan(config).endswith("queued 1 new\n")
+
+
+def test_the_reconcile_pass_marks_analysed_files_that_are_gone_missing(intake):
+    from beatwatch.store.records import known_paths, save_timeline
+    from tests.test_store import make_doc
+
+    song = intake.names.inbox / "song.wav"
+    song.write_bytes(b"RIFF")
+    save_timeline(intake.engine, make_doc(path=str(song)), sidecar_path=None)
+    intake.rescan_soon()
+    intake.step(time.monotonic())
+    assert known_paths(intake.engine) == [(str(song), None)]
+    song.unlink()
+    intake.rescan_soon()
+    intake.step(time.monotonic())
+    [(path, since)] = known_paths(intake.engine)
+    assert path == str(song) and since is not None

@@ -254,7 +254,7 @@ def test_names_that_differ_only_in_bytes_that_are_not_utf8_are_two_names_for_goo
     assert (jobs.job_for_path(engine, ff).size, jobs.job_for_path(engine, fe).size) == (10, 20)
     assert jobs.job_for_path(engine, ff).path == ff
 
-    assert jobs.retry(engine, ids=first[:1], now=T0 + 20) == 1
+    assert len(jobs.retry(engine, ids=first[:1], now=T0 + 20)) == 1
     assert rows(engine, "SELECT state FROM jobs ORDER BY id") == [("queued",), ("done",)]
     assert jobs.enqueue_many(engine, both, now=T0 + 21) == []
 
@@ -286,11 +286,11 @@ def test_retry_starts_failed_and_chosen_done_jobs_over(engine):
         else:
             jobs.complete(engine, job.id, "w1", now=T0, write=lambda conn: None, content_hash="c" * 64)
 
-    assert jobs.retry(engine, ids=[ids[0], ids[2]], failed_only=True, now=T0 + 1) == 1
-    assert jobs.retry(engine, ids=[ids[2]], now=T0 + 1) == 1
-    assert jobs.retry(engine, ids=[], now=T0 + 1) == 0
+    assert jobs.retry(engine, ids=[ids[0], ids[2]], failed_only=True, now=T0 + 1) == [ids[0]]
+    assert len(jobs.retry(engine, ids=[ids[2]], now=T0 + 1)) == 1
+    assert len(jobs.retry(engine, ids=[], now=T0 + 1)) == 0
     assert jobs.counts(engine) == {"queued": 2, "running": 0, "retry_wait": 0, "done": 1, "failed": 1}
-    assert jobs.retry(engine, now=T0 + 2) == 1
+    assert len(jobs.retry(engine, now=T0 + 2)) == 1
     assert jobs.counts(engine)["failed"] == 0
     retried = jobs.job_for_path(engine, "/in/2.mp3")
     assert (retried.state, retried.attempts, retried.error, retried.content_hash, retried.finished_at) == (
@@ -302,10 +302,10 @@ def test_retry_leaves_a_paths_older_jobs_alone(engine):
     old = queued_and_claimed(engine)
     jobs.fail(engine, old.id, "w1", error="bad", permanent=True, now=T0, max_attempts=3)
     newer = jobs.enqueue(engine, "/in/a.mp3", size=10, mtime=2.0, now=T0 + 1)
-    assert jobs.retry(engine, ids=[old.id], now=T0 + 2) == 0
+    assert len(jobs.retry(engine, ids=[old.id], now=T0 + 2)) == 0
     job = jobs.claim(engine, "w1", lease_s=LEASE, now=T0 + 2)
     jobs.fail(engine, job.id, "w1", error="bad", permanent=True, now=T0 + 3, max_attempts=3)
-    assert jobs.retry(engine, now=T0 + 4) == 1
+    assert len(jobs.retry(engine, now=T0 + 4)) == 1
     assert jobs.job_for_path(engine, "/in/a.mp3").id == newer
     assert jobs.counts(engine)["failed"] == 1
 

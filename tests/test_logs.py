@@ -6,6 +6,8 @@ import logging
 import os
 import sys
 
+import pytest
+
 from beatwatch.daemon.logs import FORMAT, EscapingFormatter, escape_controls
 
 
@@ -52,3 +54,43 @@ def test_status_shows_a_running_jobs_name_on_its_own_line(engine):
     lines = render_status(engine, now=3.0).split("\n")
     assert lines[-1].endswith("/in/a\\nFAKE running\\x1b[2J.wav")
     assert not [line for line in lines if line.startswith("FAKE")]
+
+
+def test_syslog_priorities_follow_the_level():
+    from beatwatch.daemon.logs import JOURNAL_FORMAT
+
+    formatter = EscapingFormatter(JOURNAL_FORMAT)
+    lines = [formatter.format(logging.LogRecord("beatwatch", level, __file__, 1, "m", (), None))
+             for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)]
+    assert lines == ["<7>DEBUG beatwatch: m", "<6>INFO beatwatch: m", "<4>WARNING beatwatch: m",
+                     "<3>ERROR beatwatch: m", "<2>CRITICAL beatwatch: m"]
+
+
+def test_throttle_pause_and_resume_are_info_not_warnings(caplog):
+    from beatwatch.daemon.config import Resources
+    from beatwatch.daemon.throttle import Sample, Throttle
+
+    throttle = Throttle(Resources(max_cpu_percent=80))
+    with caplog.at_level(logging.DEBUG, logger="beatwatch"):
+        throttle.update(Sample(other_cpu_percent=95, available_mb=10_000, temp_c=None, on_battery=None))
+        throttle.update(Sample(other_cpu_percent=10, available_mb=10_000, temp_c=None, on_battery=None))
+    throttle_records = [r for r in caplog.records if r.getMessage().startswith("throttle:")]
+    assert [r.levelname for r in throttle_records] == ["INFO", "INFO"]
+    assert "pausing" in throttle_records[0].getMessage() and "resuming" in throttle_records[1].getMessage()
+
+
+@pytest.mark.slow
+def test_under_journald_lines_carry_a_priority_and_no_timestamp_of_their_own(daemon, tmp_path):
+    import re
+    import signal
+
+    log_file = tmp_path / "daemon.log"
+    log_file.touch()
+    st = log_file.stat()
+    d = daemon(env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    assert d.stop(signal.SIGTERM) == 0
+    lines = [line for line in log_file.read_text().splitlines() if line and not line.startswith(" ")]
+    assert lines and all(re.match(r"<[2-7]>(DEBUG|INFO|WARNING|ERROR|CRITICAL) ", line) for line in lines), lines
+    assert not any(re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", line) for line in lines)
+    assert any(line.startswith("<6>INFO beatwatch.daemon.supervisor: stopping") for line in lines), lines
+    assert "<6>INFO beatwatch.daemon.supervisor: stopped" in lines
