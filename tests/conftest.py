@@ -3,12 +3,28 @@ and real daemons started on demand."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from beatwatch.store.db import open_database, sqlite_url
 from tests.daemon_harness import Daemon
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_home(tmp_path_factory):
+    """A command run without a config reads and writes the user's XDG folders: in tests, folders of their own,
+    so a user's real database or config is never touched and never changes a result."""
+    home = tmp_path_factory.mktemp("home")
+    saved = {name: os.environ.get(name) for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME")}
+    os.environ["XDG_CONFIG_HOME"], os.environ["XDG_DATA_HOME"] = str(home / "config"), str(home / "data")
+    yield home
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
