@@ -63,7 +63,9 @@ def test_status_and_show_read_a_database_they_may_not_write(read_only_store, dae
     lock_down(state)
     status = as_reader("status", config=config)
     assert (status.returncode, status.stderr) == (0, "")
-    assert status.stdout.splitlines()[0].startswith("queue:   queued 1 ")
+    lines = status.stdout.splitlines()
+    assert lines[0] == f"config:  {config} (--config)"
+    assert lines[1].startswith("queue:   queued 1 ")
     shown = as_reader("show", document["file"]["content_hash"][:12], config=config)
     assert (shown.returncode, shown.stderr) == (0, "")
     assert document["file"]["path"] in shown.stdout
@@ -74,7 +76,9 @@ def test_status_and_show_read_a_database_they_may_not_write(read_only_store, dae
 
 def test_a_database_that_cannot_be_read_at_all_is_one_line(tmp_path):
     state = tmp_path / "state"
-    state.mkdir(mode=0o555)
+    open_database(sqlite_url(state / "beatwatch.db")).dispose()
+    (state / "beatwatch.db").chmod(0)
+    state.chmod(0o555)
     config = tmp_path / "beatwatch.toml"
     config.write_text(f'[store]\nurl = "sqlite:///{state / "beatwatch.db"}"\n')
     try:
@@ -83,3 +87,11 @@ def test_a_database_that_cannot_be_read_at_all_is_one_line(tmp_path):
         state.chmod(0o755)
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1 and "cannot read the database" in result.stderr
+    (state / "beatwatch.db").unlink()
+    state.chmod(0o555)
+    try:
+        missing = as_reader("status", config=config)
+    finally:
+        state.chmod(0o755)
+    assert missing.returncode == 1
+    assert missing.stderr == f"beatwatch: no database at {state / 'beatwatch.db'}, the daemon has not run\n"
