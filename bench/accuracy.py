@@ -241,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a minimum (not an issue target) is missed")
     parser.add_argument("--suite", choices=("all", "loops", "arranged"), default="all",
                         help="the loop songs' table, the arranged songs' table (bench/arranged.py), or both")
+    parser.add_argument("--arranged-seed", type=int, default=0, metavar="N",
+                        help="draw the arranged songs with this seed: 0 is the suite the analyses were tuned on, "
+                             "any other a held-out set of 20 new songs")
     parser.add_argument("--real-dev-only", action="store_true",
                         help="only the table of real recordings (see bench/realdev.py), not the rendered songs")
     parser.add_argument("--no-real-dev", action="store_true", help="leave out the table of real recordings")

@@ -113,7 +113,8 @@ def print_table(rows: list[dict], failed: list[dict], results: Sequence[SongResu
 def run_arranged(args: argparse.Namespace) -> int:
     """Render, analyse, score and print the arranged suite (--quick, --only, --score-only, --no-peers and
     --strict as for the loop suite)."""
-    specs = arranged_suite()[:QUICK] if args.quick else arranged_suite()
+    suite = arranged_suite(seed=args.arranged_seed)
+    specs = suite[:QUICK] if args.quick else suite
     specs = [s for s in specs if not args.only or any(word in s.name for word in args.only)]
     if not specs:
         return 0
@@ -135,7 +136,9 @@ def run_arranged(args: argparse.Namespace) -> int:
                for song in songs]
     rows, failed = summarize(results, MEASURES, PEER_NAMES), failures(results, MEASURES)
 
-    print(f"\n{len(songs)} arranged songs, {audio_s / 60:.1f} min of audio; songs ready in {render_s:.1f} s", end="")
+    held_out = f" (seed {args.arranged_seed}: held out, nothing was tuned on them)" if args.arranged_seed else ""
+    print(f"\n{len(songs)} arranged songs{held_out}, {audio_s / 60:.1f} min of audio; "
+          f"songs ready in {render_s:.1f} s", end="")
     if exit_code is not None:
         print(f"; beatwatch analyze took {analyze_s:.1f} s ({audio_s / max(analyze_s, 1e-9):.0f}x realtime), "
               f"exit {exit_code}", end="")
@@ -144,7 +147,8 @@ def run_arranged(args: argparse.Namespace) -> int:
     print("\n")
     print_table(rows, failed, results)
     missed = [r["key"] for r in rows if r["status"].startswith("FAIL") and not r["issue"]]
-    REPORT.write_text(json.dumps({
+    report = REPORT.with_name(f"accuracy-seed{args.arranged_seed}.json") if args.arranged_seed else REPORT
+    report.write_text(json.dumps({
         "measures": rows, "failures": failed,
         "songs": {r.name: {"audio": r.audio, "metrics": r.metrics, "peers": r.peers, "problem": r.problem}
                   for r in results},
