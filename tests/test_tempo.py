@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -68,3 +73,17 @@ def test_the_tempo_range_picks_the_level_the_beats_are_tracked_at(analyzer, medi
     beats = np.array([b["time"] for b in doc["timeline"]["beats"]])
     assert len(beats) == pytest.approx(len(truth) * expected / loop["bpm"], rel=0.1)
     assert f"{low:g}-{high:g} BPM" in doc["analyzer"]["analyses"]["beats"]
+
+
+@pytest.mark.slow
+def test_analyze_takes_the_tempo_range_from_the_config(media, tmp_path):
+    signal, _ = drum_loop(DNB["bpm"], kicks=DNB["kicks"], snares=DNB["snares"], seconds=12.0)
+    audio = write_wav(tmp_path / "two-step.wav", signal)  # 172 BPM in the default range
+    (tmp_path / "beatwatch.toml").write_text("[analysis]\nmin_bpm = 60\nmax_bpm = 100\n")
+    result = subprocess.run([str(Path(sys.executable).with_name("beatwatch")), "analyze", str(audio), "--out",
+                             str(tmp_path / "out"), "--no-db"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    sidecar = json.loads(next((tmp_path / "out").glob("*.beatwatch.json")).read_text())
+    assert sidecar["summary"]["bpm"] == pytest.approx(86.0, rel=0.01)
+    assert "60-100 BPM" in sidecar["analyzer"]["analyses"]["beats"]
