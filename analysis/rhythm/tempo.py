@@ -3,14 +3,17 @@
 One beat interval says little: the beats come from a 100 fps activation, so
 each interval is off by up to a frame, and a tempo read from intervals is
 6000/n BPM (a steady 138.88 BPM song has intervals of 43 and 44 frames and
-their median says 139.53, a grid that slips half a beat in 32 bars). So the
+their median says 139.53, a grid that slips 0.6 beat in 32 bars). So the
 tempo is fitted through many beat times at once: where the tempo holds,
 beat time against beat number is a straight line whose slope is the beat
 period, known to a fraction of a millisecond after a few dozen beats; where
 it ramps, a parabola. The beats are cut into the longest pieces that one of
 those two fits explains to within the beats' own jitter (a step in tempo, a
 misplaced beat or a change of tracked level is where a piece ends), so a
-steady stretch reads one flat tempo and a ramp a straight one.
+steady stretch reads one flat tempo and a ramp a straight one. Where no
+piece of four bars holds (a live band's drift), each beat's tempo is the
+slope of a line through the nine beats around it: still a fit, not an
+interval, so not held to whole frames.
 """
 
 from __future__ import annotations
