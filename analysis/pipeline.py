@@ -38,7 +38,7 @@ from beatwatch.analysis.harmony.key import KEY_FPS, KeyRecognizer
 from .loudness import ENERGY_HOP_S, LoudnessMeter, energy_curve
 from .form.bar_features import bar_features, block_means
 from .form.sections import find_sections
-from beatwatch.analysis.rhythm.beats import MIN_TRACK_S, Activations, BeatTracker
+from beatwatch.analysis.rhythm.beats import MAX_BPM, MIN_BPM, MIN_TRACK_S, Activations, BeatTracker
 from beatwatch.analysis.rhythm.tempo import estimate_tempo
 from .timeline import Results, assemble, bars_from_beats
 from beatwatch.analysis.rhythm.transients import detect_onsets, match_beats
@@ -58,7 +58,8 @@ ANALYSES = {
     "beats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps",
     "downbeats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps; "
                  "bars regrouped by harmonic rhythm where the network hears no accent",
-    "tempo": "median beat interval; local median over 5 beats",
+    "tempo": "least-squares fit of beat time against beat number: a line per steady stretch, a parabola per "
+             "ramp, a line through 9 beats elsewhere; the song's BPM is the median over its beats",
     "transients": "spectral flux (2048/100 fps, shared with beats), nearest within 70 ms",
     "chords": "madmom CNN chord features scored per beat with its CRF weights, beat-grid Viterbi; "
               "CRF forward-backward confidence",
@@ -98,17 +99,19 @@ def core_frames(chunk: Chunk, frames: int, fps: float) -> slice:
 class Analyzer:
     """The analyses' filterbanks, decoders and networks; one per process, reused for every file."""
 
-    def __init__(self, networks: Networks, *, chunk_s: float = DEFAULT_CHUNK_S,
-                 after_chunk: Callable[[], object] = lambda: None) -> None:
+    def __init__(self, networks: Networks, *, chunk_s: float = DEFAULT_CHUNK_S, min_bpm: float = MIN_BPM,
+                 max_bpm: float = MAX_BPM, after_chunk: Callable[[], object] = lambda: None) -> None:
         """networks: this process's own (`Networks`) or a client of the daemon's inference process,
-        which has the same methods; after_chunk: run between the chunks of a long file (the daemon
-        hands freed memory back to the system there)."""
+        which has the same methods; min_bpm, max_bpm: the tempo range the beats are tracked in (it picks
+        the metrical level); after_chunk: run between the chunks of a long file (the daemon hands freed
+        memory back to the system there)."""
         self.networks = networks
         self._after_chunk = after_chunk
         self.chunk_s = float(round(chunk_s))
         self.analyses = {**ANALYSES, "tags": networks.describe_tags()}
+        self.analyses["beats"] += f", {min_bpm:g}-{max_bpm:g} BPM"
         self._features = RhythmFeatureProcessor()
-        self._tracker = BeatTracker()
+        self._tracker = BeatTracker(min_bpm=min_bpm, max_bpm=max_bpm)
         self._chords = ChordRecognizer()
         self._beat_chords = BeatChordDecoder(self._chords.crf)
         self._key = KeyRecognizer()

@@ -12,7 +12,10 @@ confident); then the songs that miss a measure. Everything also goes to
 .bench/accuracy.json so that runs can be compared. Then the same for the
 arranged songs, as a table of their own (bench/arranged_accuracy.py). When the
 real recordings of ../shared/real-dev are there, their own per-clip table
-follows (bench/realdev.py).
+follows (bench/realdev.py). Tempo precision has its own rows: on steady songs
+(the loop suite's and bench/precision.py's, at BPMs with two decimals), the
+median BPM error and the median drift of a constant grid at the reported BPM
+after 64 bars, for beatwatch and the peers.
 """
 
 from __future__ import annotations
@@ -25,10 +28,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from . import hard, realdev
 from .peers import PEERS, ensure_peers, peer_metrics
 from .runner import run_analyze, sidecar_name
-from .scoring import SidecarError, confidence_items, quartile_accuracy, score
+from .precision import precision_suite
+from .scoring import SidecarError, confidence_items, quartile_accuracy, score, tempo_precision
 from .arranged import ArrangedSong
 from .songs import RenderError, Song, SongSpec, benchmark_suite, ensure_suite, quick_subset
 
@@ -44,6 +50,11 @@ ROUNDING = 1e-9
 # A peer ahead by less than this is a tie, not a loss.
 PEER_MARGIN = 0.005
 CONFIDENCE_ANALYSES = ("beats", "chords", "key", "tempo")
+# Tempo precision on steady songs, lower is better: (key, label, target for the median).
+PRECISION: tuple[tuple[str, str, float], ...] = (
+    ("bpm_error", "tempo precision: median |BPM error|", 0.05),
+    ("grid_drift_ms", "grid drift after 64 bars, median ms", 20.0),
+)
 
 
 @dataclass(frozen=True)
@@ -89,11 +100,13 @@ class SongResult:
     problem: str | None = None  # why the sidecar is missing or unreadable
     peers: dict[str, dict[str, float]] = field(default_factory=dict)  # peer -> the measures it answers
     confidence: dict[str, list[tuple[float, float, float]]] = field(default_factory=dict)
+    precision: dict[str, dict[str, float]] = field(default_factory=dict)  # beatwatch or a peer -> its precision
 
 
 def select(quick: bool, only: Sequence[str], suite_size: int | None) -> list[SongSpec]:
-    """The specs to run: the whole suite, the --quick handful, narrowed by --only substrings."""
-    specs = benchmark_suite(suite_size)
+    """The specs to run: the whole suite and the precision songs, the --quick handful, narrowed by --only
+    substrings."""
+    specs = benchmark_suite(suite_size) + precision_suite()
     if quick:
         specs = quick_subset(specs)
     if only:
@@ -122,6 +135,7 @@ def evaluate(song: Song, sidecar: dict | None, peers: dict | None = None) -> Son
         try:
             result.metrics = score(truth, sidecar)
             result.confidence = confidence_items(truth, sidecar)
+            result.precision = _precisions(truth, {"beatwatch": sidecar, **(peers or {})})
         except (SidecarError, KeyError, TypeError, ValueError) as error:
             result.problem = f"unreadable sidecar: {error}"
     if result.problem:
@@ -129,6 +143,28 @@ def evaluate(song: Song, sidecar: dict | None, peers: dict | None = None) -> Son
     if peers is not None:
         result.peers = peer_metrics(truth, peers)
     return result
+
+
+def _precisions(truth: dict, answers: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """Tempo precision of beatwatch's sidecar and of each peer's answer, where the song is steady."""
+    found = {name: tempo_precision(truth, answers[name]) for name in ("beatwatch", *PEERS) if name in answers}
+    return {name: value for name, value in found.items() if value is not None}
+
+
+def precision_report(results: Sequence[SongResult]) -> list[dict]:
+    """Per precision measure: the median over the steady songs for beatwatch and each peer, beatwatch's worst
+    song, and whether beatwatch's median meets the target."""
+    rows = []
+    for key, label, target in PRECISION:
+        values = {name: [r.precision[name][key] for r in results if name in r.precision]
+                  for name in ("beatwatch", *PEERS)}
+        medians = {name: float(np.median(v)) if v else None for name, v in values.items()}
+        value = medians.pop("beatwatch")
+        status = "-" if value is None else "PASS" if value < target else "FAIL"
+        rows.append({"key": key, "label": label, "target": target, "value": value, "peers": medians,
+                     "worst": max(values["beatwatch"], default=None), "songs": len(values["beatwatch"]),
+                     "status": status})
+    return rows
 
 
 def read_sidecar(song: Song) -> dict | None:
@@ -208,11 +244,19 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def print_report(rows: list[dict], confidence: list[dict], failed: list[dict], results: Sequence[SongResult]) -> None:
+def print_report(rows: list[dict], confidence: list[dict], failed: list[dict], results: Sequence[SongResult],
+                 precision: Sequence[dict] = ()) -> None:
     print(f"{'measure':40} {'beatwatch':>9} {'madmom':>7} {'essentia':>8} {'songs':>5}  {'minimum':8} result")
     for row in rows:
         print(f"{row['label']:40} {_number(row['value']):>9} {_number(row['peers'].get('madmom')):>7} "
               f"{_number(row['peers'].get('essentia')):>8} {row['songs']:>5}  {_minimum_text(row):8} {row['status']}")
+    if precision:
+        print(f"\n{'lower is better (steady songs)':40} {'beatwatch':>9} {'madmom':>7} {'essentia':>8} {'songs':>5}  "
+              f"{'target':8} result (worst song)")
+    for row in precision:
+        print(f"{row['label']:40} {_number(row['value']):>9} {_number(row['peers'].get('madmom')):>7} "
+              f"{_number(row['peers'].get('essentia')):>8} {row['songs']:>5}  {'< ' + format(row['target'], 'g'):8} "
+              f"{row['status']} ({_number(row['worst'])})")
     print(f"\n{'confidence: accuracy of the quarter that is':40} {'least':>9} {'most':>7} {'items':>8}  sure")
     for row in confidence:
         print(f"{row['analysis']:40} {_number(row['low']):>9} {_number(row['high']):>7} {row['items']:>8}  "
@@ -286,6 +330,7 @@ def run_loops(args: argparse.Namespace) -> int:
     results = [evaluate(song, read_sidecar(song), None if args.no_peers else peers.get(song.audio.name))
                for song in songs]
     rows, confidence, failed = summarize(results), confidence_report(results), failures(results)
+    precision = precision_report(results)
 
     print(f"{len(songs)} songs, {audio_s / 60:.1f} min of audio; songs ready in {render_s:.1f} s", end="")
     if exit_code is not None:
@@ -294,12 +339,13 @@ def run_loops(args: argparse.Namespace) -> int:
     if not args.no_peers:
         print(f"; peers ready in {peers_s:.1f} s", end="")
     print("\n")
-    print_report(rows, confidence, failed, results)
-    missed = [r["key"] for r in rows if r["status"].startswith("FAIL")]
+    print_report(rows, confidence, failed, results, precision)
+    missed = [r["key"] for r in [*rows, *precision] if r["status"].startswith("FAIL")]
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps({
-        "measures": rows, "confidence": confidence, "failures": failed,
-        "songs": {r.name: {"audio": r.audio, "metrics": r.metrics, "peers": r.peers, "problem": r.problem}
+        "measures": rows, "confidence": confidence, "failures": failed, "precision": precision,
+        "songs": {r.name: {"audio": r.audio, "metrics": r.metrics, "peers": r.peers, "problem": r.problem,
+                           "precision": r.precision}
                   for r in results},
         "run": {"songs": len(songs), "audio_s": round(audio_s, 3), "render_s": round(render_s, 3),
                 "analyze_s": round(analyze_s, 3), "peers_s": round(peers_s, 3), "analyze_exit": exit_code,

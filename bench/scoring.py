@@ -18,6 +18,8 @@ BEAT_WINDOW_S = 0.07
 TEMPO_TOLERANCE = 0.04
 CURVE_STEP_S = 0.05
 KEY_CHANGE_BARS = 2
+# Where tempo precision reads a constant grid's drift: 64 bars, a long DJ mix-in.
+GRID_BARS = 64
 
 
 class SidecarError(ValueError):
@@ -230,3 +232,30 @@ def quartile_accuracy(items: Sequence[tuple[float, float, float]]) -> tuple[floa
     if not low.any() or not high.any():
         return None
     return (float(np.average(right[low], weights=weights[low])), float(np.average(right[high], weights=weights[high])))
+
+
+def tempo_precision(truth: dict, sidecar: dict) -> dict[str, float] | None:
+    """On a steady song: the BPM's error, and how far a constant grid at that BPM, laid where the sidecar's
+    beats are, is from the music GRID_BARS bars later, in ms; None on other songs or without BPM and beats.
+
+    The grid is laid at the median offset of the sidecar's beats from the true ones (a DJ places it on the
+    beats; one beat's jitter should not decide it), then runs on at the reported BPM.
+    """
+    if truth["tempo_kind"] != "steady":
+        return None
+    bpm = (sidecar.get("summary") or {}).get("bpm")
+    estimated = _times((sidecar.get("timeline") or {}).get("beats") or [])
+    if bpm is None or estimated.size == 0:
+        return None
+    reference = _times(truth["timeline"]["beats"])
+    true_bpm = float(truth["summary"]["bpm"])
+    period = 60.0 / true_bpm
+    after = np.clip(np.searchsorted(reference, estimated), 0, len(reference) - 1)
+    before = np.maximum(after - 1, 0)
+    offsets = np.where(np.abs(estimated - reference[before]) < np.abs(estimated - reference[after]),
+                       estimated - reference[before], estimated - reference[after])
+    on_beat = offsets[np.abs(offsets) <= period / 4]
+    anchor = float(np.median(on_beat)) if on_beat.size else period / 2
+    beats = GRID_BARS * int(truth["summary"]["meter"])
+    drift = anchor + beats * (60.0 / float(bpm) - period)
+    return {"bpm_error": abs(float(bpm) - true_bpm), "grid_drift_ms": abs(drift) * 1000.0}

@@ -200,7 +200,9 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
     missing = tags_warning(settings.models.dir, networks.tag_models)
     if missing:
         _error("warning: " + missing)
-    analyzer = Analyzer(networks, chunk_s=settings.analysis.chunk_s, after_chunk=release_free_memory)
+    analysis = settings.analysis
+    analyzer = Analyzer(networks, chunk_s=analysis.chunk_s, min_bpm=analysis.min_bpm, max_bpm=analysis.max_bpm,
+                        after_chunk=release_free_memory)
     publisher = Publisher(engine, output_dir=output_dir, inbox=settings.inbox.path.absolute())
     display = for_analyze(sys.stdout, sys.stderr, json_output=quiet)
     documents, failed = [], 0

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .admission import FollowSymlinks
@@ -101,8 +101,25 @@ class Inference(Section):
     max_wait_ms: float = Field(20.0, ge=0)
 
 
+# The beat tracker's tempo range unless the config narrows it (analysis/rhythm/beats.py MIN_BPM, MAX_BPM).
+DEFAULT_MIN_BPM = 55.0
+DEFAULT_MAX_BPM = 215.0
+# The narrowest tempo range taken: the tracker needs room for a tempo to move within it.
+MIN_BPM_SPAN = 10.0
+
+
 class Analysis(Section):
     chunk_s: float = Field(300.0, ge=30)
+    min_bpm: float = Field(DEFAULT_MIN_BPM, ge=30, le=250)
+    max_bpm: float = Field(DEFAULT_MAX_BPM, ge=60, le=300)
+
+    @field_validator("max_bpm")
+    @classmethod
+    def _above_min_bpm(cls, value: float, info: ValidationInfo) -> float:
+        low = info.data.get("min_bpm")
+        if low is not None and value < low + MIN_BPM_SPAN:
+            raise ValueError(f"must be at least analysis.min_bpm + {MIN_BPM_SPAN:g} ({low + MIN_BPM_SPAN:g})")
+        return value
 
 
 class Models(Section):

@@ -32,6 +32,8 @@ class WorkerSettings:
     nice: int
     memory_mb: int
     chunk_s: float
+    min_bpm: float
+    max_bpm: float
     models_dir: str
     device: str
     inference_address: str | None  # the inference process's socket, or None when the worker runs the networks

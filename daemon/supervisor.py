@@ -157,11 +157,13 @@ class Supervisor:
                       writers_visible=self.writers_visible, unclosed_settle_s=watch.unclosed_settle_s)
 
     def _worker_settings(self) -> WorkerSettings:
-        """What workers started from now on get: resources.nice, jobs.memory_mb, analysis.chunk_s and models.dir
-        as the config says now; the store, inference.device and the inference process as at start-up."""
+        """What workers started from now on get: resources.nice, jobs.memory_mb, the analysis section and
+        models.dir as the config says now; the store, inference.device and the inference process as at start-up."""
         settings = self.settings
+        analysis = settings.analysis
         return WorkerSettings(store_url=self.store_url, nice=settings.resources.nice,
-                              memory_mb=settings.jobs.memory_mb, chunk_s=settings.analysis.chunk_s,
+                              memory_mb=settings.jobs.memory_mb, chunk_s=analysis.chunk_s,
+                              min_bpm=analysis.min_bpm, max_bpm=analysis.max_bpm,
                               models_dir=str(settings.models.dir), device=self.inference_device,
                               inference_address=self.inference.address if self.inference else None)
 

@@ -39,7 +39,8 @@ def main(conn: Connection, settings: WorkerSettings) -> None:
     from beatwatch.analysis.pipeline import Analyzer
     from beatwatch.store.db import open_database
 
-    analyzer = Analyzer(_networks(settings), chunk_s=settings.chunk_s, after_chunk=release_free_memory)
+    analyzer = Analyzer(_networks(settings), chunk_s=settings.chunk_s, min_bpm=settings.min_bpm,
+                        max_bpm=settings.max_bpm, after_chunk=release_free_memory)
     engine = open_database(settings.store_url)
     _cap_address_space(settings.memory_mb)
     send_lock = threading.Lock()

@@ -121,3 +121,31 @@ def form_song(bpm: float = 120.0, *, lead_in: float = 0.5, form=FORM, sr: int = 
             signal[i0:i1] += piece
         bar += bars
     return (0.8 * signal / np.abs(signal).max()).astype(np.float32), truth
+
+
+def drum_loop(bpm: float, *, kicks: tuple[float, ...], snares: tuple[float, ...], seconds: float = 16.0,
+              lead_in: float = 0.5, sr: int = SR) -> tuple[np.ndarray, np.ndarray]:
+    """A 4/4 drum loop: kicks and snares at these beat positions (0 to 4) in every bar, closed hats on every
+    eighth, over a soft bass note. Returns (mono float32 signal, beat times)."""
+    n = int(seconds * sr)
+    signal = np.zeros(n)
+    beat = 60.0 / bpm
+    rng = np.random.default_rng(7)
+    hit = np.arange(int(0.15 * sr)) / sr
+    sounds = {
+        "kick": np.sin(2 * np.pi * (50.0 + 80.0 * np.exp(-hit / 0.01)) * hit) * np.exp(-hit / 0.08),
+        "snare": 0.7 * rng.standard_normal(len(hit)) * np.exp(-hit / 0.05) + 0.3 * np.sin(2 * np.pi * 190 * hit),
+        "hat": 0.15 * np.diff(rng.standard_normal(len(hit)), prepend=0.0) * np.exp(-hit / 0.01),
+    }
+    bars = int((seconds - lead_in) / (4 * beat))
+    hats = tuple(k / 2 for k in range(8))
+    for bar in range(bars):
+        for name, positions in (("kick", kicks), ("snare", snares), ("hat", hats)):
+            for position in positions:
+                start = int(round((lead_in + (bar * 4 + position) * beat) * sr))
+                stop = min(start + len(hit), n)
+                signal[start:stop] += sounds[name][:stop - start]
+    t = np.arange(n) / sr
+    signal += 0.05 * np.sin(2 * np.pi * 55.0 * t)
+    beats = lead_in + np.arange(bars * 4) * beat
+    return (0.6 * signal / np.abs(signal).max()).astype(np.float32), beats

@@ -65,6 +65,9 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
     ("[jobs\n", ["not valid TOML"]),
     ("[jobs]\nmemory_mb = 300\n", ["jobs.memory_mb = 300", "512 MB an idle worker needs", "'in_worker'"]),
     ('[jobs]\nmemory_mb = 200\n[inference]\nmode = "process"\n', ["jobs.memory_mb = 200", "256 MB"]),
+    ("[analysis]\nmin_bpm = 120\nmax_bpm = 100\n", ["analysis.max_bpm = 100", "analysis.min_bpm + 10 (130)"]),
+    ("[analysis]\nmin_bpm = 10\n", ["analysis.min_bpm = 10", "30"]),
+    ("[analysis]\nmax_bpm = 400\n", ["analysis.max_bpm = 400", "300"]),
 ])
 def test_bad_configs_name_the_key_and_value(tmp_path, text, words):
     path = _write(tmp_path, text)

@@ -45,8 +45,8 @@ def test_workers_started_after_a_reload_get_the_new_settings_running_ones_keep_t
             config_mod.load(config)  # a broken config: the reload keeps the running one
         supervisor.reload()
         assert supervisor.pool.settings == spawned[0]
-        write_config(config, '[workers]\ncount = 2\n[resources]\nnice = 12\n[jobs]\nmemory_mb = 900\n'
-                             '[analysis]\nchunk_s = 120\n[models]\ndir = "other-models"\n')
+        write_config(config, '[workers]\ncount = 2\n[resources]\nnice = 12\n[jobs]\nmemory_mb = 900\n[analysis]\n'
+                             'chunk_s = 120\nmin_bpm = 150\nmax_bpm = 200\n[models]\ndir = "other-models"\n')
         supervisor.reload()
         supervisor.pool.fill()
     finally:
@@ -54,6 +54,7 @@ def test_workers_started_after_a_reload_get_the_new_settings_running_ones_keep_t
     first, second = spawned
     assert (first.nice, first.memory_mb, first.chunk_s) == (5, 1500, 300.0)
     assert (second.nice, second.memory_mb, second.chunk_s) == (12, 900, 120.0)
+    assert (first.min_bpm, first.max_bpm, second.min_bpm, second.max_bpm) == (55.0, 215.0, 150.0, 200.0)
     assert second.models_dir == str(tmp_path / "other-models")
     assert (second.store_url, second.device, second.inference_address) == (
         first.store_url, first.device, first.inference_address)
