@@ -91,6 +91,16 @@ def _parser() -> argparse.ArgumentParser:
     click.add_argument("--out", type=Path, required=True, help="output WAV file")
     click.add_argument("--config", type=Path, help="TOML config file")
 
+    export = sub.add_parser("export", help="analysed tracks for DJ software (rekordbox, Traktor) and MIR tools "
+                            "(JAMS, label tracks, .lab chords)")
+    export.add_argument("targets", nargs="*", metavar="PATH|HASH", help="analysed tracks by audio path or hash")
+    export.add_argument("--where", metavar="CLAUSE", help="also every track this SQL WHERE clause selects from the "
+                        "tracks view, e.g. \"bpm BETWEEN 120 AND 128 AND key = 'A minor'\" (read-only)")
+    export.add_argument("--format", required=True, choices=("rekordbox", "traktor", "jams", "labels", "lab"),
+                        help="rekordbox XML, Traktor NML (one file); JAMS, label tracks, .lab (a folder)")
+    export.add_argument("--out", type=Path, required=True, help="output file (rekordbox, traktor) or folder")
+    export.add_argument("--config", type=Path, help="TOML config file")
+
     models = sub.add_parser("models", help="offline ML tag models")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     build = models_sub.add_parser("build", help="freeze the musicnn checkpoints into models.dir (offline)")
@@ -112,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(logging.DEBUG if args.verbose else logging.WARNING)
     handlers = {"run": cmd_run, "analyze": cmd_analyze, "show": cmd_show, "config": cmd_config_check,
                 "status": cmd_status, "jobs": cmd_jobs, "retry": cmd_retry, "rescan": cmd_rescan, "plot": cmd_plot,
-                "click": cmd_click, "prune": cmd_prune,
+                "click": cmd_click, "prune": cmd_prune, "export": cmd_export,
                 "models": cmd_models}
     try:
         return handlers[args.command](args)
@@ -340,6 +350,26 @@ def cmd_click(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(escape_controls(str(written)))
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from .export_cmd import ExportError, export, select_tracks
+
+    if not args.targets and args.where is None:
+        raise UsageError("export needs tracks (paths or hashes) or --where")
+    engine = _read_store(config_mod.load(args.config))
+    try:
+        tracks = select_tracks(engine, args.targets, args.where)
+        if not tracks:
+            _error(f"no analysed track matches {args.where!r}; nothing written")
+            return EXIT_FAILED
+        written = export(tracks, args.format, args.out)
+    except ExportError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    for path in written:
+        print(escape_controls(str(path)))
     return EXIT_OK
 
 
