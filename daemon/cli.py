@@ -101,6 +101,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="output file (rekordbox, traktor) or folder")
     export.add_argument("--config", type=Path, help="TOML config file")
 
+    tag = sub.add_parser("tag", help="write BPM and key (and ReplayGain) into analysed files' own tags")
+    tag.add_argument("targets", nargs="+", metavar="FILE|HASH", help="analysed audio files, by path or hash")
+    notation = tag.add_mutually_exclusive_group()
+    notation.add_argument("--camelot", action="store_true", help="write the key as Camelot (8A), not Am")
+    notation.add_argument("--open-key", action="store_true", help="write the key as Open Key (1m), not Am")
+    tag.add_argument("--replaygain", action="store_true", help="also the ReplayGain track gain from the loudness")
+    tag.add_argument("--config", type=Path, help="TOML config file")
+
     models = sub.add_parser("models", help="offline ML tag models")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     build = models_sub.add_parser("build", help="freeze the musicnn checkpoints into models.dir (offline)")
@@ -123,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"run": cmd_run, "analyze": cmd_analyze, "show": cmd_show, "config": cmd_config_check,
                 "status": cmd_status, "jobs": cmd_jobs, "retry": cmd_retry, "rescan": cmd_rescan, "plot": cmd_plot,
                 "click": cmd_click, "prune": cmd_prune, "export": cmd_export,
+                "tag": cmd_tag,
                 "models": cmd_models}
     try:
         return handlers[args.command](args)
@@ -371,6 +380,36 @@ def cmd_export(args) -> int:
     for path in written:
         print(escape_controls(str(path)))
     return EXIT_OK
+
+
+def cmd_tag(args) -> int:
+    from beatwatch.render.file_tags import KeyNotation, TagError
+    from beatwatch.store.records import find_analysis
+
+    from .tagging import tag_file
+
+    engine = _open_store(config_mod.load(args.config))
+    notation: KeyNotation = "camelot" if args.camelot else "open_key" if args.open_key else "standard"
+    failed = 0
+    for target in args.targets:
+        try:
+            found = find_analysis(engine, target)
+            if found is None:
+                raise TagError(f"{target}: no analysed track with this path or hash")
+            document = json.loads(Path(found["sidecar_path"] or "").read_text(encoding="utf-8"))
+            values = tag_file(engine, found["path"], document, notation=notation, replaygain=args.replaygain)
+        except (TagError, LookupError) as exc:
+            failed += 1
+            _error(str(exc) if isinstance(exc, TagError) else f"{target}: {exc}")
+            continue
+        except (OSError, ValueError) as exc:
+            failed += 1
+            _error(f"{target}: cannot read its sidecar ({exc}); tags not written")
+            continue
+        written = [f"BPM {values.bpm:.2f}" if values.bpm else "", f"key {values.key}" if values.key else "",
+                   f"gain {values.gain_db:+.2f} dB" if values.gain_db is not None else ""]
+        print(escape_controls(found["path"]) + ": " + ", ".join(w for w in written if w))
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_models(args) -> int:
