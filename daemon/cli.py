@@ -101,6 +101,17 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="output file (rekordbox, traktor) or folder")
     export.add_argument("--config", type=Path, help="TOML config file")
 
+    playlist = sub.add_parser("playlist", help="an M3U playlist of the tracks a WHERE clause selects")
+    playlist.add_argument("where", metavar="CLAUSE", help="SQL WHERE clause on the tracks view, e.g. "
+                          "\"bpm BETWEEN 120 AND 128 AND key IN ('A minor', 'C major')\" (read-only)")
+    playlist.add_argument("--m3u", type=Path, required=True, metavar="FILE", help="the playlist to write; paths in "
+                          "it are relative to its folder")
+    playlist.add_argument("--harmonic", action="store_true", help="order for harmonic mixing: Camelot neighbours "
+                          "within the tempo range, slowest first (default: by path)")
+    playlist.add_argument("--tempo-range", type=float, default=6.0, metavar="PCT",
+                          help="with --harmonic, the largest tempo step between neighbours in percent (default 6)")
+    playlist.add_argument("--config", type=Path, help="TOML config file")
+
     tag = sub.add_parser("tag", help="write BPM and key (and ReplayGain) into analysed files' own tags")
     tag.add_argument("targets", nargs="+", metavar="FILE|HASH", help="analysed audio files, by path or hash")
     notation = tag.add_mutually_exclusive_group()
@@ -131,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"run": cmd_run, "analyze": cmd_analyze, "show": cmd_show, "config": cmd_config_check,
                 "status": cmd_status, "jobs": cmd_jobs, "retry": cmd_retry, "rescan": cmd_rescan, "plot": cmd_plot,
                 "click": cmd_click, "prune": cmd_prune, "export": cmd_export,
-                "tag": cmd_tag,
+                "tag": cmd_tag, "playlist": cmd_playlist,
                 "models": cmd_models}
     try:
         return handlers[args.command](args)
@@ -379,6 +390,21 @@ def cmd_export(args) -> int:
         return EXIT_FAILED
     for path in written:
         print(escape_controls(str(path)))
+    return EXIT_OK
+
+
+def cmd_playlist(args) -> int:
+    from .export_cmd import ExportError, write_playlist
+
+    if args.tempo_range <= 0:
+        raise UsageError(f"--tempo-range must be above 0, not {args.tempo_range}")
+    engine = _read_store(config_mod.load(args.config))
+    try:
+        count = write_playlist(engine, args.where, args.m3u, harmonic=args.harmonic, tempo_percent=args.tempo_range)
+    except ExportError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    print(f"{count} track(s) -> {escape_controls(str(args.m3u))}")
     return EXIT_OK
 
 

@@ -97,6 +97,25 @@ def _per_track(fmt: str, track: Track) -> list[tuple[str, bytes]]:
     return [(f".{layer}.txt", label_track(track, layer).encode()) for layer in LAYERS]
 
 
+def write_playlist(engine: Engine, where: str, out: Path, *, harmonic: bool, tempo_percent: float) -> int:
+    """The M3U of the tracks the clause selects that are on disk now; returns how many it lists."""
+    from beatwatch.render.playlist import Entry, harmonic_order, m3u
+    from beatwatch.store.records import BadFilter, tracks_where
+
+    try:
+        rows = tracks_where(engine, where)
+    except BadFilter as exc:
+        raise ExportError(str(exc)) from None
+    entries = [Entry(row["path"], row["duration"], row["bpm"], row["key"], row.get("artist"), row.get("title"))
+               for row in rows if not row["missing"]]
+    if not entries:
+        raise ExportError(f"no analysed track on disk matches {where!r}; nothing written")
+    if harmonic:
+        entries = harmonic_order(entries, tempo_percent)
+    _write(out, m3u(entries, out).encode())
+    return len(entries)
+
+
 def _write(path: Path, data: bytes) -> Path:
     try:
         temp, fd = create_temp(path)
