@@ -17,8 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from beatwatch.analysis.audio.decode import content_hash
-from beatwatch.render.file_tags import KeyNotation, TagError, TagValues, tag_values, write_tags
+from beatwatch.render.file_tags import KeyNotation, TagError, TagValues, file_hash, tag_values, write_tags
 from beatwatch.store import jobs
 from beatwatch.store.records import add_alias, content_hashes
 
@@ -34,7 +33,7 @@ def tag_file(engine: Engine, path: str, document: dict[str, Any], *, notation: K
     if check_content:
         if not Path(path).is_file():
             raise TagError(f"{path}: no such file")
-        if content_hash(path) not in content_hashes(engine, analysed) | {analysed}:
+        if file_hash(path) not in content_hashes(engine, analysed) | {analysed}:
             raise TagError(f"{path}: the file has changed since it was analysed; analyse it again before tagging")
     values = tag_values(document, notation=notation, replaygain=replaygain)
     digest, stat = write_tags(path, values)

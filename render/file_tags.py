@@ -14,14 +14,12 @@ full disk leaves the old file or the new one, never half of either.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-
-from beatwatch.analysis.audio.decode import content_hash
-from beatwatch.analysis.harmony.notation import camelot, open_key
 
 from .tracks import short_key
 
@@ -46,11 +44,30 @@ class TagValues:
 def tag_values(document: dict[str, Any], *, notation: KeyNotation = "standard",
                replaygain: bool = False) -> TagValues:
     summary = document.get("summary") or {}
-    name = summary.get("key")
-    key = {"standard": short_key, "camelot": camelot, "open_key": open_key}[notation](name)
+    key = short_key(summary.get("key")) if notation == "standard" else _wheel_key(summary, notation)
     lufs = summary.get("loudness_lufs")
     gain = REPLAYGAIN_REFERENCE_LUFS - lufs if replaygain and lufs is not None else None
     return TagValues(summary.get("bpm"), key, gain)
+
+
+def _wheel_key(summary: dict[str, Any], notation: KeyNotation) -> str | None:
+    """Camelot or Open Key: the sidecar's own (summary.key_camelot, key_open), else computed from the key name."""
+    given = summary.get("key_camelot" if notation == "camelot" else "key_open")
+    if given:
+        return given
+    from beatwatch.analysis.harmony.notation import camelot, open_key
+
+    return (camelot if notation == "camelot" else open_key)(summary.get("key"))
+
+
+def file_hash(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of the file's bytes: analysis.audio.decode.content_hash's identity, without the numpy that module
+    would load into the daemon's supervisor."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_tags(path: str | os.PathLike[str], values: TagValues) -> tuple[str, os.stat_result]:
@@ -75,7 +92,7 @@ def write_tags(path: str | os.PathLike[str], values: TagValues) -> tuple[str, os
         _set(temp, values)
         with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())
-        digest = content_hash(temp)
+        digest = file_hash(temp)
         os.replace(temp, path)
         _fsync_folder(path.parent)
     except BaseException as exc:

@@ -8,13 +8,14 @@ exports the same way.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from beatwatch.analysis.harmony.spelling import pitch_class
-
-# Short key names as DJ software and ID3 TKEY write them: "Am", "F#", "Bbm".
+# Short key names as DJ software and ID3 TKEY write them: "Am", "F#", "Bbm". Parsed here rather than with
+# analysis.harmony.spelling, whose madmom import the daemon's supervisor (which writes tags) must not pay for.
 _MODES = {"major": "", "minor": "m"}
+_TONIC = re.compile(r"[A-G][#b]?")
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def short_key(key: str | None) -> str | None:
     if not key or " " not in key:
         return None
     tonic, mode = key.split(" ", 1)
-    if mode not in _MODES or pitch_class(tonic) is None:
+    if mode not in _MODES or not _TONIC.fullmatch(tonic):
         return None
     return tonic + _MODES[mode]
 

@@ -15,8 +15,10 @@ import mutagen
 import numpy as np
 import pytest
 
-from beatwatch.analysis.audio.decode import decode, probe
+from beatwatch.analysis.audio.decode import content_hash, decode, probe
+from beatwatch.analysis.harmony.notation import camelot, open_key
 from beatwatch.render import file_tags
+from beatwatch.render.tracks import short_key
 from beatwatch.render.file_tags import TagError, TagValues, tag_values, write_tags
 from tests.daemon_harness import wait_for
 from tests.helpers import click_track, encode, write_wav
@@ -65,7 +67,7 @@ def test_tags_land_in_each_formats_usual_fields_and_the_audio_stays_the_same(enc
     path = Path(shutil.copy(encoded[ext], tmp_path / f"x.{ext}"))
     before = decode(probe(path)).samples
     digest, stat = write_tags(path, TagValues(bpm=124.46, key="F#m", gain_db=-3.5))
-    assert digest == sha(path) and stat.st_size == path.stat().st_size
+    assert digest == content_hash(path) and stat.st_size == path.stat().st_size
     expected_gain = {"opus": str(round((-3.5 - 5.0) * 256)), "mp3": "-3.50 dB"}.get(ext, "-3.50 dB")
     expected_bpm = "124" if ext in ("mp3", "m4a") else "124.46"
     assert read_tags(path) == {"bpm": expected_bpm, "key": "F#m", "gain": expected_gain}
@@ -79,6 +81,9 @@ def test_key_notations_and_replaygain_from_the_loudness():
     assert tag_values(document).key == "Am" and tag_values(document).gain_db is None
     assert tag_values(document, notation="camelot").key == "8A"
     assert tag_values(document, notation="open_key").key == "1m"
+    given = {"summary": {**document["summary"], "key_camelot": "8A*", "key_open": "1m*"}}
+    assert (tag_values(given, notation="camelot").key, tag_values(given, notation="open_key").key) == ("8A*", "1m*"), \
+        "the sidecar's own notation wins"
     assert tag_values(document, replaygain=True).gain_db == pytest.approx(-8.75)
 
 
@@ -120,10 +125,10 @@ def test_beatwatch_tag_writes_bpm_and_key_that_mutagen_reads_back(analysed):
         summary = json.loads((root / f"song.{ext}.beatwatch.json").read_text())["summary"]
         tags = read_tags(root / f"song.{ext}")
         assert float(tags["bpm"]) == pytest.approx(summary["bpm"], abs=0.5)
-        assert tags["key"] == file_tags.short_key(summary["key"])
+        assert tags["key"] == short_key(summary["key"])
         assert tags["gain"] == f"{-18.0 - summary['loudness_lufs']:.2f} dB"
     assert run("tag", "song.mp3", "--open-key", cwd=root).returncode == 0, "a tagged file is still its analysis"
-    assert read_tags(root / "song.mp3")["key"] == file_tags.open_key(sidecars["mp3"]["summary"]["key"])
+    assert read_tags(root / "song.mp3")["key"] == open_key(sidecars["mp3"]["summary"]["key"])
     shown = run("show", sha(root / "song.mp3")[:16], cwd=root)
     assert shown.returncode == 0 and sidecars["mp3"]["file"]["content_hash"] in shown.stdout
 
@@ -167,7 +172,7 @@ def test_the_daemon_tags_when_asked_and_does_not_analyse_the_tagged_file_again(d
     wait_for(lambda: d.drained(1), 120, "the job")
     tagged = d.inbox / "song.mp3"
     wait_for(lambda: "TKEY" in (mutagen.File(tagged).tags or {}), 10, "the tags")
-    assert read_tags(tagged)["key"] == file_tags.camelot(d.query("SELECT key FROM tracks")[0][0])
+    assert read_tags(tagged)["key"] == camelot(d.query("SELECT key FROM tracks")[0][0])
     assert sha(tagged) != sha(encoded["mp3"])
     time.sleep(3)  # settle_s is 0.5: the rewrite's event has long been seen
     rescan = subprocess.run([BEATWATCH, "rescan", "--config", str(d.config)], capture_output=True, text=True,
