@@ -38,31 +38,40 @@ class TempoSegment:
 
 
 def tempo_segments(times: list[float], tolerance_s: float = GRID_TOLERANCE_S) -> list[TempoSegment]:
-    """The fewest greedy equal-beat segments that stay within tolerance_s of every beat; Bpm at 2 decimals."""
+    """Greedy equal-beat segments that stay within tolerance_s of every beat, Bpm at 2 decimals.
+
+    A segment grows one beat at a time; only when the new beat misses its grid is the Bpm fitted again over
+    the whole segment, so a steady hour of music costs one pass, not one fit per beat.
+    """
     segments: list[TempoSegment] = []
     start = 0
     while start < len(times) - 1:
-        best = TempoSegment(start, 2, round(60.0 / (times[start + 1] - times[start]), 2))
-        end = start + 2
-        while end < len(times):
-            fitted = _fit(times, start, end + 1)
-            if fitted is None:
-                break
-            best = TempoSegment(start, end + 1 - start, fitted)
-            end += 1
-        segments.append(best)
-        start = best.first + best.count - 1  # the next segment starts on this one's last beat
+        bpm = round(60.0 / max(times[start + 1] - times[start], 1e-3), 2)
+        stop = start + 2  # exclusive
+        while stop < len(times):
+            k = stop - start
+            if abs(times[start] + k * 60.0 / bpm - times[stop]) > tolerance_s:
+                fitted = _fit(times, start, stop + 1, tolerance_s)
+                if fitted is None:
+                    break
+                bpm = fitted
+            stop += 1
+        segments.append(TempoSegment(start, stop - start, bpm))
+        start = stop - 1  # the next segment starts on this one's last beat
     return segments
 
 
-def _fit(times: list[float], start: int, stop: int) -> float | None:
+def _fit(times: list[float], start: int, stop: int, tolerance_s: float) -> float | None:
     """The 2-decimal Bpm whose grid from times[start] meets times[start:stop] within tolerance, if one does."""
     origin = times[start]
     steps = range(1, stop - start)
     period = sum((times[start + k] - origin) * k for k in steps) / sum(k * k for k in steps)
-    for bpm in (round(60.0 / period, 2), round(60.0 / period, 2) + 0.01, round(60.0 / period, 2) - 0.01):
-        if all(abs(origin + k * 60.0 / bpm - times[start + k]) <= GRID_TOLERANCE_S for k in steps):
-            return bpm
+    if period <= 0:
+        return None
+    nearest = round(60.0 / period, 2)
+    for bpm in (nearest, nearest + 0.01, nearest - 0.01):
+        if all(abs(origin + k * 60.0 / bpm - times[start + k]) <= tolerance_s for k in steps):
+            return round(bpm, 2)
     return None
 
 
