@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,10 +73,13 @@ def export(tracks: list[Track], fmt: str, out: Path) -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot create the folder {out} ({exc.strerror})") from None
+    names = Counter(track.name for track in tracks)
     written = []
     for track in tracks:
+        # Two files of one name from different folders: each keeps its own, told apart by its content's hash.
+        stem = track.name if names[track.name] == 1 else f"{track.name}.{track.document['file']['content_hash'][:8]}"
         for suffix, data in _per_track(fmt, track):
-            written.append(_write(out / (track.name + suffix), data))
+            written.append(_write(out / (stem + suffix), data))
     return written
 
 

@@ -218,3 +218,15 @@ def test_export_bad_input_is_one_sentence_and_exit_1(library):
         locked.chmod(0o755)
     assert not os.listdir(locked)
     assert run("show", "glide.mp3", cwd=root).returncode == 0, "the filter deleted nothing"
+
+
+def test_per_track_files_of_two_songs_with_one_name_do_not_overwrite_each_other(tmp_path):
+    from beatwatch.daemon.export_cmd import export
+
+    first, second = document([0.5, 1.0, 1.5]), document([0.7, 1.2, 1.7])
+    second["file"]["content_hash"] = "cd" * 32
+    for doc, chord in ((first, "A:min"), (second, "C:maj")):
+        doc["timeline"]["chords"] = [{"start": 0.0, "end": 2.0, "label": chord}]
+    written = export([Track(first, "/a/x.mp3"), Track(second, "/b/x.mp3")], "lab", tmp_path / "labs")
+    assert sorted(p.name for p in written) == ["x.mp3.abababab.lab", "x.mp3.cdcdcdcd.lab"]
+    assert (tmp_path / "labs" / "x.mp3.cdcdcdcd.lab").read_text() == "0.000 2.000 C:maj\n"
