@@ -93,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="analysed tracks for DJ software (rekordbox, Traktor) and MIR tools "
                             "(JAMS, label tracks, .lab chords)")
-    export.add_argument("targets", nargs="*", metavar="PATH|HASH", help="analysed tracks by audio path or hash")
+    export.add_argument("targets", nargs="*", metavar="PATH|HASH",
+                        help="analysed tracks by audio path, hash or sidecar file")
     export.add_argument("--where", metavar="CLAUSE", help="also every track this SQL WHERE clause selects from the "
                         "tracks view, e.g. \"bpm BETWEEN 120 AND 128 AND key = 'A minor'\" (read-only)")
     export.add_argument("--format", required=True, choices=("rekordbox", "traktor", "jams", "labels", "lab"),

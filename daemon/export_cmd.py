@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from beatwatch.render.tracks import Track
-from beatwatch.store.sidecar import create_temp
+from beatwatch.store.sidecar import SUFFIX, create_temp
 
 # Formats whose output is one file for all tracks; the others write files per track into a folder.
 COLLECTION_FORMATS = ("rekordbox", "traktor")
@@ -29,11 +29,16 @@ class ExportError(Exception):
 
 
 def select_tracks(engine: Engine, targets: list[str], where: str | None) -> list[Track]:
-    """Tracks named by path or hash (in the order given), then those the WHERE clause selects; each once."""
+    """Tracks named by path, hash or sidecar file (in the order given), then those the WHERE clause selects;
+    each once."""
     from beatwatch.store.records import BadFilter, find_analysis, tracks_where
 
     rows: list[tuple[str, str | None]] = []
     for target in targets:
+        if target.endswith(SUFFIX) and Path(target).is_file():  # a sidecar itself, as `plot` and `click` take
+            document = _read_sidecar(target, target)
+            rows.append((document["file"]["path"], target))
+            continue
         try:
             found = find_analysis(engine, target)
         except LookupError as exc:

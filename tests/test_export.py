@@ -174,6 +174,9 @@ def test_export_of_an_analysed_song_parses_back_in_every_format(library):
     first_downbeat = next(b["time"] for b in sidecar["timeline"]["beats"] if b["position"] == 1)
     assert float(entry.find("CUE_V2").get("START")) == pytest.approx(first_downbeat * 1000)
 
+    by_sidecar = run("export", "glide.mp3.beatwatch.json", "--format", "rekordbox", "--out", "one.xml", cwd=root)
+    assert by_sidecar.returncode == 0 and (root / "one.xml").read_bytes() == (root / "set.xml").read_bytes()
+
     hash_prefix = sidecar["file"]["content_hash"][:12]
     for fmt in ("jams", "labels", "lab"):
         result = run("export", hash_prefix, "--format", fmt, "--out", "mir", cwd=root)
