@@ -72,7 +72,7 @@ def file_hash(path: str | os.PathLike[str]) -> str:
 
 def write_tags(path: str | os.PathLike[str], values: TagValues) -> tuple[str, os.stat_result]:
     """Tag the file through a copy renamed over it; returns the new file's SHA-256 and stat. Raises TagError."""
-    from beatwatch.store.sidecar import create_temp
+    from beatwatch.store.sidecar import TAGS_INFIX, create_temp
 
     path = Path(path)
     if not path.is_file():
@@ -80,7 +80,7 @@ def write_tags(path: str | os.PathLike[str], values: TagValues) -> tuple[str, os
     if not os.access(path, os.W_OK):
         raise TagError(f"{path}: the file is read-only; tags not written")
     try:
-        temp, fd = create_temp(path)
+        temp, fd = create_temp(path.with_name(path.name + TAGS_INFIX + path.suffix))
     except OSError as exc:
         raise TagError(f"{path}: cannot write in its folder ({exc.strerror}); tags not written") from None
     try:

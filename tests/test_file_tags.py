@@ -185,3 +185,20 @@ def test_the_daemon_tags_when_asked_and_does_not_analyse_the_tagged_file_again(d
                                                                   (str(tagged), "analysed")]
     assert d.query("SELECT COUNT(*) FROM analyses") == [(1,)]
     assert d.stop() == 0
+
+
+def test_the_copy_a_crash_would_leave_is_what_start_up_cleans(encoded, tmp_path, monkeypatch):
+    from beatwatch.store.sidecar import remove_stray_temp_files
+
+    path = Path(shutil.copy(encoded["mp3"], tmp_path / "song.mp3"))
+    names = []
+    real_set = file_tags._set
+    monkeypatch.setattr(file_tags, "_set", lambda temp, values: (names.append(temp.name), real_set(temp, values)))
+    write_tags(path, TagValues(bpm=120.0, key="C", gain_db=None))
+    assert names and names[0].startswith(".song.mp3.") and names[0].endswith(".mp3")
+    crashed, users = tmp_path / names[0], tmp_path / ".song.mp3.tmp.mp3"
+    for left in (crashed, users):
+        left.write_bytes(b"ID3")
+        os.utime(left, (0, 0))
+    assert remove_stray_temp_files(tmp_path) == 1
+    assert not crashed.exists() and users.exists() and path.exists()
