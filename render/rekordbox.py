@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
-from .tracks import Track, beat_times, short_key
+from .tracks import Track, beat_times, short_key, xml_bytes
 
 # Under the 1 ms a DJ's eye and ear cannot tell apart, leaving room for the sidecar's own millisecond rounding.
 GRID_TOLERANCE_S = 0.0009
@@ -91,8 +91,7 @@ def rekordbox_xml(tracks: list[Track], playlist: str = "beatwatch") -> bytes:
     node = ET.SubElement(folder, "NODE", Name=playlist, Type="1", KeyType="0", Entries=str(len(tracks)))
     for number in range(1, len(tracks) + 1):
         ET.SubElement(node, "TRACK", Key=str(number))
-    ET.indent(root, space=" ")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return xml_bytes(root)
 
 
 def _track(track: Track, number: int) -> ET.Element:

@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any
+from xml.etree import ElementTree as ET
 
 # Short key names as DJ software and ID3 TKEY write them: "Am", "F#", "Bbm". Parsed here rather than with
 # analysis.harmony.spelling, whose madmom import the daemon's supervisor (which writes tags) must not pay for.
@@ -67,3 +68,9 @@ def short_key(key: str | None) -> str | None:
 
 def beat_times(track: Track) -> list[float]:
     return [float(beat["time"]) for beat in track.timeline.get("beats") or []]
+
+
+def xml_bytes(root: ET.Element) -> bytes:
+    """UTF-8 XML with the declaration DJ software writes itself (double quotes, "UTF-8"), indented."""
+    ET.indent(root, space=" ")
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode").encode() + b"\n"

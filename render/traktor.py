@@ -17,7 +17,7 @@ from xml.etree import ElementTree as ET
 from beatwatch.analysis.harmony.notation import open_key
 from beatwatch.analysis.harmony.spelling import pitch_class
 
-from .tracks import Track
+from .tracks import Track, xml_bytes
 
 # The eye catches a grid line 10 ms off a transient; under that Traktor's one grid is as good as the detected beats.
 DRIFT_S = 0.010
@@ -78,8 +78,7 @@ def traktor_nml(tracks: list[Track], playlist: str = "beatwatch") -> bytes:
     for key in keys:
         entry = ET.SubElement(listing, "ENTRY")
         ET.SubElement(entry, "PRIMARYKEY", TYPE="TRACK", KEY=key)
-    ET.indent(root, space=" ")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return xml_bytes(root)
 
 
 def _entry(track: Track) -> ET.Element:

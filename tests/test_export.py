@@ -109,6 +109,7 @@ def test_rekordbox_collection_has_the_published_structure():
                 {"start": 8.5, "end": 16.5, "label": "chorus", "letter": "B"}]
     beats = [round(0.5 + k * 0.5, 3) for k in range(40)]
     xml = rekordbox_xml([Track(document(beats, key="F# minor", sections=sections), "/music/a b#.mp3")])
+    assert xml.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<DJ_PLAYLISTS Version="1.0.0">')
     root = ET.fromstring(xml)
     assert root.tag == "DJ_PLAYLISTS" and root.find("PRODUCT").get("Name") == "beatwatch"
     assert root.find("COLLECTION").get("Entries") == "1"
