@@ -170,6 +170,7 @@ def assemble(results: Results, *, analyzer: dict, performance: dict) -> dict:
             "path": printable(info.path), "content_hash": results.content_hash, "size": info.size,
             "format": info.format, "duration": _t(results.duration),
             "sample_rate": info.sample_rate, "channels": info.channels,
+            **({"metadata": info.metadata} if info.metadata else {}),
         },
         "analyzer": analyzer,
         "performance": performance,

@@ -91,6 +91,36 @@ def _parser() -> argparse.ArgumentParser:
     click.add_argument("--out", type=Path, required=True, help="output WAV file")
     click.add_argument("--config", type=Path, help="TOML config file")
 
+    export = sub.add_parser("export", help="analysed tracks for DJ software (rekordbox, Traktor) and MIR tools "
+                            "(JAMS, label tracks, .lab chords)")
+    export.add_argument("targets", nargs="*", metavar="PATH|HASH",
+                        help="analysed tracks by audio path, hash or sidecar file")
+    export.add_argument("--where", metavar="CLAUSE", help="also every track this SQL WHERE clause selects from the "
+                        "tracks view, e.g. \"bpm BETWEEN 120 AND 128 AND key = 'A minor'\" (read-only)")
+    export.add_argument("--format", required=True, choices=("rekordbox", "traktor", "jams", "labels", "lab"),
+                        help="rekordbox XML, Traktor NML (one file); JAMS, label tracks, .lab (a folder)")
+    export.add_argument("--out", type=Path, required=True, help="output file (rekordbox, traktor) or folder")
+    export.add_argument("--config", type=Path, help="TOML config file")
+
+    playlist = sub.add_parser("playlist", help="an M3U playlist of the tracks a WHERE clause selects")
+    playlist.add_argument("where", metavar="CLAUSE", help="SQL WHERE clause on the tracks view, e.g. "
+                          "\"bpm BETWEEN 120 AND 128 AND key IN ('A minor', 'C major')\" (read-only)")
+    playlist.add_argument("--m3u", type=Path, required=True, metavar="FILE", help="the playlist to write; paths in "
+                          "it are relative to its folder")
+    playlist.add_argument("--harmonic", action="store_true", help="order for harmonic mixing: Camelot neighbours "
+                          "within the tempo range, slowest first (default: by path)")
+    playlist.add_argument("--tempo-range", type=float, default=6.0, metavar="PCT",
+                          help="with --harmonic, the largest tempo step between neighbours in percent (default 6)")
+    playlist.add_argument("--config", type=Path, help="TOML config file")
+
+    tag = sub.add_parser("tag", help="write BPM and key (and ReplayGain) into analysed files' own tags")
+    tag.add_argument("targets", nargs="+", metavar="FILE|HASH", help="analysed audio files, by path or hash")
+    notation = tag.add_mutually_exclusive_group()
+    notation.add_argument("--camelot", action="store_true", help="write the key as Camelot (8A), not Am")
+    notation.add_argument("--open-key", action="store_true", help="write the key as Open Key (1m), not Am")
+    tag.add_argument("--replaygain", action="store_true", help="also the ReplayGain track gain from the loudness")
+    tag.add_argument("--config", type=Path, help="TOML config file")
+
     models = sub.add_parser("models", help="offline ML tag models")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     build = models_sub.add_parser("build", help="freeze the musicnn checkpoints into models.dir (offline)")
@@ -112,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(logging.DEBUG if args.verbose else logging.WARNING)
     handlers = {"run": cmd_run, "analyze": cmd_analyze, "show": cmd_show, "config": cmd_config_check,
                 "status": cmd_status, "jobs": cmd_jobs, "retry": cmd_retry, "rescan": cmd_rescan, "plot": cmd_plot,
-                "click": cmd_click, "prune": cmd_prune,
+                "click": cmd_click, "prune": cmd_prune, "export": cmd_export,
+                "tag": cmd_tag, "playlist": cmd_playlist,
                 "models": cmd_models}
     try:
         return handlers[args.command](args)
@@ -343,6 +374,71 @@ def cmd_click(args) -> int:
         raise UsageError(str(exc)) from None
     print(escape_controls(str(written)))
     return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from .export_cmd import ExportError, export, select_tracks
+
+    if not args.targets and args.where is None:
+        raise UsageError("export needs tracks (paths or hashes) or --where")
+    engine = _read_store(config_mod.load(args.config))
+    try:
+        tracks = select_tracks(engine, args.targets, args.where)
+        if not tracks:
+            _error(f"no analysed track matches {args.where!r}; nothing written")
+            return EXIT_FAILED
+        written = export(tracks, args.format, args.out)
+    except ExportError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    for path in written:
+        print(escape_controls(str(path)))
+    return EXIT_OK
+
+
+def cmd_playlist(args) -> int:
+    from .export_cmd import ExportError, write_playlist
+
+    if args.tempo_range <= 0:
+        raise UsageError(f"--tempo-range must be above 0, not {args.tempo_range}")
+    engine = _read_store(config_mod.load(args.config))
+    try:
+        count = write_playlist(engine, args.where, args.m3u, harmonic=args.harmonic, tempo_percent=args.tempo_range)
+    except ExportError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    print(f"{count} track(s) -> {escape_controls(str(args.m3u))}")
+    return EXIT_OK
+
+
+def cmd_tag(args) -> int:
+    from beatwatch.render.file_tags import KeyNotation, TagError
+    from beatwatch.store.records import find_analysis
+
+    from .tagging import tag_file
+
+    engine = _open_store(config_mod.load(args.config))
+    notation: KeyNotation = "camelot" if args.camelot else "open_key" if args.open_key else "standard"
+    failed = 0
+    for target in args.targets:
+        try:
+            found = find_analysis(engine, target)
+            if found is None:
+                raise TagError(f"{target}: no analysed track with this path or hash")
+            document = json.loads(Path(found["sidecar_path"] or "").read_text(encoding="utf-8"))
+            values = tag_file(engine, found["path"], document, notation=notation, replaygain=args.replaygain)
+        except (TagError, LookupError) as exc:
+            failed += 1
+            _error(str(exc) if isinstance(exc, TagError) else f"{target}: {exc}")
+            continue
+        except (OSError, ValueError) as exc:
+            failed += 1
+            _error(f"{target}: cannot read its sidecar ({exc}); tags not written")
+            continue
+        written = [f"BPM {values.bpm:.2f}" if values.bpm else "", f"key {values.key}" if values.key else "",
+                   f"gain {values.gain_db:+.2f} dB" if values.gain_db is not None else ""]
+        print(escape_controls(found["path"]) + ": " + ", ".join(w for w in written if w))
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_models(args) -> int:

@@ -57,6 +57,9 @@ class Store(Section):
 class Output(Section):
     dir: Path | None = None
     plots: bool = False
+    write_tags: bool = False
+    tag_key: Literal["standard", "camelot", "open_key"] = "standard"
+    tag_replaygain: bool = False
 
     @field_validator("dir", mode="before")
     @classmethod

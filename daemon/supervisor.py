@@ -383,10 +383,26 @@ class Supervisor:
             log.warning("job %d: late result discarded (lease lost)", task.job_id)
             return
         log.info("job %d done (%s): %s", task.job_id, outcome.kind, task.path)
+        if self.settings.output.write_tags:
+            self._write_tags(task.path, outcome.document)
         audio, sidecar = self.publisher.set_aside(task.path, "done", sidecar=sidecar)
         hooks.fire(self.settings.hooks, hooks.JobEvent(
             "done", task.job_id, audio, sidecar=str(sidecar) if sidecar else None, outcome=outcome.kind,
             content_hash=outcome.document["file"]["content_hash"]))
+
+    def _write_tags(self, path: str, document: dict[str, Any]) -> None:
+        """output.write_tags, right after the result is stored (publish_job has just seen the file unchanged): a
+        file that cannot be tagged keeps its analysis, and the log says why."""
+        from beatwatch.render.file_tags import TagError
+
+        from .tagging import tag_file
+
+        output = self.settings.output
+        try:
+            tag_file(self.engine, path, document, notation=output.tag_key, replaygain=output.tag_replaygain,
+                     check_content=False)
+        except TagError as exc:
+            log.warning("%s", exc)
 
     def _failed(self, task: Task, error: str) -> None:
         """A job failed for good: its file set aside (inbox.after = "move"), then hooks.on_failed."""

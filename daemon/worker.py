@@ -167,7 +167,8 @@ def _linked_document(engine, digest: str, path: str) -> dict | None:
     """The stored analysis of this content as this file's document, or None when there is none to trust.
 
     The sidecar the analysis row names may hold other content by now (its audio was overwritten and analysed
-    again, or another file's sidecar took its name), so its content_hash must be this file's.
+    again, or another file's sidecar took its name), so its content_hash must be the stored content's: this
+    file's, or the untagged original's when this file is a copy beatwatch wrote tags into.
     """
     from beatwatch.analysis import ANALYZER_VERSION
     from beatwatch.analysis.document import printable
@@ -180,7 +181,7 @@ def _linked_document(engine, digest: str, path: str) -> dict | None:
         document = json.loads(Path(found.sidecar_path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(document, dict) or (document.get("file") or {}).get("content_hash") != digest:
+    if not isinstance(document, dict) or (document.get("file") or {}).get("content_hash") != found.content_hash:
         return None
     document["file"]["path"] = printable(path)
     return document

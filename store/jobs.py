@@ -413,3 +413,17 @@ def _job(row: Row[Any]) -> Job:
     raw = values.pop("raw_path")
     return Job(**{**values, "path": exact_path(values["path"], raw),
                   "force": bool(values["force"])})
+
+
+def note_rewritten(engine: Engine, path: str, *, size: int, mtime: float) -> None:
+    """beatwatch itself rewrote the file (its tags): the latest finished job of the name now stands for the new
+    size and mtime, so the change it made does not queue the file again."""
+    name = (printable(path), raw_bytes(path))
+    with write_transaction(engine) as conn:
+        latest = conn.execute(
+            text("SELECT id, state FROM jobs WHERE path = :path AND raw_path IS :raw ORDER BY id DESC LIMIT 1"),
+            {"path": name[0], "raw": name[1]}).first()
+        if latest is None or latest.state in ACTIVE:
+            return
+        conn.execute(text("UPDATE jobs SET size = :size, mtime = :mtime WHERE id = :id"),
+                     {"size": size, "mtime": mtime, "id": latest.id})

@@ -295,6 +295,50 @@ FROM file_paths AS p
 JOIN files AS f ON f.id = p.file_id
 JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
 
+# tracks as _TRACKS_WITH_MISSING, plus the artist, title, album and year the file's tags name.
+_TRACKS_WITH_NAMES = """
+CREATE VIEW tracks AS
+SELECT
+    f.id AS file_id,
+    a.id AS analysis_id,
+    p.path AS path,
+    f.content_hash AS content_hash,
+    f.format AS format,
+    f.size AS size,
+    a.duration AS duration,
+    a.bpm AS bpm,
+    a.bpm_confidence AS bpm_confidence,
+    a.meter AS meter,
+    a.key AS key,
+    a.key_confidence AS key_confidence,
+    a.loudness_lufs AS loudness_lufs,
+    a.loudness_range_lu AS loudness_range_lu,
+    a.danceability AS danceability,
+    a.energy AS energy,
+    a.analyzer_version AS analyzer_version,
+    a.created_at AS analyzed_at,
+    a.sidecar_path AS sidecar_path,
+    p.raw_path AS raw_path,
+    p.missing_since IS NOT NULL AS missing,
+    p.missing_since AS missing_since,
+    f.artist AS artist,
+    f.title AS title,
+    f.album AS album,
+    f.year AS year
+FROM file_paths AS p
+JOIN files AS f ON f.id = p.file_id
+JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
+
+# Other hashes of a file's content: its bytes after beatwatch wrote tags into it. The audio is the same, so the
+# daemon links such a file to the analysis instead of analysing it again.
+_CONTENT_ALIASES = """
+CREATE TABLE content_aliases (
+    content_hash TEXT NOT NULL PRIMARY KEY,
+    file_id INTEGER NOT NULL,
+    created_at TEXT,
+    FOREIGN KEY (file_id) REFERENCES files (id) ON DELETE CASCADE
+)"""
+
 # One row per section of an analysis's form; `bar` is its first bar as the bars table numbers them, `bars` how many.
 _SECTIONS = """
 CREATE TABLE sections (
@@ -374,6 +418,17 @@ STEPS: list[Step] = [
         "ALTER TABLE file_paths ADD COLUMN missing_since TEXT",
         "DROP VIEW tracks",
         _TRACKS_WITH_MISSING,
+    ]),
+    # Files analysed before this step have no names until they are analysed again.
+    Step(9, "files: artist, title, album, year from the tags; content_aliases: hashes of tagged files", [
+        "ALTER TABLE files ADD COLUMN artist TEXT",
+        "ALTER TABLE files ADD COLUMN title TEXT",
+        "ALTER TABLE files ADD COLUMN album TEXT",
+        "ALTER TABLE files ADD COLUMN year INTEGER",
+        _CONTENT_ALIASES,
+        "CREATE INDEX ix_content_aliases_file_id ON content_aliases (file_id)",
+        "DROP VIEW tracks",
+        _TRACKS_WITH_NAMES,
     ]),
 ]
 

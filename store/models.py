@@ -39,6 +39,10 @@ class FileRow(Base):
     format: Mapped[str | None]
     first_seen: Mapped[str | None]
     last_seen: Mapped[str | None]
+    artist: Mapped[str | None]
+    title: Mapped[str | None]
+    album: Mapped[str | None]
+    year: Mapped[int | None]
 
     paths: Mapped[list[FilePathRow]] = relationship(back_populates="file", cascade=_CHILDREN, passive_deletes=True)
     analyses: Mapped[list[AnalysisRow]] = relationship(back_populates="file", cascade=_CHILDREN, passive_deletes=True)
@@ -47,6 +51,16 @@ class FileRow(Base):
 def _name_index(name: str, **kwargs) -> Index:
     """A name's identity: its printable path and, for names that are not UTF-8, its exact bytes (store/names.py)."""
     return Index(name, "path", func.coalesce(column("raw_path"), literal_column("x''")), unique=True, **kwargs)
+
+
+class ContentAliasRow(Base):
+    """Another hash of a file's content: its bytes after `beatwatch tag` or the daemon wrote tags into it."""
+
+    __tablename__ = "content_aliases"
+
+    content_hash: Mapped[str] = mapped_column(primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[str | None]
 
 
 class FilePathRow(Base):

@@ -20,8 +20,8 @@ from sqlalchemy import (ColumnElement, Connection, CursorResult, Engine, and_, d
 from beatwatch.analysis.document import SCHEMA, printable
 
 from .names import name_key
-from .models import (AnalysisRow, BarRow, Base, BeatRow, ChordRow, FilePathRow, FileRow, KeySegmentRow, SectionRow,
-                     TagRow)
+from .models import (AnalysisRow, BarRow, Base, BeatRow, ChordRow, ContentAliasRow, FilePathRow, FileRow,
+                     KeySegmentRow, SectionRow, TagRow)
 from .transactions import write_transaction
 
 SUMMARY_COLUMNS = (
@@ -50,7 +50,8 @@ SELECT f.id AS file_id, a.id AS analysis_id, f.path AS path, f.content_hash AS c
     f.size AS size, a.duration AS duration, a.bpm AS bpm, a.bpm_confidence AS bpm_confidence, a.meter AS meter,
     a.key AS key, a.key_confidence AS key_confidence, a.loudness_lufs AS loudness_lufs,
     a.loudness_range_lu AS loudness_range_lu, a.danceability AS danceability, a.energy AS energy,
-    a.analyzer_version AS analyzer_version, a.created_at AS analyzed_at, a.sidecar_path AS sidecar_path
+    a.analyzer_version AS analyzer_version, a.created_at AS analyzed_at, a.sidecar_path AS sidecar_path,
+    f.artist AS artist, f.title AS title, f.album AS album, f.year AS year
 FROM files AS f JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)
 WHERE f.id = :id""")
 
@@ -135,8 +136,15 @@ def form_line(sections: list[dict[str, Any]]) -> str:
     return " · ".join(f"{s['label']} {s['bars']}" for s in sections) or "-"
 
 
+# The names a file's tags give (sidecar file.metadata). Tags are part of the bytes the content hash covers, so a
+# document without them (an untagged file) has nothing to change in a row found by that hash.
+METADATA_COLUMNS = ("artist", "title", "album", "year")
+
+
 def _upsert_file(conn: Connection, info: dict[str, Any], mtime: float | None, now: str) -> int:
-    values = {"path": info["path"], "size": info.get("size"), "format": info.get("format"), "last_seen": now}
+    metadata = info.get("metadata") or {}
+    values = {"path": info["path"], "size": info.get("size"), "format": info.get("format"), "last_seen": now,
+              **{name: metadata[name] for name in METADATA_COLUMNS if name in metadata}}
     if mtime is not None:
         values["mtime"] = mtime
     file_id = conn.scalar(select(FileRow.id).where(FileRow.content_hash == info["content_hash"]))
@@ -225,6 +233,9 @@ def _file_by_hash(conn: Connection, value: str) -> int | None:
     if not _HASH_PREFIX.fullmatch(prefix):
         return None
     ids = conn.scalars(select(FileRow.id).where(FileRow.content_hash.like(prefix + "%")).limit(2)).all()
+    if not ids:
+        ids = conn.scalars(select(ContentAliasRow.file_id)
+                           .where(ContentAliasRow.content_hash.like(prefix + "%")).limit(2)).all()
     if len(ids) > 1:
         raise AmbiguousHash(f"hash prefix {prefix} matches more than one file; give more characters")
     return ids[0] if ids else None
@@ -232,18 +243,52 @@ def _file_by_hash(conn: Connection, value: str) -> int | None:
 
 @dataclass(frozen=True)
 class ExistingAnalysis:
+    """content_hash: the analysed content's own hash, which its sidecar names; the hash looked up may be an alias."""
+
     analysis_id: int
     sidecar_path: str | None
+    content_hash: str
 
 
 def existing_analysis(engine: Engine, content_hash: str, analyzer_version: str) -> ExistingAnalysis | None:
-    """The analysis of this exact content by this analyzer version, if one is stored (dedupe of copies)."""
+    """The analysis of this exact content by this analyzer version, if one is stored (dedupe of copies); a hash
+    that beatwatch's own tag writing gave the content finds it too."""
     with engine.connect() as conn:
+        file_id = _file_of_hash(conn, content_hash)
         row = conn.execute(
-            select(AnalysisRow.id, AnalysisRow.sidecar_path).join(FileRow, FileRow.id == AnalysisRow.file_id)
-            .where(FileRow.content_hash == content_hash, AnalysisRow.analyzer_version == analyzer_version)
-        ).first()
-    return ExistingAnalysis(row[0], row[1]) if row else None
+            select(AnalysisRow.id, AnalysisRow.sidecar_path, FileRow.content_hash)
+            .join(FileRow, FileRow.id == AnalysisRow.file_id)
+            .where(FileRow.id == file_id, AnalysisRow.analyzer_version == analyzer_version)
+        ).first() if file_id is not None else None
+    return ExistingAnalysis(row[0], row[1], row[2]) if row else None
+
+
+def _file_of_hash(conn: Connection, content_hash: str) -> int | None:
+    found = conn.scalar(select(FileRow.id).where(FileRow.content_hash == content_hash))
+    if found is None:
+        found = conn.scalar(select(ContentAliasRow.file_id).where(ContentAliasRow.content_hash == content_hash))
+    return found
+
+
+def content_hashes(engine: Engine, content_hash: str) -> set[str]:
+    """Every hash the content behind this one has had: its own and those of its tagged versions."""
+    with engine.connect() as conn:
+        file_id = _file_of_hash(conn, content_hash)
+        if file_id is None:
+            return set()
+        own = conn.scalar(select(FileRow.content_hash).where(FileRow.id == file_id))
+        aliases = conn.scalars(select(ContentAliasRow.content_hash).where(ContentAliasRow.file_id == file_id))
+        return {own, *aliases}
+
+
+def add_alias(engine: Engine, content_hash: str, alias: str) -> None:
+    """The content `content_hash` (or one of its aliases) now also lies on disk as bytes hashing to `alias`."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    with write_transaction(engine) as conn:
+        file_id = _file_of_hash(conn, content_hash)
+        if file_id is None or _file_of_hash(conn, alias) is not None:
+            return
+        conn.execute(insert(ContentAliasRow).values(content_hash=alias, file_id=file_id, created_at=now))
 
 
 def rename_path(engine: Engine, old: str, new: str, *, sidecar_path: str | None) -> None:
@@ -304,3 +349,29 @@ def remove_paths(engine: Engine, paths: list[str]) -> int:
                 conn.execute(update(FileRow).where(FileRow.id == file_id, FileRow.path.not_in(
                     select(FilePathRow.path).where(FilePathRow.file_id == file_id))).values(path=left))
         return removed
+
+
+class BadFilter(ValueError):
+    """A user's WHERE clause that the database refused (a syntax error, an unknown column)."""
+
+
+def tracks_where(engine: Engine, where: str) -> list[dict[str, Any]]:
+    """The `tracks` rows a user's WHERE clause selects, ordered by path; the clause can only read.
+
+    It goes to the driver as written (no bind-parameter parsing, so `key = 'A:min'` keeps its colon) inside
+    a read-only connection: SQLite's query_only, any other database's READ ONLY transaction.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA query_only = ON" if sqlite else "SET TRANSACTION READ ONLY")
+        try:
+            result = conn.exec_driver_sql(f"SELECT * FROM tracks WHERE {where} ORDER BY path")
+            return [dict(row) for row in result.mappings()]
+        except DBAPIError as exc:
+            raise BadFilter(f"the filter {where!r} is not a valid WHERE clause on tracks ({exc.orig})") from None
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA query_only = OFF")
+            conn.rollback()

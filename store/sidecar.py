@@ -27,6 +27,9 @@ PLOT_SUFFIX = ".beatwatch.png"
 # `.<final name>.<pid>.<random hex>.tmp<final suffix>`, exactly what temp_path makes of a sidecar (SUFFIX)
 # or a plot (PLOT_SUFFIX) name.
 _TEMP_NAME = re.compile(r"\..+\.beatwatch\.(?P<ext>json|png)\.\d+\.[0-9a-f]+\.tmp\.(?P=ext)")
+# The copy of an audio file that tags are written into (render/file_tags.py): temp_path of `<name>` + TAGS_INFIX.
+TAGS_INFIX = ".beatwatch-tags"
+_TAGS_TEMP_NAME = re.compile(r"\..+\.beatwatch-tags\.(?P<ext>\w+)\.\d+\.[0-9a-f]+\.tmp\.(?P=ext)")
 
 
 # File names may be 255 bytes; a temp name adds at most 27 (a dot, a 7-digit pid, 8 hex digits, ".tmp" and the
@@ -109,15 +112,17 @@ def write_sidecar(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
 
 
 def remove_stray_temp_files(folder: str | os.PathLike[str], *, older_than_s: float = 60.0) -> int:
-    """Delete the temp sidecars and plots that crashed writes left under folder (recursively); return how many.
+    """Delete the temp sidecars, plots and tagged audio copies that crashed writes left under folder
+    (recursively); return how many.
 
     Only temps older than `older_than_s` go, so a write still in flight in
     another process (a one-shot `beatwatch analyze`) is not pulled from under it.
     """
     cutoff = time.time() - older_than_s
     removed = 0
-    for candidate in Path(folder).rglob(".*.beatwatch.*.tmp.*"):
-        if not _TEMP_NAME.fullmatch(candidate.name) or candidate.is_symlink() or not candidate.is_file():
+    for candidate in [*Path(folder).rglob(".*.beatwatch.*.tmp.*"), *Path(folder).rglob(".*.beatwatch-tags.*.tmp.*")]:
+        ours = _TEMP_NAME.fullmatch(candidate.name) or _TAGS_TEMP_NAME.fullmatch(candidate.name)
+        if not ours or candidate.is_symlink() or not candidate.is_file():
             continue
         try:
             if candidate.stat().st_mtime <= cutoff:

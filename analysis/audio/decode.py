@@ -23,7 +23,7 @@ import stat
 import struct
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,8 @@ class AudioInfo:
     """What the container says about a file, before any decoding.
 
     demuxer: ffmpeg's name for the container the file's first bytes show; fd: the open file to decode, when
-    the caller opened it (it stays the caller's to close), else the file is opened by `path`.
+    the caller opened it (it stays the caller's to close), else the file is opened by `path`; metadata: the
+    artist, title, album and year its tags name (`read_metadata`).
     """
 
     path: str
@@ -53,6 +54,7 @@ class AudioInfo:
     channels: int
     demuxer: str | None = None
     fd: int | None = None
+    metadata: dict[str, str | int] = field(default_factory=dict, compare=False)
 
     @property
     def url(self) -> str:
@@ -167,7 +169,35 @@ def probe(path: str | os.PathLike, *, fd: int | None = None) -> AudioInfo:
         channels=int(stream.get("channels") or 0),
         demuxer=demuxer,
         fd=fd,
+        metadata=read_metadata(container.get("tags") or {}, stream.get("tags") or {}),
     )
+
+
+# ffprobe's tag names per field, as ID3 (via ffmpeg), Vorbis comments, MP4 and RIFF INFO give them; any case.
+_TAG_NAMES = {"artist": ("artist", "album_artist"), "title": ("title",), "album": ("album",),
+              "year": ("date", "year", "originaldate", "tdrc", "tyer")}
+_YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+
+
+def read_metadata(*tag_sets: dict[str, str]) -> dict[str, str | int]:
+    """Artist, title, album and year from the container's tags (then the stream's: Ogg keeps them there), so
+    a query can name what it finds. Only what is present; the year as an int, from a date such as 2019-04-01."""
+    tags: dict[str, str] = {}
+    for tag_set in tag_sets:
+        for name, value in tag_set.items():
+            tags.setdefault(name.lower(), str(value).strip())
+    found: dict[str, str | int] = {}
+    for field_name, names in _TAG_NAMES.items():
+        given = next((tags[name] for name in names if tags.get(name)), None)
+        if given is None:
+            continue
+        if field_name == "year":
+            year = _YEAR.search(given)
+            if year:
+                found["year"] = int(year.group(1))
+        else:
+            found[field_name] = given
+    return found
 
 
 # Enough of the start for every signature below, an ID3 tag's header included.
