@@ -16,19 +16,18 @@ all three see the same samples. Answers are cached under .bench/peers keyed by t
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from .peer_cache import WORKERS, ensure_cached
+
 from .scoring import score
 
 PEERS_VERSION = 1
-WORKERS = 2
 PEERS = ("madmom", "essentia")
 # The measures each peer answers; the others are not its to answer and show as "-".
 PROVIDES: dict[str, tuple[str, ...]] = {
@@ -129,34 +128,10 @@ def analyse(audio: Path) -> dict:
     return {"version": PEERS_VERSION, "madmom": madmom, "madmom_bars": madmom_bars, "essentia": essentia}
 
 
-def cache_path(cache_dir: Path, audio: Path) -> Path:
-    return Path(cache_dir) / f"{Path(audio).name}.peers.json"
-
-
-def _cached(path: Path) -> dict | None:
-    try:
-        doc = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return doc if doc.get("version") == PEERS_VERSION else None
-
-
-def _compute(audio: str, out: str) -> None:
-    doc = analyse(Path(audio))
-    tmp = Path(out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, out)
-
-
 def ensure_peers(audio_files: Sequence[Path], cache_dir: Path, workers: int = WORKERS) -> dict[str, dict]:
     """Each file's peer answers by audio file name, computing (in `workers` processes) those not cached."""
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    missing = [a for a in audio_files if _cached(cache_path(cache_dir, a)) is None]
-    if missing:
-        with ProcessPoolExecutor(max_workers=max(1, min(workers, len(missing)))) as pool:
-            list(pool.map(_compute, [str(a) for a in missing], [str(cache_path(cache_dir, a)) for a in missing]))
-    return {Path(a).name: _cached(cache_path(cache_dir, a)) for a in audio_files}
+    return ensure_cached(audio_files, cache_dir, kind="peers", version=PEERS_VERSION, analyse=analyse,
+                         workers=workers)
 
 
 def peer_metrics(truth: dict, answers: dict | None) -> dict[str, dict[str, float]]:

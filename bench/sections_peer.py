@@ -13,16 +13,14 @@ audio file name and PEERS_VERSION, like bench/peers.py's.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from .peer_cache import WORKERS, ensure_cached
+
 PEERS_VERSION = 1
-WORKERS = 2
 SAMPLE_RATE = 22050
 BINS_PER_OCTAVE = 36
 OCTAVES = 7
@@ -80,31 +78,7 @@ def analyse(audio: Path) -> dict:
     return {"version": PEERS_VERSION, "sections": laplacian_sections(mono)}
 
 
-def cache_path(cache_dir: Path, audio: Path) -> Path:
-    return Path(cache_dir) / f"{Path(audio).name}.sections.json"
-
-
-def _cached(path: Path) -> dict | None:
-    try:
-        doc = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return doc if doc.get("version") == PEERS_VERSION else None
-
-
-def _compute(audio: str, out: str) -> None:
-    doc = analyse(Path(audio))
-    tmp = Path(out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, out)
-
-
 def ensure_sections_peer(audio_files: Sequence[Path], cache_dir: Path, workers: int = WORKERS) -> dict[str, dict]:
     """Each file's Laplacian sections by audio file name, computing those not cached in `workers` processes."""
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    missing = [a for a in audio_files if _cached(cache_path(cache_dir, a)) is None]
-    if missing:
-        with ProcessPoolExecutor(max_workers=max(1, min(workers, len(missing)))) as pool:
-            list(pool.map(_compute, [str(a) for a in missing], [str(cache_path(cache_dir, a)) for a in missing]))
-    return {Path(a).name: _cached(cache_path(cache_dir, a)) for a in audio_files}
+    return ensure_cached(audio_files, cache_dir, kind="sections", version=PEERS_VERSION, analyse=analyse,
+                         workers=workers)
