@@ -261,15 +261,20 @@ def print_report(rows: list[dict], confidence: list[dict], failed: list[dict], r
     for row in confidence:
         print(f"{row['analysis']:40} {_number(row['low']):>9} {_number(row['high']):>7} {row['items']:>8}  "
               f"{row['status']}")
+    print_misses(failed, results)
+
+
+def print_misses(failed: list[dict], results: Sequence[SongResult]) -> None:
+    """The songs that could not be scored, then each song's measure below its minimum."""
     problems = [r for r in results if r.problem]
     if not (failed or problems):
         return
     width = max(len(r.name) for r in results)
-    print(f"\n{'song':{width}} {'measure':14} value")
+    print(f"\n{'song':{width}} {'measure':16} value")
     for result in problems:
-        print(f"{result.name:{width}} {'-':14} {result.problem}")
+        print(f"{result.name:{width}} {'-':16} {result.problem}")
     for row in failed:
-        print(f"{row['song']:{width}} {row['measure']:14} {row['value']:.3f}")
+        print(f"{row['song']:{width}} {row['measure']:16} {row['value']:.3f}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

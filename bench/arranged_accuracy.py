@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import mir_eval
 
-from .accuracy import BENCH_DIR, Measure, SongResult, analyze, failures, sidecar_path, summarize
+from .accuracy import BENCH_DIR, Measure, SongResult, analyze, failures, print_misses, sidecar_path, summarize
 from .arranged import ArrangedSong, arranged_suite, ensure_arranged
 from .form_scoring import score_arranged, section_scores
 from .peers import PROVIDES, ensure_peers, peer_metrics
@@ -99,15 +99,7 @@ def print_table(rows: list[dict], failed: list[dict], results: Sequence[SongResu
         print(f"{row['label']:40} {_number(row['value']):>9} {_number(row['peers']['madmom']):>7} "
               f"{_number(row['peers']['essentia']):>8} {_number(row['peers']['laplacian']):>9} {row['songs']:>5}  "
               f"{minimum:14} {row['status']}")
-    problems = [r for r in results if r.problem]
-    if not (failed or problems):
-        return
-    width = max(len(r.name) for r in results)
-    print(f"\n{'song':{width}} {'measure':16} value")
-    for result in problems:
-        print(f"{result.name:{width}} {'-':16} {result.problem}")
-    for row in failed:
-        print(f"{row['song']:{width}} {row['measure']:16} {row['value']:.3f}")
+    print_misses(failed, results)
 
 
 def run_arranged(args: argparse.Namespace) -> int:
