@@ -4,6 +4,7 @@ and real daemons started on demand."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,23 @@ def daemon(tmp_path):
     yield make
     for d in made:
         d.close()
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """`tmpfs(name, size)` mounts a tmpfs of that size (`"256k"`, `"2m"`) at tmp_path/name: a disk the test can
+    fill. Mounting needs root; without it the test is skipped. Each is unmounted after the test."""
+    mounts: list[Path] = []
+
+    def mount(name: str, size: str) -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                          capture_output=True).returncode != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        mounts.append(point)
+        return point
+
+    yield mount
+    for point in mounts:
+        subprocess.run(["umount", "-l", str(point)], check=True)

@@ -97,15 +97,9 @@ def test_an_inbox_replaced_by_a_new_folder_is_watched_again_at_once(daemon, song
 
 
 @pytest.fixture
-def tiny_disk(tmp_path):
-    """A 2 MiB tmpfs (root only), unmounted after the test."""
-    mount = tmp_path / "db-disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
+def tiny_disk(tmpfs):
+    """A 2 MiB tmpfs."""
+    return tmpfs("db-disk", "2m")
 
 
 def fill(disk):

@@ -92,15 +92,9 @@ def test_a_file_replaced_while_it_is_analysed_is_analysed_again(daemon, tmp_path
 
 
 @pytest.fixture
-def tiny_disk(tmp_path):
-    """A 256 KiB tmpfs (root only), unmounted after the test."""
-    mount = tmp_path / "out"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
+def tiny_disk(tmpfs):
+    """A 256 KiB tmpfs."""
+    return tmpfs("out", "256k")
 
 
 def test_a_full_output_disk_leaves_no_half_sidecar_and_the_job_retries(daemon, tmp_path, tiny_disk):
