@@ -163,9 +163,10 @@ def wait_for(driver, script: str, *args, timeout: float = 10.0):
 
 
 def open_page(driver, page: Path) -> None:
+    """Load the page, its console log starting empty, and wait for its first drawing."""
+    driver.get_log("browser")
     driver.get(page.as_uri())
     wait_for(driver, "return window.beatwatch && window.beatwatch.settled")
-    driver.get_log("browser")
 
 
 def set_view(driver, start: float, end: float) -> None:
@@ -357,3 +358,15 @@ def test_a_2000_bar_mix_keeps_its_labels_apart_at_every_zoom(browser, mix_page):
         assert any(label["lane"] == "chords" for label in labels)
         if end - start <= 10:
             assert numbered == [n for n in in_view if bars[n]["time"] <= end - 1.0], "close up, every bar is numbered"
+
+
+def test_a_track_without_events_says_so_in_each_lane(browser, tmp_path):
+    doc = synthetic_doc(1, ["N"], path=str(tmp_path / "silence.wav"))
+    doc["timeline"] = {"beats": [], "bars": [], "chords": [], "tempo": [], "keys": [], "sections": [],
+                       "energy": {"hop_s": 0.5, "values": []}}
+    open_page(browser, render_plot(doc, tmp_path / "silence.html"))
+    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert all("silence.wav" in message for message in errors), errors
+    messages = {label["lane"] or label["text"] for label in browser.execute_script(LABELS_JS)}
+    assert {"no sections", "no bars", "no beats", "no chords", "no key", "no tempo", "no loudness per bar",
+            "no energy curve"} <= messages

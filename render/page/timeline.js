@@ -137,6 +137,7 @@
   function spans(items, name, right, labelOf, fontOf) {
     /* Bands (sections, keys): each named in the middle of its visible part, when the name fits. */
     const top = laneTop[name], h = laneHeight[name], out = [];
+    if (!items.length) return emptyLane(name, name === "keys" ? "no key" : "no " + name);
     items.forEach((item, i) => {
       const [start, end] = item;
       if (end < view.start || start > view.end) return;
