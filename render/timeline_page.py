@@ -113,7 +113,7 @@ def page_data(doc: dict, audio: Audio | None = None) -> dict[str, Any]:
         "chords": [[round(s, 3), round(e, 3), chord_name(label), _chord_colour(label)]
                    for s, e, label in _chord_runs(timeline)],
         "keys": [[round(k["start"], 3), round(k["end"], 3), k["key"],
-                  _hex(harmony_colour(k["key"].split()[0], k["key"].endswith("minor")))]
+                  _hex(harmony_colour((k["key"].split() or [""])[0], k["key"].endswith("minor")))]
                  for k in timeline.get("keys") or []],
         "sections": [[round(s["start"], 3), round(s["end"], 3), s["label"], s["letter"], s.get("bar"),
                       colour[s["letter"]]] for s in sections],
