@@ -370,3 +370,20 @@ def test_a_track_without_events_says_so_in_each_lane(browser, tmp_path):
     messages = {label["lane"] or label["text"] for label in browser.execute_script(LABELS_JS)}
     assert {"no sections", "no bars", "no beats", "no chords", "no key", "no tempo", "no loudness per bar",
             "no energy curve"} <= messages
+
+
+@pytest.mark.slow
+def test_an_analysed_track_opens_without_errors_and_numbers_every_bar(browser, analyzer, media, tmp_path):
+    signal, _ = click_track(120.0, seconds=12.0)
+    wav = write_wav(media / "page_clicks.wav", signal)
+    doc = analyzer.analyze(wav)
+    bars = [b["bar"] for b in doc["timeline"]["bars"]]
+    assert len(bars) >= 4
+    open_page(browser, render_plot(doc, tmp_path / "clicks.html", audio=decode(probe(wav))))
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+    labels = browser.execute_script(LABELS_JS)
+    assert not overlaps(labels)
+    assert sorted(label["bar"] for label in labels if label["bar"] is not None) == sorted(bars)
+    keys = {label["text"] for label in labels if label["lane"] == "keys"}
+    assert keys <= {k["key"] for k in doc["timeline"]["keys"]} and bool(keys) == bool(doc["timeline"]["keys"])
