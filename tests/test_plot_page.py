@@ -19,7 +19,7 @@ import pytest
 from matplotlib import image as mpimg
 
 from beatwatch.analysis.audio.decode import decode, probe
-from beatwatch.render.plot import SECTION_COLOURS, harmony_colour, render_plot
+from beatwatch.render.plot import SECTION_COLOURS, chord_name, harmony_colour, render_plot
 from tests.helpers import click_track, write_wav
 from tests.test_plot import PROGRESSION, song_doc, synthetic_doc
 
@@ -302,12 +302,12 @@ def test_beat_clicks_follow_the_beats_while_playing_and_stop_when_toggled_off(br
     open_page(browser, song_page)
     wait_for(browser, "return document.getElementById('player').readyState >= 1")
     browser.find_element(By.ID, "clicks").click()
-    browser.execute_script("beatwatch.seek(20.0)")
+    browser.execute_script("beatwatch.seek(19.9)")
     wait_for(browser, "return document.getElementById('player').currentTime >= 22.2", timeout=15)
     browser.execute_script("document.getElementById('player').pause()")
     end, clicks = browser.execute_script(
         "return [document.getElementById('player').currentTime, Object.assign({}, beatwatch.clicks)]")
-    beats = [b for b in doc["timeline"]["beats"] if 20.0 - 0.02 <= b["time"]]
+    beats = [b for b in doc["timeline"]["beats"] if 19.9 <= b["time"]]
     surely = [b for b in beats if b["time"] <= end - 0.05]
     maybe = [b for b in beats if b["time"] <= end + 0.2]
     for kind, is_down in (("downbeats", True), ("beats", False)):
@@ -358,6 +358,32 @@ def test_a_2000_bar_mix_keeps_its_labels_apart_at_every_zoom(browser, mix_page):
         assert any(label["lane"] == "chords" for label in labels)
         if end - start <= 10:
             assert numbered == [n for n in in_view if bars[n]["time"] <= end - 1.0], "close up, every bar is numbered"
+
+
+def test_the_pointer_names_bar_chord_and_key_where_labels_were_thinned(browser, mix_page):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    doc, page = mix_page
+    open_page(browser, page)
+    bar = next(b for b in doc["timeline"]["bars"] if b["chord"] != "N" and b["time"] > 1500)
+    key = next(k for k in doc["timeline"]["keys"] if k["start"] <= bar["time"] < k["end"])
+    detail = browser.find_element(By.ID, "detail")
+    size, chords = detail.size, lane_box(browser, "chords")
+    x = browser.execute_script("return beatwatch.x(arguments[0])", bar["time"] + bar["duration"] / 2)
+    ActionChains(browser).move_to_element_with_offset(
+        detail, round(x - size["width"] / 2),
+        round(chords["top"] + chords["height"] / 2 - detail.rect["y"] - size["height"] / 2)).perform()
+    said = browser.find_element(By.ID, "hover").text
+    assert f"bar {bar['bar']} " in said or f"bar {bar['bar'] + 1} " in said or f"bar {bar['bar'] - 1} " in said
+    assert key["key"] in said
+    set_view(browser, bar["time"] - 2.0, bar["time"] + 6.0)
+    x = browser.execute_script("return beatwatch.x(arguments[0])", bar["time"] + bar["duration"] / 2)
+    ActionChains(browser).move_to_element_with_offset(
+        detail, round(x - size["width"] / 2),
+        round(chords["top"] + chords["height"] / 2 - detail.rect["y"] - size["height"] / 2)).perform()
+    said = browser.find_element(By.ID, "hover").text
+    assert said.startswith(f"under the pointer: bar {bar['bar']} ·") and f"· {chord_name(bar['chord'])} ·" in said
 
 
 def test_a_track_without_events_says_so_in_each_lane(browser, tmp_path):

@@ -26,7 +26,9 @@
   const COLOURS = {bar: "#d1495b", beat: "#a8a8a8", wave: "#4a6fa5", tempo: "#2e7d32", loudness: "#6a4c93",
                    guide: "#ececec", zebra: "#f6f6f6", playhead: "#e53935", view: "#1e88e5"};
   const BEAT_HZ = 1000, DOWNBEAT_HZ = 1600, BEAT_GAIN = 0.35, DOWNBEAT_GAIN = 0.7, CLICK_S = 0.03;
-  const LOOKAHEAD_S = 0.12, SCHEDULE_MS = 25;
+  // Clicks are scheduled LOOKAHEAD_S ahead every SCHEDULE_MS; one found up to LATE_S late (a busy page, the
+  // downbeat a seek lands on) still sounds, at once; a later one is dropped rather than heard off the beat.
+  const LOOKAHEAD_S = 0.12, SCHEDULE_MS = 25, LATE_S = 0.1;
 
   const beatsT = data.beats.t, beatsPos = data.beats.pos;
   const barsN = data.bars.n, barsT = data.bars.t, barsD = data.bars.d;
@@ -484,9 +486,14 @@
   function scheduleClicks() {
     if (!actx || !clicksBox.checked || audio.paused) return;
     const now = audio.currentTime, rate = audio.playbackRate || 1, horizon = now + LOOKAHEAD_S * rate;
+    // Only a jump (a seek either way) moves the next beat to the player's position: events about a seek
+    // arrive after the player has moved, and a beat already scheduled must not be clicked twice.
+    if ((nextBeat > 0 && beatsT[nextBeat - 1] > horizon) || (nextBeat < beatsT.length && beatsT[nextBeat] < now - 0.25)) {
+      resyncClicks();
+    }
     while (nextBeat < beatsT.length && beatsT[nextBeat] < horizon) {
       const t = beatsT[nextBeat];
-      if (t >= now - 0.02) click(actx.currentTime + Math.max(0, (t - now) / rate), beatsPos[nextBeat] === 1);
+      if (t >= now - LATE_S) click(actx.currentTime + Math.max(0, (t - now) / rate), beatsPos[nextBeat] === 1);
       nextBeat += 1;
     }
   }
@@ -500,7 +507,6 @@
     resyncClicks();
   });
   setInterval(scheduleClicks, SCHEDULE_MS);
-  for (const name of ["seeking", "play", "ratechange"]) audio.addEventListener(name, resyncClicks);
   audio.addEventListener("play", () => requestAnimationFrame(tick));
   for (const name of ["seeked", "timeupdate", "pause"]) audio.addEventListener(name, placePlayhead);
   audio.addEventListener("error", () => {
@@ -535,8 +541,27 @@
     drag = {x: e.clientX, y: e.clientY - box.top, left: box.left, view: Object.assign({}, view), moved: false};
     detail.setPointerCapture(e.pointerId);
   });
+  function describe(t) {
+    /* What is under the pointer, named even where the labels were thinned out at this zoom. */
+    const parts = [clock(t, 0.1)], i = barAt(t);
+    if (i >= 0 && t < barsT[i] + barsD[i]) parts.unshift(`bar ${barsN[i]}`);
+    const chord = data.chords[lowerBound(chordEnds, t + 1e-6)];
+    if (chord && chord[0] <= t) parts.push(chord[2]);
+    for (const band of [data.sections, data.keys]) {
+      const found = band.find(b => b[0] <= t && t < b[1]);
+      if (found) parts.push(band === data.sections ? found[2] + " " + found[3] : found[2]);
+    }
+    return "under the pointer: " + parts.join(" · ");
+  }
+
+  const hover = document.getElementById("hover");
+  detail.addEventListener("pointerleave", () => { hover.textContent = ""; });
   detail.addEventListener("pointermove", e => {
-    if (!drag) return;
+    if (!drag) {
+      const x = e.clientX - detail.getBoundingClientRect().left;
+      hover.textContent = x >= LEFT ? describe(tOf(x)) : "";
+      return;
+    }
     const dx = e.clientX - drag.x;
     if (Math.abs(dx) > 3) drag.moved = true;
     if (drag.moved) {
