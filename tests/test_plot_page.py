@@ -413,3 +413,26 @@ def test_an_analysed_track_opens_without_errors_and_numbers_every_bar(browser, a
     assert sorted(label["bar"] for label in labels if label["bar"] is not None) == sorted(bars)
     keys = {label["text"] for label in labels if label["lane"] == "keys"}
     assert keys <= {k["key"] for k in doc["timeline"]["keys"]} and bool(keys) == bool(doc["timeline"]["keys"])
+
+
+def test_zoom_buttons_and_keys_change_the_view_and_space_plays(browser, song_page):
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, song_page)
+    wait_for(browser, "return document.getElementById('player').readyState >= 1")
+    full = browser.execute_script("return beatwatch.view")
+    browser.find_element(By.ID, "zoom-in").click()
+    wait_for(browser, "return beatwatch.settled")
+    half = browser.execute_script("return beatwatch.view")
+    assert half["end"] - half["start"] == pytest.approx((full["end"] - full["start"]) / 2)
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys("+")
+    wait_for(browser, "const v = beatwatch.view; return beatwatch.settled && v.end - v.start < arguments[0]",
+             (half["end"] - half["start"]) * 0.6)
+    body.send_keys(" ")
+    wait_for(browser, "return !document.getElementById('player').paused")
+    body.send_keys(" ")
+    wait_for(browser, "return document.getElementById('player').paused")
+    body.send_keys("0")
+    wait_for(browser, "const v = beatwatch.view; return beatwatch.settled && v.end - v.start == arguments[0]",
+             full["end"] - full["start"])

@@ -601,9 +601,11 @@
   overview.addEventListener("pointermove", e => { if (overviewDrag) centreOn(e); });
   overview.addEventListener("pointerup", () => { overviewDrag = false; });
 
-  document.getElementById("zoom-in").addEventListener("click", () => zoomCentre(0.5));
-  document.getElementById("zoom-out").addEventListener("click", () => zoomCentre(2));
-  document.getElementById("zoom-fit").addEventListener("click", () => setView(0, D));
+  // The buttons give the focus back, so space goes on playing and pausing instead of pressing them again.
+  const buttons = {"zoom-in": () => zoomCentre(0.5), "zoom-out": () => zoomCentre(2), "zoom-fit": () => setView(0, D)};
+  for (const [id, action] of Object.entries(buttons)) {
+    document.getElementById(id).addEventListener("click", e => { action(); e.currentTarget.blur(); });
+  }
   document.addEventListener("keydown", e => {
     if (e.target instanceof HTMLInputElement || e.target instanceof HTMLButtonElement ||
         e.target === audio || e.ctrlKey || e.metaKey || e.altKey) return;
