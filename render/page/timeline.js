@@ -249,11 +249,15 @@
        over a short chord whose own name is left out. */
     const top = laneTop.chords, h = laneHeight.chords, out = [], names = [], row = new Row(right);
     if (!data.chords.length) return emptyLane("chords", "no chords");
+    // At most one block per pixel: a 3-hour mix has thousands of chords, a pixel shows one colour anyway.
+    let drawnTo = -Infinity;
     const i0 = lowerBound(chordEnds, view.start);
     for (let i = i0; i < data.chords.length && data.chords[i][0] <= view.end; i++) {
       const [start, end, name, colour] = data.chords[i];
       const x0 = Math.max(xOf(start), LEFT), x1 = Math.min(xOf(end), right);
-      out.push(`<rect x="${f1(x0)}" y="${top + 1}" width="${f1(Math.max(x1 - x0, 0.5))}" height="${h - 2}" ` +
+      if (x0 < drawnTo) continue;
+      drawnTo = Math.max(x1, x0 + 1);
+      out.push(`<rect x="${f1(x0)}" y="${top + 1}" width="${f1(drawnTo - x0)}" height="${h - 2}" ` +
                `fill="${colour}" stroke="#fff" stroke-width="0.5"/>`);
       if (row.take(x0 + PAD, measure(name, NORMAL))) {
         names.push(text(x0 + PAD, top + h / 2, name, "halo", ' data-lane="chords"'));
