@@ -33,7 +33,8 @@ from .plot import (chord_name, harmony_colour, merged_bar_chords, section_colour
 # The waveform lane gets this many min/max columns per second, up to WAVE_MAX_COLUMNS for long mixes.
 WAVE_COLUMNS_PER_S = 25
 WAVE_MAX_COLUMNS = 40000
-# The energy curve is cut down to this many points: the overview strip is never wider.
+# The energy curve is cut down to this many points: the overview strip is never wider, and the detail view has
+# the waveform whenever the audio is there.
 ENERGY_MAX_POINTS = 4000
 MIME_TYPES = {".mp3": "audio/mpeg", ".flac": "audio/flac", ".wav": "audio/wav", ".ogg": "audio/ogg",
               ".oga": "audio/ogg", ".opus": "audio/ogg", ".m4a": "audio/mp4", ".mp4": "audio/mp4",
