@@ -1,5 +1,6 @@
 """`make bench`: throughput of the daemon on a batch of 3-5 minute songs, the peers on the same files,
-per-stage time, and the daemon's peak memory on a 3-hour file.
+per-stage time, the daemon's peak memory on a 3-hour file, and what a daemon left idle on a laptop holds
+once its workers exited (workers.idle_exit_s) and what the first job after that costs.
 
 The daemon runs the full analysis, tags included (the models built into models/ by `make install`), once
 with each inference mode (`in_worker`, `process`), and with `device = "cuda"` too where onnxruntime has a
@@ -35,6 +36,8 @@ OUT = ROOT / ".bench" / "speed"
 BATCH = 8
 MIX_S = 3 * 3600
 MIN_REALTIME, MIN_RATIO, MAX_PEAK_MB = 40.0, 2.0, 2048.0
+# The idle run lets workers exit after IDLE_EXIT_S (the default is minutes; the memory it leads to is the same).
+IDLE_EXIT_S, MAX_IDLE_MB = 10.0, 150.0
 BEATWATCH = str(Path(sys.executable).with_name("beatwatch"))
 
 
@@ -105,6 +108,77 @@ def run_daemon(files: list[Path], *, mode: str, device: str = "cpu", watch_memor
     return {"audio_s": audio, "wall_s": span, "realtime": audio / span, "failed": sum(r[4] != "done" for r in rows),
             "stages": stages, "peak_mb": peak, "workers": len(status["workers"]), "inference": status["inference"],
             "mode": mode, "device": device, "tagged": tags}
+
+
+def run_idle(songs: list[Path], *, mode: str) -> dict:
+    """The daemon tree's RSS with its workers loaded and idle, then after they exited (workers.idle_exit_s), and
+    the first job after that: its latency from the file landing in the inbox to the job done, and how much more
+    that is than a warm worker's (latency less the job's own analysis time, cold minus warm: the workers' start
+    and model loading)."""
+    with tempfile.TemporaryDirectory(prefix="bw-bench-idle-") as tmp:
+        root = Path(tmp)
+        inbox = root / "inbox"
+        inbox.mkdir()
+        config = root / "bench.toml"
+        # No CPU throttle: on a shared machine it would hold the jobs, and a worker woken for a held job idles
+        # out again, so the latency would measure the neighbours.
+        config.write_text(f"[watch]\nsettle_s = 0.5\n[workers]\nidle_exit_s = {IDLE_EXIT_S}\n"
+                          f"[resources]\nmax_cpu_percent = 100\n"
+                          f"[inference]\nmode = \"{mode}\"\n[models]\ndir = \"{ROOT / 'models'}\"\n")
+        daemon = subprocess.Popen([BEATWATCH, "run", "--config", str(config)], cwd=root,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_ready(root)
+            loaded_mb = _tree_rss_mb(daemon.pid)
+            warm_s = _latency(root, inbox, songs[0], expected=1)
+            _wait_asleep(root)
+            samples = []
+            for _ in range(5):
+                time.sleep(0.5)
+                samples.append(_tree_rss_mb(daemon.pid))
+            idle_mb = sorted(samples)[len(samples) // 2]
+            processes = _tree_processes(daemon.pid)
+            cold_s = _latency(root, inbox, songs[1], expected=2)
+            walls = [row[0] or 0.0 for row in _query(root, "SELECT wall_s FROM jobs ORDER BY id")]
+        finally:
+            daemon.terminate()
+            daemon.wait(60)
+    return {"mode": mode, "loaded_mb": loaded_mb, "idle_mb": idle_mb, "processes": processes, "warm_s": warm_s,
+            "cold_s": cold_s, "wake_s": (cold_s - walls[1]) - (warm_s - walls[0])}
+
+
+def _latency(root: Path, inbox: Path, song: Path, *, expected: int) -> float:
+    started = time.monotonic()
+    shutil.copyfile(song, inbox / song.name)
+    while not _drained(root, expected):
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def _wait_asleep(root: Path) -> None:
+    deadline = time.monotonic() + IDLE_EXIT_S + 120
+    while time.monotonic() < deadline:
+        rows = _query(root, "SELECT data FROM daemon_status")
+        status = json.loads(rows[0][0]) if rows else {}
+        if status.get("workers_asleep") and not status.get("workers"):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the idle workers did not exit within {IDLE_EXIT_S:g} s + 120 s")
+
+
+def _tree_processes(pid: int) -> list[tuple[str, float]]:
+    """(command line, RSS MB) of each process in the daemon's tree: what the idle memory is made of."""
+    found = []
+    try:
+        parent = psutil.Process(pid)
+        for proc in [parent, *parent.children(recursive=True)]:
+            try:
+                found.append((" ".join(proc.cmdline()[1:4])[:60], proc.memory_info().rss / 2**20))
+            except psutil.Error:
+                pass
+    except psutil.Error:
+        pass
+    return found
 
 
 def writing_s(documents: list[dict], folder: Path) -> float:
@@ -215,20 +289,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--songs", type=int, default=BATCH, help="songs in the batch")
     parser.add_argument("--no-mix", action="store_true", help="skip the 3-hour file")
     parser.add_argument("--no-peers", action="store_true", help="skip madmom and Essentia")
+    parser.add_argument("--idle-only", metavar="MODE", choices=("in_worker", "process"),
+                        help="only the idle daemon's memory and the first job after idling, in this inference mode")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    print(f"rendering {args.songs} songs of 3-5 minutes (cached in {OUT}) ...", flush=True)
-    songs = [song.audio for song in ensure_suite(OUT, batch_specs(args.songs))]
+    count = 2 if args.idle_only else args.songs
+    print(f"rendering {count} songs of 3-5 minutes (cached in {OUT}) ...", flush=True)
+    songs = [song.audio for song in ensure_suite(OUT, batch_specs(args.songs)[:count])]
+    if args.idle_only:
+        print_idle(run_idle(songs[:2], mode=args.idle_only))
+        return 0
     batches = [run_daemon(songs, mode=mode, watch_memory=True) for mode in ("in_worker", "process")]
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         batches.append(run_daemon(songs, mode="process", device="cuda", watch_memory=True))
     batch = max(batches[:2], key=lambda run: run["realtime"])
     peers = None if args.no_peers else run_peers(songs)
     mix = None if args.no_mix else run_daemon([three_hour_mix(songs)], mode=batch["mode"], watch_memory=True)
-    report = {"batches": batches, "batch": batch, "peers": peers, "mix": mix, "cpus": psutil.cpu_count()}
+    idle = run_idle(songs[:2], mode=batch["mode"])
+    report = {"batches": batches, "batch": batch, "peers": peers, "mix": mix, "idle": idle,
+              "cpus": psutil.cpu_count()}
     (OUT.parent / "speed.json").write_text(json.dumps(report, indent=1))
     print_table(report)
+    print_idle(idle)
     return 0
+
+
+def print_idle(idle: dict) -> None:
+    rows = [(f"idle daemon tree, workers loaded, mode {idle['mode']} (MB)", idle["loaded_mb"], None, None),
+            (f"  after workers.idle_exit_s ({IDLE_EXIT_S:g} s here) (MB)", idle["idle_mb"], MAX_IDLE_MB,
+             idle["idle_mb"] < MAX_IDLE_MB),
+            ("first job after idling: file in inbox to done (s)", idle["cold_s"], None, None),
+            ("  the same with a warm worker (s)", idle["warm_s"], None, None),
+            ("  cost of waking the workers (s)", idle["wake_s"], None, None)]
+    print(f"\n{'idle daemon':<56}{'value':>10}  {'maximum':>8}  status")
+    for name, value, bound, ok in rows:
+        status = "" if ok is None else ("PASS" if ok else "FAIL")
+        print(f"{name:<56}{value:>10.1f}  {'' if bound is None else f'{bound:g}':>8}  {status}")
+    for command, mb in idle["processes"]:
+        print(f"    {mb:8.1f} MB  {command}")
 
 
 def print_table(report: dict) -> None:

@@ -80,10 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print the whole sidecar document")
     show.add_argument("--config", type=Path, help="TOML config file")
 
-    plot = sub.add_parser("plot", help="draw one analysed track's timeline (png, svg or self-contained html)")
+    plot = sub.add_parser("plot", help="draw one analysed track's timeline (png, svg, or an interactive html page "
+                          "that plays the track)")
     plot.add_argument("target", metavar="PATH|HASH", help="audio path, content hash (prefix) or a sidecar file")
     plot.add_argument("--out", type=Path, help="output file (.png, .svg or .html); default <audio>.beatwatch.png "
                            "beside its sidecar (in output.dir when set), as the daemon's plots")
+    plot.add_argument("--embed-audio", action="store_true",
+                      help="with .html: put the audio inside the page instead of linking it relative to the page")
     plot.add_argument("--config", type=Path, help="TOML config file")
 
     click = sub.add_parser("click", help="the track's audio with a click on every beat, accented on bar starts")
@@ -342,6 +345,8 @@ def cmd_plot(args) -> int:
 
     try:
         document, audio_path = _load_track(args)
+        if args.embed_audio and audio_path is None:
+            raise TrackError(f"{args.target}: the audio file {document['file']['path']} is gone, nothing to embed")
         audio = _decode(audio_path) if audio_path else None
     except (TrackError, AnalysisError) as exc:
         _error(str(exc))
@@ -349,7 +354,7 @@ def cmd_plot(args) -> int:
     settings = config_mod.load(args.config)
     out = args.out or plot_path(document["file"]["path"], settings.output.dir, settings.inbox.path.absolute())
     try:
-        written = render_plot(document, out, audio=audio)
+        written = render_plot(document, out, audio=audio, audio_path=audio_path, embed_audio=args.embed_audio)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(escape_controls(str(written)))

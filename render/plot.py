@@ -1,5 +1,5 @@
 """A picture of one sidecar timeline: sections, waveform, beats and bars, chords, key, tempo and loudness on one time
-axis.
+axis, as png or svg (the interactive html page is timeline_page.py, drawn in the browser).
 
 It reads the sidecar document, not the analyses, so any stored result can be
 drawn again without decoding; the audio is optional and only sharpens the
@@ -17,7 +17,6 @@ which matters once a long-running daemon draws one per track.
 from __future__ import annotations
 
 import colorsys
-import html
 import io
 import math
 from collections.abc import Callable, Sequence
@@ -124,7 +123,7 @@ def _time_step(duration: float, axis_px: float) -> float:
     return float(TIME_STEPS_S[-1])
 
 
-def _duration(doc: dict) -> float:
+def timeline_duration(doc: dict) -> float:
     """The file's length, or the end of the last timeline event when the file section lacks it."""
     timeline = doc.get("timeline", {})
     ends = [float(doc.get("file", {}).get("duration") or 0.0)]
@@ -365,7 +364,7 @@ def _draw_tempo(ax: Axes, doc: dict) -> None:
         ax.set_yticks([])
         _empty(ax, "no tempo")
         return
-    times = [t["time"] for t in tempo] + [_duration(doc)]
+    times = [t["time"] for t in tempo] + [timeline_duration(doc)]
     bpm = [t["bpm"] for t in tempo]
     ax.stairs(bpm, times, color=COLOURS["tempo"], linewidth=1.3, baseline=None)
     low, high = min(bpm), max(bpm)
@@ -395,7 +394,7 @@ def _draw_loudness(ax: Axes, doc: dict) -> None:
 
 def build_figure(doc: dict, *, audio: Audio | None = None) -> Figure:
     """The timeline figure, not yet saved; kept separate so tests can inspect what was drawn."""
-    duration = _duration(doc)
+    duration = timeline_duration(doc)
     width, height = figure_size(duration)
     fig = Figure(figsize=(width, height), dpi=DPI)
     canvas = FigureCanvasAgg(fig)
@@ -438,26 +437,26 @@ def build_figure(doc: dict, *, audio: Audio | None = None) -> Figure:
     return fig
 
 
-def _html(svg: str, title: str) -> str:
-    """One file with the SVG inline: opens offline, text stays searchable, nothing to fetch."""
-    svg = svg[svg.index("<svg"):]
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<title>{html.escape(title)}</title>\n"
-        "<style>body{margin:0;background:#fff;overflow-x:auto}svg{display:block}</style>\n"
-        f"</head>\n<body>\n{svg}</body>\n</html>\n"
-    )
-
-
-def render_plot(doc: dict, out: Path, *, audio: Audio | None = None, into: BinaryIO | None = None) -> Path:
+def render_plot(doc: dict, out: Path, *, audio: Audio | None = None, into: BinaryIO | None = None,
+                audio_path: Path | None = None, embed_audio: bool = False) -> Path:
     """Draw the timeline to out; the suffix (.png, .svg, .html) picks the format. Raises ValueError for others.
 
-    into: an open file to write instead of creating `out`, which then only names the format (the daemon
-    creates its files itself, exclusively)."""
+    .html is the interactive page (render/timeline_page.py) whose player links audio_path (default: the sidecar's
+    file) relative to out, or carries it inside when embed_audio. into: an open file to write instead of creating
+    `out`, which then only names the format (the daemon creates its files itself, exclusively)."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
         raise ValueError(f"{out}: cannot plot to '{suffix or 'no suffix'}', use one of {', '.join(FORMATS)}")
+    if embed_audio and suffix != ".html":
+        raise ValueError(f"{out}: only an .html plot can carry the audio")
+    if suffix == ".html":
+        from .timeline_page import audio_source, timeline_page
+
+        source = audio_path or doc.get("file", {}).get("path")
+        src = audio_source(Path(source), out, embed=embed_audio) if source else None
+        _write_text(timeline_page(doc, src, audio=audio), out, into)
+        return out
     fig = build_figure(doc, audio=audio)
     if suffix == ".png":
         fig.savefig(into if into is not None else out, format="png", dpi=DPI, metadata={"Software": None})
@@ -467,11 +466,12 @@ def render_plot(doc: dict, out: Path, *, audio: Audio | None = None, into: Binar
     # No RDF metadata block: it only names matplotlib and would be the one URL in the page.
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "beatwatch"}):
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
-    svg = buffer.getvalue()
-    title = Path(doc.get("file", {}).get("path") or "timeline").name
-    text = svg if suffix == ".svg" else _html(svg, title)
+    _write_text(buffer.getvalue(), out, into)
+    return out
+
+
+def _write_text(text: str, out: Path, into: BinaryIO | None) -> None:
     if into is not None:
         into.write(text.encode("utf-8"))
     else:
         out.write_text(text, encoding="utf-8")
-    return out
