@@ -116,6 +116,7 @@ class Supervisor:
         self.settings = settings
         self.worker_count = settings.workers.count or usable_cpus()
         self.throttle = Throttle(settings.resources)
+        self._next_wake_check = 0.0  # a new throttle has not seen the machine yet
         self.lease_s = settings.jobs.lease_s
         self.names = NameFilter(settings.inbox.path, settings.watch.ignore,
                                 skip_result_folders=settings.inbox.after == "move",
@@ -259,9 +260,18 @@ class Supervisor:
         if self._asleep and not self.pool.idle():
             loading = sum(1 for slot in self.pool.slots if not slot.ready)
             wake = jobs.runnable(self.engine, now=now, limit=self._asleep + loading) - loading
-            if wake > 0:
+            if wake > 0 and self._throttle_allows(monotonic_s):
                 self._asleep -= wake
         self.pool.fill(upto=self.pool.size - self._asleep)
+
+    def _throttle_allows(self, monotonic_s: float) -> bool:
+        """Whether a sleeping worker may wake for waiting work: a worker woken while the throttle holds jobs back
+        would load its models, sit idle, exit after workers.idle_exit_s and wake again, on a machine that is
+        already busy. With no worker idle, _dispatch does not sample the machine, so this does, as often."""
+        if monotonic_s >= self._next_wake_check:
+            self._next_wake_check = monotonic_s + CLAIM_POLL_S
+            self.throttle.update(self.probe.sample(self._own_pids()))
+        return not self.throttle.paused
 
     def _dispatch(self, now: float, monotonic_s: float) -> None:
         if monotonic_s < self._next_claim:

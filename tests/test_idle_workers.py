@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import time
 
 import pytest
 
@@ -34,3 +36,27 @@ def test_idle_workers_exit_and_one_starts_again_for_a_new_file(daemon, tmp_path)
     assert d.stop() == 0
     log = (d.root / "daemon.log").read_text()
     assert "idle for 3 s: exiting (workers.idle_exit_s)" in log
+
+
+@pytest.mark.slow
+def test_no_worker_wakes_while_the_throttle_holds_jobs_back(daemon, tmp_path):
+    """A worker woken for a held-back job would only idle out and wake again, loading its models each time."""
+    d = daemon(env={"BEATWATCH_WORKERS__IDLE_EXIT_S": "2"})
+    wait_for(lambda: d.worker_pids() == [], 30, "the idle workers to exit")
+    relaxed = d.config.read_text()
+    d.config.write_text(relaxed.replace("min_available_mb = 0", "min_available_mb = 100000000"))
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded" in (d.root / "daemon.log").read_text(), 15, "the reload")
+    started = (d.root / "daemon.log").read_text().count("started worker")
+
+    write_wav(tmp_path / "src.wav", click_track(120, seconds=8.0)[0]).rename(d.inbox / "held.wav")
+    wait_for(lambda: d.query("SELECT 1 FROM jobs"), 15, "the file to be queued")
+    time.sleep(8)  # four idle_exit_s: time enough to wake, idle out and wake again
+    assert d.worker_pids() == []
+    assert (d.root / "daemon.log").read_text().count("started worker") == started
+    assert d.query("SELECT state FROM jobs") == [("queued",)]
+
+    d.config.write_text(relaxed)
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: d.query("SELECT 1 FROM jobs WHERE state = 'done'"), 120, "the file once the throttle lets go")
+    assert d.stop() == 0
