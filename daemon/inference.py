@@ -195,11 +195,25 @@ class InferenceProcess:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None and self.process.is_alive() else None
 
+    @property
+    def asleep(self) -> bool:
+        return self.process is None
+
+    def sleep(self) -> None:
+        """End it while every worker is asleep (workers.idle_exit_s): its models are most of an idle daemon's
+        memory. start() brings it back before the first worker wakes; check() leaves a sleeping one alone."""
+        self._end()
+        self.process = None
+        log.info("inference process exiting: every worker is asleep; it starts again when work arrives")
+
     def stop(self) -> None:
+        self._end()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def _end(self) -> None:
         if self.process is not None and self.process.is_alive():
             self.process.terminate()
             self.process.join(timeout=10)
             if self.process.is_alive():
                 self.process.kill()
                 self.process.join(timeout=5)
-        shutil.rmtree(self._folder, ignore_errors=True)

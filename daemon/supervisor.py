@@ -262,6 +262,12 @@ class Supervisor:
             wake = jobs.runnable(self.engine, now=now, limit=self._asleep + loading) - loading
             if wake > 0 and self._throttle_allows(monotonic_s):
                 self._asleep -= wake
+        if self.inference is not None:
+            if self._asleep >= self.pool.size and not self.inference.asleep:
+                self.inference.sleep()
+                self._next_status = 0.0
+            elif self._asleep < self.pool.size and self.inference.asleep:
+                self.inference.start()
         self.pool.fill(upto=self.pool.size - self._asleep)
 
     def _throttle_allows(self, monotonic_s: float) -> bool:
@@ -475,7 +481,8 @@ class Supervisor:
         where = f"on {self.device.name} ({self.device.reason})"
         if self.inference is None:
             return f"in each worker {where}"
-        state = f"pid {self.inference.pid}" if self.inference.pid else "restarting"
+        state = (f"pid {self.inference.pid}" if self.inference.pid
+                 else "asleep with the workers" if self.inference.asleep else "restarting")
         return f"inference process ({state}, restarts: {self.inference.restarts}) {where}"
 
     def _tell_systemd(self, monotonic_s: float) -> None:

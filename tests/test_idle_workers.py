@@ -60,3 +60,26 @@ def test_no_worker_wakes_while_the_throttle_holds_jobs_back(daemon, tmp_path):
     d.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: d.query("SELECT 1 FROM jobs WHERE state = 'done'"), 120, "the file once the throttle lets go")
     assert d.stop() == 0
+
+
+def _inference(d) -> str:
+    rows = d.query("SELECT data FROM daemon_status")
+    return json.loads(rows[0][0])["inference"] if rows else ""
+
+
+@pytest.mark.slow
+def test_in_process_mode_the_inference_process_sleeps_with_the_workers(daemon, tmp_path):
+    """Its models are most of an idle daemon's memory in this mode: it ends with the last worker, starts with the
+    first one woken, and that is not counted as a restart after a crash."""
+    d = daemon('[inference]\nmode = "process"\ndevice = "cpu"\n', env={"BEATWATCH_WORKERS__IDLE_EXIT_S": "3"})
+    wait_for(lambda: d.worker_pids(), 60, "the workers and the inference process to start")
+    wait_for(lambda: d.worker_pids() == [], 60, "the workers and the inference process to exit")
+    wait_for(lambda: "asleep with the workers" in _inference(d), 15, "status to say the inference process sleeps")
+
+    write_wav(tmp_path / "src.wav", click_track(120, seconds=8.0)[0]).rename(d.inbox / "late.wav")
+    wait_for(lambda: d.query("SELECT 1 FROM jobs WHERE state = 'done'"), 180, "the new file to be analysed")
+    document = json.loads((d.inbox / "late.wav.beatwatch.json").read_text())
+    assert document["analyzer"]["device_reason"].startswith("inference process: ")
+    assert "restarts: 0" in _inference(d)
+    assert d.stop() == 0
+    assert "inference process exiting: every worker is asleep" in (d.root / "daemon.log").read_text()
