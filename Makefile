@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := ffmpeg fluidsynth fluid-soundfont-gm
+APT_PACKAGES := ffmpeg fluidsynth fluid-soundfont-gm postgresql
 MODELS := models/msd-musicnn.pb models/mtt-musicnn.pb
 TYPING := build/typing/beatwatch
 export TF_CPP_MIN_LOG_LEVEL := 3
@@ -15,7 +15,8 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 
 install: system-deps $(STAMP) $(MODELS)
 
-# ffmpeg decodes every format; fluidsynth + the GM soundfont render the test and benchmark songs.
+# ffmpeg decodes every format; fluidsynth + the GM soundfont render the test and benchmark songs; postgresql is the
+# server the tests start a private cluster of (tests/postgres.py), never a system service they rely on.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -1,4 +1,5 @@
-"""The SQLite store against real database files: migrations, saving, the tracks view, lookups."""
+"""The store against a real SQLite file and a real PostgreSQL database: migrations, saving, the tracks view,
+lookups; and SQLite's own concerns (pragmas, its write lock, in-place upgrades of older files)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import threading
 import pytest
 from sqlalchemy import Engine, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from beatwatch.analysis.document import printable
@@ -20,6 +21,19 @@ from beatwatch.store.records import AmbiguousHash, find_analysis, form_line, sav
 
 HASH_A = "a" * 64
 HASH_B = "b" * 64
+
+
+@pytest.fixture
+def engine(any_engine):
+    """Each backend in turn; tests about SQLite alone use `sqlite_engine`."""
+    return any_engine
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    engine = open_database(sqlite_url(tmp_path / "beatwatch.db"))
+    yield engine
+    engine.dispose()
 
 
 def make_doc(*, path: str = "/music/song.mp3", content_hash: str = HASH_A, version: str = "0.1.0",
@@ -140,7 +154,7 @@ def test_an_appended_step_applies_alone_and_keeps_data(engine):
 def test_a_failing_step_leaves_nothing_behind(engine):
     steps = [*STEPS, Step(len(STEPS) + 1, "half a step",
                           ["CREATE TABLE extra (x INTEGER)", "CREATE TABLE files (x INTEGER)"])]
-    with pytest.raises(OperationalError):
+    with pytest.raises(DBAPIError):
         migrate(engine, steps)
     assert current_version(engine) == len(STEPS)
     assert not inspect(engine).has_table("extra")
@@ -151,8 +165,12 @@ def test_steps_must_be_numbered_one_by_one(engine):
         migrate(engine, [STEPS[0], Step(3, "skips 2", ["CREATE TABLE extra (x INTEGER)"])])
 
 
-def test_models_agree_with_the_migrated_schema(engine, tmp_path):
-    from_models = create_engine(sqlite_url(tmp_path / "models.db"))
+def test_models_agree_with_the_migrated_schema(engine, request, tmp_path):
+    """On each backend, the schema the models would create is the one the steps built there."""
+    if engine.dialect.name == "sqlite":
+        from_models = create_engine(sqlite_url(tmp_path / "models.db"))
+    else:
+        from_models = create_engine(request.getfixturevalue("postgres").new_database())
     Base.metadata.create_all(from_models)
     try:
         migrated, modelled = inspect(engine), inspect(from_models)
@@ -161,8 +179,10 @@ def test_models_agree_with_the_migrated_schema(engine, tmp_path):
         for table in sorted(tables):
             assert [c["name"] for c in migrated.get_columns(table)] == [c["name"] for c in modelled.get_columns(table)]
             assert _shape(migrated, table) == _shape(modelled, table), table
-        # The inspector skips expression indexes: compare that one's SQL as SQLite keeps it.
-        index_sql = text("SELECT sql FROM sqlite_master WHERE name = 'ux_jobs_active_name'")
+        # The inspector skips expression indexes: compare that one's SQL as the database keeps it.
+        index_sql = text("SELECT sql FROM sqlite_master WHERE name = 'ux_jobs_active_name'"
+                         if engine.dialect.name == "sqlite" else
+                         "SELECT indexdef FROM pg_indexes WHERE indexname = 'ux_jobs_active_name'")
         with engine.connect() as old, from_models.connect() as new:
             assert old.scalar(index_sql) == new.scalar(index_sql) is not None
     finally:
@@ -350,7 +370,8 @@ def test_a_database_at_schema_6_gains_an_empty_sections_table_and_keeps_its_anal
         engine.dispose()
 
 
-def test_a_write_lock_held_elsewhere_is_seen_and_named(engine, tmp_path):
+def test_a_write_lock_held_elsewhere_is_seen_and_named(sqlite_engine, tmp_path):
+    engine = sqlite_engine
     assert not write_lock_held(engine, wait_s=0.1)
     locker = sqlite3.connect(tmp_path / "beatwatch.db", isolation_level=None)
     try:
