@@ -17,11 +17,8 @@ worker process (host, pid and a random part), never reused.
 Times are epoch seconds passed in as `now`: rows outlive processes and
 reboots, where a monotonic clock means nothing, and tests pass a fake clock.
 
-On PostgreSQL several hosts share the queue and their clocks disagree, so
-there every time written or compared is the database's own clock and the
-caller's `now` is not used: a host whose clock runs minutes off can neither
-take a live lease nor keep a dead one. Tests that drive a fake clock there
-ask for it with `caller_clock`. Claims take the oldest runnable row with
+On PostgreSQL every time written or compared is the database server's, not
+the caller's `now` (store/clock.py). Claims take the oldest runnable row with
 `FOR UPDATE SKIP LOCKED`, so claimers on many hosts never wait for each
 other's row or see a taken job as none left; rows read before they are
 changed are locked `FOR UPDATE`, which SQLite's single writer makes moot.
@@ -30,7 +27,6 @@ changed are locked `FOR UPDATE`, which SQLite's single writer makes moot.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
@@ -41,17 +37,15 @@ from sqlalchemy.dialects import postgresql
 from beatwatch.analysis.document import printable
 
 from . import models
+from .clock import now_in
 from .names import exact_path, raw_bytes
 from .transactions import write_transaction
+from .wakeups import notify
 
 State = Literal["queued", "running", "retry_wait", "done", "failed"]
 STATES: tuple[State, ...] = get_args(State)
 ACTIVE: tuple[State, ...] = ("queued", "running", "retry_wait")
 ANALYSED = "analysed"
-
-# An engine option: whose clock PostgreSQL's queue follows ("caller" only for tests with a fake clock).
-_CLOCK_OPTION = "beatwatch_queue_clock"
-_DATABASE_NOW = text("SELECT extract(epoch FROM clock_timestamp())::float8")
 
 # Paths per `IN (...)` lookup in enqueue_many; far below SQLite's limit on bound parameters.
 _LOOKUP_CHUNK = 500
@@ -161,7 +155,7 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
     for path, size, mtime in items:
         wanted.setdefault(path, (size, mtime))
     with write_transaction(engine) as conn:
-        now = _now(conn, now)
+        now = now_in(conn, now)
         by_name = _latest_jobs(conn, sorted({printable(path) for path in wanted}))
         latest = {path: by_name.get((printable(path), raw_bytes(path))) for path in wanted}
         rows = [
@@ -176,7 +170,10 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
             # Another host's watcher may queue the same file between the look-up and here: the unique index on
             # active names keeps one, and this insert skips it rather than failing the whole batch.
             skip = postgresql.insert(models.JobRow).on_conflict_do_nothing().returning(models.JobRow.id)
-            return sorted(conn.execute(skip, rows).scalars())
+            added = sorted(conn.execute(skip, rows).scalars())
+            if added:
+                notify(conn)
+            return added
         statement = insert(models.JobRow).returning(models.JobRow.id, sort_by_parameter_order=True)
         return list(conn.execute(statement, rows).scalars())
 
@@ -184,7 +181,7 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
 def claim(engine: Engine, owner: str, *, lease_s: float, now: float) -> Job | None:
     """Take the oldest job that may run now (queued, or retry_wait whose wait is over); None if there is none."""
     with write_transaction(engine) as conn:
-        now = _now(conn, now)
+        now = now_in(conn, now)
         if conn.dialect.name == "postgresql":
             row = conn.execute(_TAKE_NEXT, {"owner": owner, "expires": now + lease_s, "now": now}).first()
             return _job(row) if row is not None else None
@@ -206,7 +203,7 @@ def heartbeat(engine: Engine, job_id: int, owner: str, *, lease_s: float, now: f
     if progress is not None:
         progress = min(max(progress, 0.0), 1.0)
     with write_transaction(engine) as conn:
-        now = _now(conn, now)
+        now = now_in(conn, now)
         result = conn.execute(_HEARTBEAT, {"id": job_id, "owner": owner, "expires": now + lease_s, "now": now,
                                            "stage": stage, "progress": progress})
         return result.rowcount == 1
@@ -224,7 +221,7 @@ def complete(engine: Engine, job_id: int, owner: str, *, now: float, write: Call
     is stored and the job stays running for the caller to `fail`.
     """
     with write_transaction(engine) as conn:
-        now = _now(conn, now)
+        now = now_in(conn, now)
         done = conn.execute(_DONE, {"id": job_id, "owner": owner, "now": now, "outcome": outcome,
                                     "content_hash": content_hash, "audio_duration": audio_duration,
                                     "wall_s": wall_s})
@@ -252,7 +249,7 @@ def fail(engine: Engine, job_id: int, owner: str, *, error: str, permanent: bool
     again and each try holds a worker for the whole limit.
     """
     with write_transaction(engine) as conn:
-        now = _now(conn, now)
+        now = now_in(conn, now)
         held = conn.execute(text(f"SELECT attempts, error FROM jobs WHERE {_HELD}{_for_update(conn)}"),
                             {"id": job_id, "owner": owner}).first()
         if held is None:
@@ -275,7 +272,7 @@ def fail(engine: Engine, job_id: int, owner: str, *, error: str, permanent: bool
 def expire_leases(engine: Engine, *, now: float, max_attempts: int) -> list[int]:
     """Take back the jobs of workers that died or stalled; requeue them, or fail those out of attempts."""
     with write_transaction(engine) as conn:
-        now = _now(conn, now)
+        now = now_in(conn, now)
         expired = conn.execute(
             text("SELECT id, attempts FROM jobs WHERE state = 'running' AND lease_expires < :now ORDER BY id"
                  + _for_update(conn, skip_locked=True)),
@@ -288,6 +285,8 @@ def expire_leases(engine: Engine, *, now: float, max_attempts: int) -> list[int]
                 "error": f"lease expired on attempt {attempts} of {max_attempts}: the worker died or stalled",
                 "finished_at": now if gave_up else None, "now": now,
             })
+        if expired:
+            notify(conn)
         return [job_id for job_id, _ in expired]
 
 
@@ -303,16 +302,22 @@ def requeue_all_running(engine: Engine, *, now: float, owner_prefix: str | None 
         where += " AND substr(lease_owner, 1, :length) = :prefix"
         params.update(length=len(owner_prefix), prefix=owner_prefix)
     with write_transaction(engine) as conn:
-        params["now"] = _now(conn, now)
-        return conn.execute(
+        params["now"] = now_in(conn, now)
+        requeued = conn.execute(
             text(f"UPDATE jobs SET state = 'queued', {_NO_LEASE}, updated_at = :now WHERE {where}"), params,
         ).rowcount
+        if requeued:
+            notify(conn)
+        return requeued
 
 
 def release(engine: Engine, job_id: int, owner: str, *, now: float) -> bool:
     """Give a job back unfinished (a drain ran out of time) without counting the attempt against it."""
     with write_transaction(engine) as conn:
-        return conn.execute(_RELEASE, {"id": job_id, "owner": owner, "now": _now(conn, now)}).rowcount == 1
+        released = conn.execute(_RELEASE, {"id": job_id, "owner": owner, "now": now_in(conn, now)}).rowcount == 1
+        if released:
+            notify(conn)
+        return released
 
 
 def retry(engine: Engine, *, ids: list[int] | None = None, failed_only: bool = False, now: float) -> list[int]:
@@ -343,8 +348,11 @@ def retry(engine: Engine, *, ids: list[int] | None = None, failed_only: bool = F
             wall_s = NULL, outcome = NULL, started_at = NULL, finished_at = NULL, updated_at = :now
         WHERE {where} RETURNING id""").bindparams(*binds)
     with write_transaction(engine) as conn:
-        params["now"] = _now(conn, now)
-        return sorted(conn.execute(statement, params).scalars())
+        params["now"] = now_in(conn, now)
+        requeued = sorted(conn.execute(statement, params).scalars())
+        if requeued:
+            notify(conn)
+        return requeued
 
 
 def listing(engine: Engine, *, states: Iterable[State] | None = None, limit: int | None = None,
@@ -373,7 +381,7 @@ def runnable(engine: Engine, *, now: float, limit: int) -> int:
     with engine.connect() as conn:
         return len(conn.execute(text(
             "SELECT id FROM jobs WHERE state = 'queued' OR (state = 'retry_wait' AND not_before <= :now) LIMIT :n"),
-            {"now": _now(conn, now), "n": limit}).all())
+            {"now": now_in(conn, now), "n": limit}).all())
 
 
 def counts(engine: Engine) -> dict[State, int]:
@@ -409,7 +417,7 @@ def recent_throughput(engine: Engine, *, now: float, window_s: float = 600.0) ->
     0.0 when nothing was analysed.
     """
     with engine.connect() as conn:
-        now = _now(conn, now)
+        now = now_in(conn, now)
         since = now - window_s
         audio, first_start = conn.execute(
             text("SELECT sum(audio_duration), min(started_at) FROM jobs"
@@ -428,30 +436,13 @@ def recent_busy_speed(engine: Engine, *, now: float, window_s: float = 600.0) ->
     speed of the analysis itself. 0.0 when nothing was analysed.
     """
     with engine.connect() as conn:
-        now = _now(conn, now)
+        now = now_in(conn, now)
         audio, busy = conn.execute(
             text("SELECT sum(audio_duration), sum(wall_s) FROM jobs"
                  " WHERE state = 'done' AND outcome = :outcome AND finished_at >= :since AND wall_s > 0"),
             {"outcome": ANALYSED, "since": now - window_s},
         ).one()
     return audio / busy if audio and busy else 0.0
-
-
-def caller_clock(engine: Engine) -> Engine:
-    """The engine (same pool) with the queue following the callers' `now` on PostgreSQL too: for a fake clock."""
-    return engine.execution_options(**{_CLOCK_OPTION: "caller"})
-
-
-def database_now(engine: Engine) -> float:
-    """The clock this database's queue follows, as epoch seconds: the server's on PostgreSQL, this host's else."""
-    with engine.connect() as conn:
-        return _now(conn, time.time())
-
-
-def _now(conn: Connection, now: float) -> float:
-    if conn.dialect.name != "postgresql" or conn.get_execution_options().get(_CLOCK_OPTION) == "caller":
-        return now
-    return conn.scalar(_DATABASE_NOW)
 
 
 def _for_update(conn: Connection, *, skip_locked: bool = False) -> str:

@@ -382,6 +382,15 @@ STEPS: list[Step] = [
         "DROP VIEW tracks",
         _TRACKS_WITH_MISSING,
     ]),
+    # daemon_status held one daemon's self-report, rewritten every few seconds: nothing to keep.
+    Step(9, "host_status: each daemon's self-report, one row per host sharing the database", [
+        "DROP TABLE daemon_status",
+        """CREATE TABLE host_status (
+    host TEXT NOT NULL PRIMARY KEY,
+    data TEXT NOT NULL,
+    updated_at REAL NOT NULL
+)""",
+    ]),
 ]
 
 _VERSION_TABLE = """

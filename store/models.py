@@ -236,10 +236,9 @@ class JobRow(Base):
     finished_at: Mapped[float | None]
 
 
-class DaemonStatusRow(Base):
-    __tablename__ = "daemon_status"
-    __table_args__ = (CheckConstraint("id = 1"),)
+class HostStatusRow(Base):
+    __tablename__ = "host_status"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(primary_key=True)
     data: Mapped[str]
     updated_at: Mapped[float]

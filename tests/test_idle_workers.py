@@ -11,7 +11,7 @@ from tests.helpers import click_track, write_wav
 
 
 def _asleep(d) -> int:
-    rows = d.query("SELECT data FROM daemon_status")
+    rows = d.query("SELECT data FROM host_status")
     return json.loads(rows[0][0]).get("workers_asleep", 0) if rows else 0
 
 

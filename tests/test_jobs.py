@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from beatwatch.store import jobs
+from beatwatch.store.clock import caller_clock, database_now
 from beatwatch.store.db import open_database
 from beatwatch.analysis.document import SCHEMA
 from beatwatch.store.records import save_timeline, save_timeline_in
@@ -26,7 +27,7 @@ LEASE = 30.0
 @pytest.fixture
 def engine(any_engine):
     """Each backend in turn, following the tests' fake clock on PostgreSQL too."""
-    return jobs.caller_clock(any_engine)
+    return caller_clock(any_engine)
 
 
 def doc(path: str, content_hash: str = "a" * 64) -> dict:
@@ -71,7 +72,7 @@ def test_concurrent_claimers_take_every_job_exactly_once(engine, store_url):
     errors: list[BaseException] = []
 
     def claimer(owner: str) -> None:
-        own = jobs.caller_clock(open_database(store_url))
+        own = caller_clock(open_database(store_url))
         try:
             start.wait()
             mine = claimed.setdefault(owner, [])
@@ -374,7 +375,7 @@ def test_a_host_whose_clock_is_an_hour_off_neither_steals_nor_keeps_a_lease(pg_e
     slow, fast = time.time() - 3600, time.time() + 3600
     jobs.enqueue(pg_engine, "/in/a.mp3", size=10, mtime=1.0, now=slow)
     job = jobs.claim(pg_engine, "host-a:w1", lease_s=LEASE, now=slow)
-    database = jobs.database_now(pg_engine)
+    database = database_now(pg_engine)
     assert job is not None and database < job.lease_expires <= database + LEASE
     assert jobs.expire_leases(pg_engine, now=fast, max_attempts=3) == []
     assert jobs.heartbeat(pg_engine, job.id, "host-a:w1", lease_s=0.2, now=fast)
@@ -386,11 +387,11 @@ def test_a_host_whose_clock_is_an_hour_off_neither_steals_nor_keeps_a_lease(pg_e
 def test_backoff_runs_on_the_database_clock(pg_engine):
     jobs.enqueue(pg_engine, "/in/a.mp3", size=10, mtime=1.0, now=0.0)
     job = jobs.claim(pg_engine, "w1", lease_s=LEASE, now=0.0)
-    before = jobs.database_now(pg_engine)
+    before = database_now(pg_engine)
     assert jobs.fail(pg_engine, job.id, "w1", error="share offline", permanent=False, now=0.0, max_attempts=3,
                      backoff_base_s=100.0, rng=lambda: 0.5) == "retry_wait"
     waiting = jobs.job_for_path(pg_engine, "/in/a.mp3")
-    assert before + 100.0 <= waiting.not_before <= jobs.database_now(pg_engine) + 100.0
+    assert before + 100.0 <= waiting.not_before <= database_now(pg_engine) + 100.0
     assert jobs.claim(pg_engine, "w1", lease_s=LEASE, now=waiting.not_before + 1) is None
 
 
