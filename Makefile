@@ -11,7 +11,7 @@ MODELS := models/msd-musicnn.pb models/mtt-musicnn.pb
 TYPING := build/typing/beatwatch
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: install system-deps run test lint bench bench-accuracy clean
+.PHONY: install system-deps run test lint bench bench-accuracy bench-queue clean
 
 install: system-deps $(STAMP) $(MODELS)
 
@@ -57,6 +57,10 @@ $(TYPING):
 
 bench: install
 	$(BIN)/python -m bench.speed
+
+# The job queue alone: claim -> complete of 20,000 no-op jobs by 1, 4 and 16 claimers, SQLite vs PostgreSQL.
+bench-queue: install
+	$(BIN)/python -m bench.queue
 
 # ACCURACY_FLAGS passes options on, e.g. make bench-accuracy ACCURACY_FLAGS=--real-dev-only
 bench-accuracy: install

@@ -6,6 +6,7 @@ import json
 import os
 import select
 import signal
+import subprocess
 import time
 
 import pytest
@@ -16,9 +17,11 @@ from beatwatch.store import jobs
 from beatwatch.store.clock import caller_clock
 from beatwatch.store.daemon_status import write_status
 from beatwatch.store.db import open_database
+from beatwatch.store.records import save_timeline
 from beatwatch.store.wakeups import Listener
-from tests.daemon_harness import Daemon, wait_for
+from tests.daemon_harness import BEATWATCH, Daemon, wait_for
 from tests.helpers import click_track, write_wav
+from tests.test_store import make_doc
 
 T0 = 1_700_000_000.0
 
@@ -143,3 +146,53 @@ def test_two_hosts_share_one_inbox_and_one_takes_over_when_the_other_is_killed(p
     finally:
         for d in hosts:
             d.close()
+
+
+@pytest.mark.slow
+def test_the_commands_work_on_postgresql(postgres, tmp_path):
+    """status, jobs, retry, show, rescan and prune: the real commands in subprocesses, on a PostgreSQL URL."""
+    url = postgres.new_database()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = tmp_path / "beatwatch.toml"
+    config.write_text(f'[store]\nurl = "{url}"\n[inbox]\npath = "{inbox}"\n[watch]\nsettle_s = 0\n')
+    engine = open_database(url)
+    try:
+        sidecar = tmp_path / "kept.mp3.beatwatch.json"
+        document = make_doc(path=str(tmp_path / "kept.mp3"), content_hash="c" * 64)
+        sidecar.write_text(json.dumps(document))
+        save_timeline(engine, document, sidecar_path=str(sidecar))
+        save_timeline(engine, make_doc(path=str(tmp_path / "gone.mp3"), content_hash="d" * 64), sidecar_path=None)
+        (tmp_path / "kept.mp3").write_bytes(b"kept")
+        bad = jobs.enqueue(engine, str(inbox / "bad.mp3"), size=1, mtime=1.0, now=time.time())
+        claimed = jobs.claim(engine, "elsewhere:1:w0", lease_s=60, now=time.time())
+        jobs.fail(engine, claimed.id, "elsewhere:1:w0", error="not an audio file", permanent=True, now=time.time(),
+                  max_attempts=3)
+        write_wav(inbox / "new.wav", click_track(120, seconds=2.0)[0])
+
+        status = beatwatch(config, "status", "--json")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["queue"]["failed"] == 1
+        listed = beatwatch(config, "jobs", "--json")
+        assert [job["id"] for job in json.loads(listed.stdout)] == [bad]
+        retried = beatwatch(config, "retry", "--failed")
+        assert retried.returncode == 0 and retried.stdout.strip() == f"requeued 1 job(s): {bad}"
+        shown = beatwatch(config, "show", "c" * 12)
+        assert shown.returncode == 0 and "kept.mp3" in shown.stdout, shown.stderr
+        rescanned = beatwatch(config, "rescan")
+        assert rescanned.returncode == 0, rescanned.stderr
+        assert "queued 1 new" in rescanned.stdout and "1 analysed file(s) newly missing" in rescanned.stdout
+        pruned = beatwatch(config, "prune")
+        assert pruned.returncode == 0 and f"removed {tmp_path / 'gone.mp3'}" in pruned.stdout
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT path FROM tracks")).scalars().all() == [str(tmp_path / "kept.mp3")]
+            assert conn.execute(text("SELECT path, state FROM jobs ORDER BY id")).all() == [
+                (str(inbox / "bad.mp3"), "queued"), (str(inbox / "new.wav"), "queued")]
+    finally:
+        engine.dispose()
+
+
+def beatwatch(config, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BEATWATCH_")}
+    return subprocess.run([BEATWATCH, *args, "--config", str(config)], cwd=config.parent, env=env,
+                          capture_output=True, text=True, timeout=120)

@@ -370,6 +370,28 @@ def test_a_database_at_schema_6_gains_an_empty_sections_table_and_keeps_its_anal
         engine.dispose()
 
 
+def test_a_database_at_schema_8_keeps_its_rows_and_reports_per_host(tmp_path):
+    """The previous release's file: its analyses and jobs stay; the one-daemon report gives way to one per host."""
+    url = sqlite_url(tmp_path / "old.db")
+    old = create_engine(url)
+    try:
+        assert migrate(old, STEPS[:8]) == 8
+        kept = save_timeline(old, make_doc(path="/inbox/old.wav", content_hash=HASH_A), sidecar_path=None)
+        with old.begin() as conn:
+            conn.execute(text("INSERT INTO daemon_status VALUES (1, '{}', 1.0)"))
+            conn.execute(text("INSERT INTO jobs (path, state) VALUES ('/inbox/old.wav', 'done')"))
+    finally:
+        old.dispose()
+    engine = open_database(url)
+    try:
+        assert current_version(engine) == len(STEPS) >= 9
+        assert find_analysis(engine, "/inbox/old.wav")["analysis_id"] == kept
+        assert (count(engine, "beats"), count(engine, "jobs"), count(engine, "host_status")) == (8, 1, 0)
+        assert not inspect(engine).has_table("daemon_status")
+    finally:
+        engine.dispose()
+
+
 def test_a_write_lock_held_elsewhere_is_seen_and_named(sqlite_engine, tmp_path):
     engine = sqlite_engine
     assert not write_lock_held(engine, wait_s=0.1)
