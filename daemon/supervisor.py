@@ -26,7 +26,8 @@ from sqlalchemy.exc import OperationalError
 from beatwatch.analysis.nets.device import Device, resolve_device
 from beatwatch.store import jobs
 from beatwatch.store.db import open_database, store_trouble
-from beatwatch.store.daemon_status import write_status
+from beatwatch.store.clock import database_now
+from beatwatch.store.daemon_status import read_hosts, write_status
 from beatwatch.store.wakeups import Listener
 from beatwatch.store.sidecar import remove_stray_temp_files
 
@@ -34,7 +35,7 @@ from . import config as config_mod
 from . import hooks
 from .cpus import usable_cpus
 from .inference import InferenceProcess
-from .instance import InstanceLock
+from .instance import AlreadyRunning, InstanceLock, check_host_name_free, this_machine
 from .notify import Notifier
 from .pool import Pool, Slot
 from .intake import Intake
@@ -42,6 +43,7 @@ from .protocol import (Alive, Go, Hashed, InferenceSettings, Outcome, Progress, 
                        WorkerSettings)
 from .publish import FileChanged, FileGone, Publisher
 from .stability import other_writers_visible
+from .status import STALE_AFTER_S
 from .tag_models import tags_warning
 from .throttle import MachineProbe, Throttle
 from .turns import ContentTurns
@@ -92,6 +94,13 @@ class Supervisor:
         self.instance_lock.acquire()
         self.engine: Engine = open_database(self.store_url)
         self.shared = self.engine.dialect.name != "sqlite"  # several hosts may share this database's queue
+        if self.shared:
+            try:
+                check_host_name_free(read_hosts(self.engine), self.host, now=database_now(self.engine),
+                                     fresh_s=STALE_AFTER_S)
+            except AlreadyRunning:
+                self.engine.dispose()
+                raise
         self.listener: Listener | None = None
         self._next_listen = 0.0
         self.writers_visible = other_writers_visible()
@@ -464,6 +473,7 @@ class Supervisor:
     def _write_status(self, now: float, state: str | None = None) -> None:
         write_status(self.engine, self.host, {
             "daemon": self.id,
+            "machine": this_machine(),
             "pid": os.getpid(),
             "state": state or ("draining" if self.draining_since is not None else "running"),
             "updated_at": now,

@@ -12,6 +12,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, text
 
+from beatwatch.daemon.instance import AlreadyRunning, check_host_name_free, this_machine
 from beatwatch.daemon.status import render_text, status_data
 from beatwatch.store import jobs
 from beatwatch.store.clock import caller_clock
@@ -196,3 +197,28 @@ def beatwatch(config, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEATWATCH_")}
     return subprocess.run([BEATWATCH, *args, "--config", str(config)], cwd=config.parent, env=env,
                           capture_output=True, text=True, timeout=120)
+
+
+def test_one_daemon_per_host_name_but_a_crashed_ones_restart_goes_ahead():
+    mine, dead = this_machine(), 2 ** 22 + 17  # above pid_max's default: no such process
+    live = {"host": "studio-a", "state": "running", "updated_at": T0 - 5, "pid": os.getpid()}
+    for report in ({**live, "machine": "other-box 1234"}, {**live, "machine": mine}):
+        with pytest.raises(AlreadyRunning, match="store.host_name = 'studio-a'"):
+            check_host_name_free([report], "studio-a", now=T0, fresh_s=30)
+    for report in ({**live, "machine": mine, "pid": dead}, {**live, "machine": "other-box 1234", "updated_at": T0 - 31},
+                   {**live, "machine": "other-box 1234", "state": "stopped"}, {**live, "host": "studio-b"}):
+        check_host_name_free([report], "studio-a", now=T0, fresh_s=30)
+
+
+def test_a_second_daemon_under_a_live_host_name_is_refused_in_one_line(postgres, tmp_path):
+    url = postgres.new_database()
+    engine = open_database(url)
+    try:
+        write_status(engine, "studio-a", {**report("studio-a", 100, at=time.time()), "machine": "other-box 1234"})
+    finally:
+        engine.dispose()
+    config = tmp_path / "beatwatch.toml"
+    config.write_text(f'[store]\nurl = "{url}"\nhost_name = "studio-a"\n[inbox]\npath = "{tmp_path / "inbox"}"\n')
+    refused = beatwatch(config, "run")
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and "already runs as store.host_name = 'studio-a'" in refused.stderr
