@@ -49,8 +49,16 @@ class Listener:
         return self._conn.fileno()
 
     def drain(self) -> bool:
-        """Read what arrived, without waiting; True when any notice did. Raises when the connection broke."""
-        return any(True for _ in self._conn.notifies(timeout=0))
+        """Read what arrived, without waiting; True when any notice did. Raises when the connection broke.
+
+        Called once the socket turned readable. A socket readable with no notice on it is most likely closed
+        by the server, which reading notices does not report: a query finds out, so the caller never waits on
+        a dead socket that is readable for ever.
+        """
+        if any(True for _ in self._conn.notifies(timeout=0)):
+            return True
+        self._conn.execute("SELECT 1")
+        return any(True for _ in self._conn.notifies(timeout=0))  # one that came in meanwhile is kept for here
 
     def close(self) -> None:
         self._conn.close()

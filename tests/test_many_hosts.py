@@ -222,3 +222,22 @@ def test_a_second_daemon_under_a_live_host_name_is_refused_in_one_line(postgres,
     refused = beatwatch(config, "run")
     assert refused.returncode == 1
     assert refused.stderr.count("\n") == 1 and "already runs as store.host_name = 'studio-a'" in refused.stderr
+
+
+def test_a_listener_whose_connection_dies_says_so_and_wakes_its_waiter(postgres):
+    """The supervisor then falls back to polling and listens again later; it must not wait on a dead socket."""
+    url = postgres.new_database()
+    engine = open_database(url)
+    listener = Listener.open(engine)
+    assert listener is not None
+    try:
+        with engine.begin() as conn:
+            killed = conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                       " WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()")).scalars().all()
+        assert killed == [True]
+        assert select.select([listener], [], [], 5)[0] == [listener]
+        with pytest.raises(Exception, match="terminat|closed|lost"):
+            listener.drain()
+    finally:
+        listener.close()
+        engine.dispose()
