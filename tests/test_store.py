@@ -529,3 +529,34 @@ def test_names_that_differ_only_in_bytes_that_are_not_utf8_keep_a_row_each(engin
     assert rows == [("/in/x\uFFFD.wav", b"/in/x\xfe.wav", HASH_B), ("/in/x\uFFFD.wav", b"/in/x\xff.wav", HASH_A)]
     assert find_analysis(engine, ff)["content_hash"] == HASH_A
     assert find_analysis(engine, fe)["content_hash"] == HASH_B
+
+
+def test_two_hosts_saving_one_content_at_once_both_succeed(postgres):
+    """Copies of one song finished on two hosts in the same moment: one file row, one analysis, both paths."""
+    url = postgres.new_database()
+    engines = [open_database(url) for _ in range(2)]
+    errors: list[BaseException] = []
+    try:
+        for n in range(20):
+            start = threading.Barrier(2)
+
+            def save(engine: Engine, path: str, content_hash: str = f"{n:02x}" * 32,
+                     start: threading.Barrier = start) -> None:
+                start.wait()
+                try:
+                    save_timeline(engine, make_doc(path=path, content_hash=content_hash), sidecar_path=None)
+                except BaseException as exc:  # reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=save, args=(engine, f"/library/{host}/{n}.mp3"))
+                       for host, engine in zip("ab", engines)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=30)
+        assert errors == []
+        assert (count(engines[0], "files"), count(engines[0], "analyses"), count(engines[0], "file_paths")) == (
+            20, 20, 40)
+    finally:
+        for engine in engines:
+            engine.dispose()
