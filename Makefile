@@ -6,17 +6,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := ffmpeg fluidsynth fluid-soundfont-gm chromium chromium-driver
+APT_PACKAGES := ffmpeg fluidsynth fluid-soundfont-gm chromium chromium-driver postgresql
 MODELS := models/msd-musicnn.pb models/mtt-musicnn.pb
 TYPING := build/typing/beatwatch
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: install system-deps run test lint bench bench-accuracy clean
+.PHONY: install system-deps run test lint bench bench-accuracy bench-queue clean
 
 install: system-deps $(STAMP) $(MODELS)
 
 # ffmpeg decodes every format; fluidsynth + the GM soundfont render the test and benchmark songs; chromium and
-# chromium-driver open the interactive html plot in the browser tests.
+# chromium-driver open the interactive html plot in the browser tests; postgresql is the server the tests start a
+# private cluster of (tests/postgres.py), never a system service they rely on.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -57,6 +58,10 @@ $(TYPING):
 
 bench: install
 	$(BIN)/python -m bench.speed
+
+# The job queue alone: claim -> complete of 20,000 no-op jobs by 1, 4 and 16 claimers, SQLite vs PostgreSQL.
+bench-queue: install
+	$(BIN)/python -m bench.queue
 
 # ACCURACY_FLAGS passes options on, e.g. make bench-accuracy ACCURACY_FLAGS=--real-dev-only
 bench-accuracy: install

@@ -11,6 +11,7 @@ the working directory left tags silently empty outside the checkout.
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -52,6 +53,12 @@ class Inbox(Section):
 
 class Store(Section):
     url: str = "sqlite:///beatwatch.db"
+    # Empty: the machine's own name. It starts every lease owner and status row, followed by ':', so none may hold one.
+    host_name: str = Field("", pattern=r"^[A-Za-z0-9._-]{0,64}$")
+
+    def host(self) -> str:
+        """This daemon's name among the hosts sharing the database."""
+        return self.host_name or socket.gethostname().replace(":", "-")
 
 
 class Output(Section):

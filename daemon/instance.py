@@ -1,4 +1,5 @@
-"""One daemon per database: a second `beatwatch run` on the same SQLite file is refused at start-up.
+"""One daemon per database: a second `beatwatch run` on the same SQLite file is refused at start-up; on a
+PostgreSQL database several hosts share, one daemon per host name (`check_host_name_free`).
 
 Two supervisors on one queue would each requeue the other's running jobs as
 left over by a crash and throw away the results that come back. Until
@@ -55,3 +56,40 @@ def _database_path(store_url: str) -> Path | None:
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" or url.query.get("uri"):
         return None
     return Path(url.database)
+
+
+def this_machine() -> str:
+    """This boot of this machine: a host name set in config may be shared by mistake, a boot id is not."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = "unknown boot"
+    return f"{socket.gethostname()} {boot}"
+
+
+def check_host_name_free(reports: list[dict], host: str, *, now: float, fresh_s: float) -> None:
+    """Several hosts share a PostgreSQL database, one daemon per host name: a restart on a host takes back every
+    running job whose owner starts with its name, so two live daemons under one name would each throw away the
+    other's work. `reports` are the hosts' status rows (store/daemon_status.py), `now` on their clock.
+
+    A report of `host` that is recent and not "stopped" is a live daemon unless it is this machine's own
+    predecessor whose pid is gone (killed, crashed): that one is what the restart is for.
+    """
+    for report in reports:
+        if report.get("host") != host or report.get("state") == "stopped" or now - report["updated_at"] >= fresh_s:
+            continue
+        if report.get("machine") == this_machine() and not _pid_alive(report["pid"]):
+            continue
+        age = now - report["updated_at"]
+        raise AlreadyRunning(f"another beatwatch daemon (pid {report['pid']}, reported {age:.0f} s ago) already "
+                             f"runs as store.host_name = {host!r} on this database; give each host its own name")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

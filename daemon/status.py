@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from beatwatch.store import jobs
-from beatwatch.store.daemon_status import read_status
+from beatwatch.store.clock import database_now
+from beatwatch.store.daemon_status import read_hosts
 from beatwatch.store.db import write_lock_held
 
 from .logs import escape_controls
@@ -49,11 +50,14 @@ def status_data(engine: Engine, *, now: float) -> dict[str, Any]:
     if write_lock_held(engine):
         raise DatabaseLocked("database locked by another process; the daemon is waiting for it, "
                              "and the queue and progress cannot be shown until it is released")
-    daemon = read_status(engine)
-    alive = False
-    if daemon is not None:
-        daemon["age_s"] = now - daemon["updated_at"]
-        alive = daemon["state"] != "stopped" and daemon["age_s"] < STALE_AFTER_S
+    now = database_now(engine, now)  # the clock the hosts' reports and the jobs' times follow
+    hosts = read_hosts(engine)
+    for host in hosts:
+        host["age_s"] = now - host["updated_at"]
+        host["alive"] = host["state"] != "stopped" and host["age_s"] < STALE_AFTER_S
+        host["gone"] = host["state"] != "stopped" and not host["alive"]
+    daemon = max(hosts, key=lambda host: host["updated_at"]) if hosts else None
+    alive = daemon is not None and daemon["alive"]
     running = []
     for job in jobs.running(engine):
         elapsed = now - job.started_at if job.started_at else 0.0
@@ -64,8 +68,28 @@ def status_data(engine: Engine, *, now: float) -> dict[str, Any]:
         "queue": jobs.counts(engine),
         "speed": {"window_s": 600, "audio_s_per_wall_s": round(jobs.recent_throughput(engine, now=now), 2),
                   "audio_s_per_busy_s": round(jobs.recent_busy_speed(engine, now=now), 2)},
-        "daemon": daemon, "daemon_running": alive, "running": running,
+        "daemon": daemon, "daemon_running": alive, "hosts": hosts, "running": running,
     }
+
+
+def _host_state(host: dict[str, Any]) -> str:
+    return host["state"] if host["alive"] else ("gone" if host["gone"] else "stopped")
+
+
+def _daemon_lines(daemon: dict[str, Any]) -> list[str]:
+    """What one running daemon reports of itself: throttle, inference and device, workers."""
+    lines = [f"throttle: {daemon['throttle']}", f"inference: {daemon['inference']}"]
+    if daemon.get("tags"):
+        lines.append(f"warning: {daemon['tags']}")
+    if daemon.get("workers_asleep"):
+        lines.append(f"workers asleep: {daemon['workers_asleep']} (exited after workers.idle_exit_s idle; "
+                     "one starts per waiting job)")
+    for w in daemon["workers"]:
+        doing = f"job {w['job_id']} {w['stage']}" if w["busy"] else ("idle" if w["ready"] else "loading models")
+        lines.append(f"worker {w['name']} pid {w['pid']}: {doing} ({w['rss_mb']} MB, {w['jobs_done']} done)")
+    if daemon.get("pending_files"):
+        lines.append(f"waiting for {daemon['pending_files']} file(s) to finish arriving")
+    return lines
 
 
 def _rounded(value: float | None) -> float | None:
@@ -81,26 +105,25 @@ def render_text(data: dict[str, Any]) -> str:
     speed = data["speed"]
     lines.append(f"speed:   {speed['audio_s_per_wall_s']:.1f} audio s per wall s, "
                  f"{speed['audio_s_per_busy_s']:.1f} per busy worker s (last 10 min)")
-    daemon = data["daemon"]
+    daemon, hosts = data["daemon"], data.get("hosts") or []
     if daemon is None:
         lines.append("daemon:  never ran against this database")
-    else:
+    elif len(hosts) <= 1:
         alive = data["daemon_running"]
         lines.append(f"daemon:  {daemon['state'] if alive else 'not running'} (pid {daemon['pid']}, "
                      f"updated {daemon['age_s']:.0f} s ago)")
         if alive:
-            lines.append(f"throttle: {daemon['throttle']}")
-            lines.append(f"inference: {daemon['inference']}")
-            if daemon.get("tags"):
-                lines.append(f"warning: {daemon['tags']}")
-            if daemon.get("workers_asleep"):
-                lines.append(f"workers asleep: {daemon['workers_asleep']} (exited after workers.idle_exit_s idle; "
-                             "one starts per waiting job)")
-            for w in daemon["workers"]:
-                doing = f"job {w['job_id']} {w['stage']}" if w["busy"] else ("idle" if w["ready"] else "loading models")
-                lines.append(f"worker {w['name']} pid {w['pid']}: {doing} ({w['rss_mb']} MB, {w['jobs_done']} done)")
-            if daemon.get("pending_files"):
-                lines.append(f"waiting for {daemon['pending_files']} file(s) to finish arriving")
+            lines.extend(_daemon_lines(daemon))
+    else:
+        states = [_host_state(host) for host in hosts]
+        lines.append(f"hosts:   {len(hosts)} ({', '.join(f'{states.count(s)} {s}' for s in sorted(set(states)))})")
+        for host, state in zip(hosts, states):
+            lines.append(f"host {escape_controls(host['host'])}: {state} (pid {host['pid']}, "
+                         f"updated {host['age_s']:.0f} s ago)"
+                         + ("; its jobs go to other hosts when their leases (jobs.lease_s) run out"
+                            if state == "gone" else ""))
+            if host["alive"]:
+                lines.extend("  " + line for line in _daemon_lines(host))
     if data["running"]:
         lines.append("running:")
         for job in data["running"]:

@@ -26,14 +26,16 @@ from sqlalchemy.exc import OperationalError
 from beatwatch.analysis.nets.device import Device, resolve_device
 from beatwatch.store import jobs
 from beatwatch.store.db import open_database, store_trouble
-from beatwatch.store.daemon_status import write_status
+from beatwatch.store.clock import database_now
+from beatwatch.store.daemon_status import read_hosts, write_status
+from beatwatch.store.wakeups import Listener
 from beatwatch.store.sidecar import remove_stray_temp_files
 
 from . import config as config_mod
 from . import hooks
 from .cpus import usable_cpus
 from .inference import InferenceProcess
-from .instance import InstanceLock
+from .instance import AlreadyRunning, InstanceLock, check_host_name_free, this_machine
 from .notify import Notifier
 from .pool import Pool, Slot
 from .intake import Intake
@@ -41,6 +43,7 @@ from .protocol import (Alive, Go, Hashed, InferenceSettings, Outcome, Progress, 
                        WorkerSettings)
 from .publish import FileChanged, FileGone, Publisher
 from .stability import other_writers_visible
+from .status import STALE_AFTER_S
 from .tag_models import tags_warning
 from .throttle import MachineProbe, Throttle
 from .turns import ContentTurns
@@ -79,7 +82,9 @@ class Supervisor:
     def __init__(self, settings: config_mod.Settings, config_path: Path | None = None) -> None:
         self.config_path = config_path
         self.flags = Flags()
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        # Every lease owner starts with "<host>:": a restart on this host takes back its own, never another's.
+        self.host = settings.store.host()
+        self.id = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.notifier = Notifier()
         self.probe = MachineProbe()
         # The store and the inference section stay as started: a reload keeps them (see reload()).
@@ -88,6 +93,16 @@ class Supervisor:
         self.instance_lock = InstanceLock(self.store_url)
         self.instance_lock.acquire()
         self.engine: Engine = open_database(self.store_url)
+        self.shared = self.engine.dialect.name != "sqlite"  # several hosts may share this database's queue
+        if self.shared:
+            try:
+                check_host_name_free(read_hosts(self.engine), self.host, now=database_now(self.engine),
+                                     fresh_s=STALE_AFTER_S)
+            except AlreadyRunning:
+                self.engine.dispose()
+                raise
+        self.listener: Listener | None = None
+        self._next_listen = 0.0
         self.writers_visible = other_writers_visible()
         self._apply(settings)
         self.device = resolve_device_in_child(settings.inference.device)
@@ -132,7 +147,8 @@ class Supervisor:
     def start(self, now: float) -> None:
         inbox = self.settings.inbox.path
         inbox.mkdir(parents=True, exist_ok=True)
-        requeued = jobs.requeue_all_running(self.engine, now=now)
+        requeued = jobs.requeue_all_running(self.engine, now=now,
+                                            owner_prefix=f"{self.host}:" if self.shared else None)
         if requeued:
             log.warning("requeued %d job(s) left running by a previous run", requeued)
         for folder in {inbox, self.settings.output.dir or inbox}:
@@ -214,6 +230,8 @@ class Supervisor:
         if self.inference is not None:
             self.inference.stop()
         self._write_status(now, state="stopped")
+        if self.listener is not None:
+            self.listener.close()
         self.engine.dispose()
         self.instance_lock.release()
 
@@ -222,6 +240,8 @@ class Supervisor:
     def step(self, now: float, monotonic_s: float) -> None:
         if self.intake is not None and self.intake.step(monotonic_s):
             self._next_claim = 0.0
+        if self.shared and self.listener is None and monotonic_s >= self._next_listen:
+            self._listen(monotonic_s)
         if monotonic_s >= self._next_expire:
             self._next_expire = monotonic_s + max(self.lease_s / 4, 0.5)
             expired = jobs.expire_leases(self.engine, now=now, max_attempts=self.settings.jobs.max_attempts)
@@ -309,9 +329,13 @@ class Supervisor:
     def _handle_messages(self, now: float, monotonic_s: float, timeout: float) -> None:
         """Read every pending worker message, waiting up to timeout; a signal ends the wait early."""
         conns: dict[Any, Slot] = {slot.conn: slot for slot in self.pool.slots}  # wait() hands back these keys
-        for conn in wait([*conns, self._wake_r], timeout=timeout):
+        listening = [self.listener.fileno()] if self.listener is not None else []
+        for conn in wait([*conns, self._wake_r, *listening], timeout=timeout):
             if conn is self._wake_r:
                 self._drain_wake()
+                continue
+            if isinstance(conn, int):  # only the listener is waited on as a bare descriptor
+                self._on_notice(monotonic_s)
                 continue
             slot = conns[conn]
             try:
@@ -346,6 +370,26 @@ class Supervisor:
             if slot.jobs_done >= self.settings.workers.max_jobs_per_child:
                 slot.retiring = True
                 self.pool.retire(slot)
+
+    def _listen(self, monotonic_s: float) -> None:
+        """LISTEN for jobs queued by any host; while that fails, the claim poll (CLAIM_POLL_S) still finds them."""
+        try:
+            self.listener = Listener.open(self.engine)
+        except Exception as exc:  # noqa: BLE001 - a hint lost, not work: polling carries on
+            self._next_listen = monotonic_s + CLAIM_POLL_S
+            log.warning("cannot listen for new jobs (%s); looking every %g s instead", _one_line(exc), CLAIM_POLL_S)
+
+    def _on_notice(self, monotonic_s: float) -> None:
+        assert self.listener is not None
+        try:
+            if self.listener.drain():
+                self._next_claim = 0.0
+        except Exception as exc:  # noqa: BLE001 - as in _listen; a new listener is tried after a while
+            log.warning("stopped listening for new jobs (%s); looking every %g s until it is back",
+                        _one_line(exc), CLAIM_POLL_S)
+            self.listener.close()
+            self.listener = None
+            self._next_listen = monotonic_s + CLAIM_POLL_S
 
     def _go(self, slot: Slot) -> None:
         if slot.task is not None:
@@ -461,8 +505,9 @@ class Supervisor:
     # ----- reporting -------------------------------------------------------------------------
 
     def _write_status(self, now: float, state: str | None = None) -> None:
-        write_status(self.engine, {
+        write_status(self.engine, self.host, {
             "daemon": self.id,
+            "machine": this_machine(),
             "pid": os.getpid(),
             "state": state or ("draining" if self.draining_since is not None else "running"),
             "updated_at": now,

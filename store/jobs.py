@@ -16,6 +16,12 @@ worker process (host, pid and a random part), never reused.
 
 Times are epoch seconds passed in as `now`: rows outlive processes and
 reboots, where a monotonic clock means nothing, and tests pass a fake clock.
+
+On PostgreSQL every time written or compared is the database server's, not
+the caller's `now` (store/clock.py). Claims take the oldest runnable row with
+`FOR UPDATE SKIP LOCKED`, so claimers on many hosts never wait for each
+other's row or see a taken job as none left; rows read before they are
+changed are locked `FOR UPDATE`, which SQLite's single writer makes moot.
 """
 
 from __future__ import annotations
@@ -26,12 +32,15 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
 from sqlalchemy import BindParameter, Connection, Engine, Row, bindparam, insert, text
+from sqlalchemy.dialects import postgresql
 
 from beatwatch.analysis.document import printable
 
 from . import models
+from .clock import now_in
 from .names import exact_path, raw_bytes
 from .transactions import write_transaction
+from .wakeups import notify
 
 State = Literal["queued", "running", "retry_wait", "done", "failed"]
 STATES: tuple[State, ...] = get_args(State)
@@ -81,7 +90,7 @@ _LATEST = text(
     "SELECT path, raw_path, state, size, mtime FROM jobs"
     " WHERE id IN (SELECT max(id) FROM jobs WHERE path IN :paths GROUP BY path, raw_path)"
 ).bindparams(bindparam("paths", expanding=True))
-_SAME_NAME = "later.path = jobs.path AND later.raw_path IS jobs.raw_path"
+_SAME_NAME = "later.path = jobs.path AND later.raw_path IS NOT DISTINCT FROM jobs.raw_path"
 
 # The oldest job that may run now: each branch is one search of ix_jobs_state_not_before.
 _NEXT = text("""
@@ -91,10 +100,16 @@ SELECT min(id) FROM (
     SELECT min(id) FROM jobs WHERE state = 'retry_wait' AND not_before <= :now
 )""")
 
-_TAKE = text("""
+_TAKEN = """
 UPDATE jobs SET state = 'running', lease_owner = :owner, lease_expires = :expires, attempts = attempts + 1,
-    not_before = NULL, stage = 'claimed', progress = 0, started_at = :now, finished_at = NULL, updated_at = :now
-WHERE id = :id AND (state = 'queued' OR (state = 'retry_wait' AND not_before <= :now))""")
+    not_before = NULL, stage = 'claimed', progress = 0, started_at = :now, finished_at = NULL, updated_at = :now"""
+_RUNNABLE = "(state = 'queued' OR (state = 'retry_wait' AND not_before <= :now))"
+_TAKE = text(f"{_TAKEN} WHERE id = :id AND {_RUNNABLE}")
+# PostgreSQL: find and take in one statement; a row another claimer holds is passed over, not waited for.
+_TAKE_NEXT = text(f"""{_TAKEN}
+WHERE id = (SELECT id FROM jobs WHERE state IN ('queued', 'retry_wait') AND {_RUNNABLE}
+            ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING {_COLUMNS}""")
 
 _HEARTBEAT = text(f"""
 UPDATE jobs SET lease_expires = :expires, updated_at = :now,
@@ -140,6 +155,7 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
     for path, size, mtime in items:
         wanted.setdefault(path, (size, mtime))
     with write_transaction(engine) as conn:
+        now = now_in(conn, now)
         by_name = _latest_jobs(conn, sorted({printable(path) for path in wanted}))
         latest = {path: by_name.get((printable(path), raw_bytes(path))) for path in wanted}
         rows = [
@@ -150,6 +166,14 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
         ]
         if not rows:
             return []
+        if conn.dialect.name == "postgresql":
+            # Another host's watcher may queue the same file between the look-up and here: the unique index on
+            # active names keeps one, and this insert skips it rather than failing the whole batch.
+            skip = postgresql.insert(models.JobRow).on_conflict_do_nothing().returning(models.JobRow.id)
+            added = sorted(conn.execute(skip, rows).scalars())
+            if added:
+                notify(conn)
+            return added
         statement = insert(models.JobRow).returning(models.JobRow.id, sort_by_parameter_order=True)
         return list(conn.execute(statement, rows).scalars())
 
@@ -157,6 +181,10 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
 def claim(engine: Engine, owner: str, *, lease_s: float, now: float) -> Job | None:
     """Take the oldest job that may run now (queued, or retry_wait whose wait is over); None if there is none."""
     with write_transaction(engine) as conn:
+        now = now_in(conn, now)
+        if conn.dialect.name == "postgresql":
+            row = conn.execute(_TAKE_NEXT, {"owner": owner, "expires": now + lease_s, "now": now}).first()
+            return _job(row) if row is not None else None
         job_id = conn.scalar(_NEXT, {"now": now})
         if job_id is None:
             return None
@@ -175,6 +203,7 @@ def heartbeat(engine: Engine, job_id: int, owner: str, *, lease_s: float, now: f
     if progress is not None:
         progress = min(max(progress, 0.0), 1.0)
     with write_transaction(engine) as conn:
+        now = now_in(conn, now)
         result = conn.execute(_HEARTBEAT, {"id": job_id, "owner": owner, "expires": now + lease_s, "now": now,
                                            "stage": stage, "progress": progress})
         return result.rowcount == 1
@@ -192,6 +221,7 @@ def complete(engine: Engine, job_id: int, owner: str, *, now: float, write: Call
     is stored and the job stays running for the caller to `fail`.
     """
     with write_transaction(engine) as conn:
+        now = now_in(conn, now)
         done = conn.execute(_DONE, {"id": job_id, "owner": owner, "now": now, "outcome": outcome,
                                     "content_hash": content_hash, "audio_duration": audio_duration,
                                     "wall_s": wall_s})
@@ -219,7 +249,8 @@ def fail(engine: Engine, job_id: int, owner: str, *, error: str, permanent: bool
     again and each try holds a worker for the whole limit.
     """
     with write_transaction(engine) as conn:
-        held = conn.execute(text(f"SELECT attempts, error FROM jobs WHERE {_HELD}"),
+        now = now_in(conn, now)
+        held = conn.execute(text(f"SELECT attempts, error FROM jobs WHERE {_HELD}{_for_update(conn)}"),
                             {"id": job_id, "owner": owner}).first()
         if held is None:
             return None
@@ -241,8 +272,10 @@ def fail(engine: Engine, job_id: int, owner: str, *, error: str, permanent: bool
 def expire_leases(engine: Engine, *, now: float, max_attempts: int) -> list[int]:
     """Take back the jobs of workers that died or stalled; requeue them, or fail those out of attempts."""
     with write_transaction(engine) as conn:
+        now = now_in(conn, now)
         expired = conn.execute(
-            text("SELECT id, attempts FROM jobs WHERE state = 'running' AND lease_expires < :now ORDER BY id"),
+            text("SELECT id, attempts FROM jobs WHERE state = 'running' AND lease_expires < :now ORDER BY id"
+                 + _for_update(conn, skip_locked=True)),
             {"now": now},
         ).all()
         for job_id, attempts in expired:
@@ -252,25 +285,39 @@ def expire_leases(engine: Engine, *, now: float, max_attempts: int) -> list[int]
                 "error": f"lease expired on attempt {attempts} of {max_attempts}: the worker died or stalled",
                 "finished_at": now if gave_up else None, "now": now,
             })
+        if expired:
+            notify(conn)
         return [job_id for job_id, _ in expired]
 
 
-def requeue_all_running(engine: Engine, *, now: float) -> int:
+def requeue_all_running(engine: Engine, *, now: float, owner_prefix: str | None = None) -> int:
     """At start-up, queue again what a crashed daemon left running; the attempt it spent stays counted.
 
-    Assumes one daemon per database: any other's running jobs would be taken too.
+    Without `owner_prefix` every running job is taken: one daemon per database. Hosts sharing a database pass
+    their own prefix (owners start with the host name) and leave the others' jobs to their leases.
     """
+    where = "state = 'running'"
+    params: dict[str, Any] = {}
+    if owner_prefix is not None:
+        where += " AND substr(lease_owner, 1, :length) = :prefix"
+        params.update(length=len(owner_prefix), prefix=owner_prefix)
     with write_transaction(engine) as conn:
-        return conn.execute(
-            text(f"UPDATE jobs SET state = 'queued', {_NO_LEASE}, updated_at = :now WHERE state = 'running'"),
-            {"now": now},
+        params["now"] = now_in(conn, now)
+        requeued = conn.execute(
+            text(f"UPDATE jobs SET state = 'queued', {_NO_LEASE}, updated_at = :now WHERE {where}"), params,
         ).rowcount
+        if requeued:
+            notify(conn)
+        return requeued
 
 
 def release(engine: Engine, job_id: int, owner: str, *, now: float) -> bool:
     """Give a job back unfinished (a drain ran out of time) without counting the attempt against it."""
     with write_transaction(engine) as conn:
-        return conn.execute(_RELEASE, {"id": job_id, "owner": owner, "now": now}).rowcount == 1
+        released = conn.execute(_RELEASE, {"id": job_id, "owner": owner, "now": now_in(conn, now)}).rowcount == 1
+        if released:
+            notify(conn)
+        return released
 
 
 def retry(engine: Engine, *, ids: list[int] | None = None, failed_only: bool = False, now: float) -> list[int]:
@@ -301,7 +348,11 @@ def retry(engine: Engine, *, ids: list[int] | None = None, failed_only: bool = F
             wall_s = NULL, outcome = NULL, started_at = NULL, finished_at = NULL, updated_at = :now
         WHERE {where} RETURNING id""").bindparams(*binds)
     with write_transaction(engine) as conn:
-        return sorted(conn.execute(statement, params).scalars())
+        params["now"] = now_in(conn, now)
+        requeued = sorted(conn.execute(statement, params).scalars())
+        if requeued:
+            notify(conn)
+        return requeued
 
 
 def listing(engine: Engine, *, states: Iterable[State] | None = None, limit: int | None = None,
@@ -330,7 +381,7 @@ def runnable(engine: Engine, *, now: float, limit: int) -> int:
     with engine.connect() as conn:
         return len(conn.execute(text(
             "SELECT id FROM jobs WHERE state = 'queued' OR (state = 'retry_wait' AND not_before <= :now) LIMIT :n"),
-            {"now": now, "n": limit}).all())
+            {"now": now_in(conn, now), "n": limit}).all())
 
 
 def counts(engine: Engine) -> dict[State, int]:
@@ -350,8 +401,9 @@ def running(engine: Engine) -> list[Job]:
 def job_for_path(engine: Engine, path: str) -> Job | None:
     """The path's latest job, which is also its active one when it has one."""
     with engine.connect() as conn:
-        row = conn.execute(text(f"SELECT {_COLUMNS} FROM jobs WHERE path = :path AND raw_path IS :raw"
-                                " ORDER BY id DESC LIMIT 1"), {"path": printable(path), "raw": raw_bytes(path)}).first()
+        row = conn.execute(text(f"SELECT {_COLUMNS} FROM jobs WHERE path = :path"
+                                " AND raw_path IS NOT DISTINCT FROM :raw ORDER BY id DESC LIMIT 1"),
+                           {"path": printable(path), "raw": raw_bytes(path)}).first()
     return _job(row) if row is not None else None
 
 
@@ -364,8 +416,9 @@ def recent_throughput(engine: Engine, *, now: float, window_s: float = 600.0) ->
     `now`, so a daemon that has run for one minute is not judged over ten.
     0.0 when nothing was analysed.
     """
-    since = now - window_s
     with engine.connect() as conn:
+        now = now_in(conn, now)
+        since = now - window_s
         audio, first_start = conn.execute(
             text("SELECT sum(audio_duration), min(started_at) FROM jobs"
                  " WHERE state = 'done' AND outcome = :outcome AND finished_at >= :since"),
@@ -383,12 +436,20 @@ def recent_busy_speed(engine: Engine, *, now: float, window_s: float = 600.0) ->
     speed of the analysis itself. 0.0 when nothing was analysed.
     """
     with engine.connect() as conn:
+        now = now_in(conn, now)
         audio, busy = conn.execute(
             text("SELECT sum(audio_duration), sum(wall_s) FROM jobs"
                  " WHERE state = 'done' AND outcome = :outcome AND finished_at >= :since AND wall_s > 0"),
             {"outcome": ANALYSED, "since": now - window_s},
         ).one()
     return audio / busy if audio and busy else 0.0
+
+
+def _for_update(conn: Connection, *, skip_locked: bool = False) -> str:
+    """Row locks for a read that a write in the same transaction relies on; SQLite's write lock covers it."""
+    if conn.dialect.name != "postgresql":
+        return ""
+    return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
 
 
 def _latest_jobs(conn: Connection, paths: list[str]) -> dict[tuple[str, bytes | None], Row[Any]]:

@@ -2,7 +2,8 @@
 
 They must agree with the migrated schema column for column (a test compares
 the two); they never create tables themselves. The type map makes
-`create_all` emit the same INTEGER/REAL/TEXT names the DDL uses, which is
+`create_all` emit the same INTEGER/REAL/TEXT names the DDL uses (on
+PostgreSQL, the names migrations.for_dialect rewrites them to), which is
 what lets that test compare types too. The `tracks` view is plain SQL and
 has no model. Each class is named for its table's row (`ChordRow`), so none
 shares a name with the analysis's own Chord, Bar and KeySegment or with
@@ -11,13 +12,19 @@ store/jobs.py's Job.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (REAL, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint, column,
-                        func, literal_column, text)
+                        func, text)
+from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import ColumnElement
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {int: Integer, float: REAL, str: Text}
+    # REAL is 4 bytes on PostgreSQL: epoch seconds in it would be off by minutes.
+    type_annotation_map = {int: Integer, float: REAL().with_variant(DOUBLE_PRECISION(), "postgresql"), str: Text}
 
 
 # Children live and die with their parent; passive_deletes leaves unloaded ones to ON DELETE CASCADE.
@@ -48,9 +55,25 @@ class FileRow(Base):
     analyses: Mapped[list[AnalysisRow]] = relationship(back_populates="file", cascade=_CHILDREN, passive_deletes=True)
 
 
+class _NoBytes(ColumnElement[bytes]):
+    """The empty blob, as each dialect spells it in DDL."""
+
+    inherit_cache = True
+
+
+@compiles(_NoBytes)
+def _no_bytes_sqlite(element: _NoBytes, compiler: Any, **kw: Any) -> str:
+    return "x''"
+
+
+@compiles(_NoBytes, "postgresql")
+def _no_bytes_postgresql(element: _NoBytes, compiler: Any, **kw: Any) -> str:
+    return "'\\x'::bytea"
+
+
 def _name_index(name: str, **kwargs) -> Index:
     """A name's identity: its printable path and, for names that are not UTF-8, its exact bytes (store/names.py)."""
-    return Index(name, "path", func.coalesce(column("raw_path"), literal_column("x''")), unique=True, **kwargs)
+    return Index(name, "path", func.coalesce(column("raw_path"), _NoBytes()), unique=True, **kwargs)
 
 
 class ContentAliasRow(Base):
@@ -186,6 +209,9 @@ class SectionRow(Base):
     confidence: Mapped[float | None]
 
 
+_ACTIVE = "state IN ('queued', 'running', 'retry_wait')"
+
+
 class JobRow(Base):
     """A file's turn in the queue; store/jobs.py reads and writes it with Core statements, not this class."""
 
@@ -195,7 +221,7 @@ class JobRow(Base):
         Index("ix_jobs_state_not_before", "state", "not_before"),
         Index("ix_jobs_path", "path"),
         Index("ix_jobs_analysis_id", "analysis_id"),
-        _name_index("ux_jobs_active_name", sqlite_where=text("state IN ('queued', 'running', 'retry_wait')")),
+        _name_index("ux_jobs_active_name", sqlite_where=text(_ACTIVE), postgresql_where=text(_ACTIVE)),
         {"sqlite_autoincrement": True},
     )
 
@@ -224,10 +250,9 @@ class JobRow(Base):
     finished_at: Mapped[float | None]
 
 
-class DaemonStatusRow(Base):
-    __tablename__ = "daemon_status"
-    __table_args__ = (CheckConstraint("id = 1"),)
+class HostStatusRow(Base):
+    __tablename__ = "host_status"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(primary_key=True)
     data: Mapped[str]
     updated_at: Mapped[float]

@@ -81,6 +81,11 @@ def save_timeline_in(conn: Connection, doc: dict[str, Any], *, sidecar_path: str
     if doc.get("schema") != SCHEMA:
         raise ValueError(f"cannot store a sidecar of schema {doc.get('schema')!r}; expected {SCHEMA!r}")
     now = datetime.now(UTC).isoformat(timespec="seconds")
+    if conn.dialect.name == "postgresql":
+        # Hosts saving the same content at once take turns, as SQLite's one writer makes them: the second then
+        # finds the first's rows instead of colliding with them on the unique content hash.
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:content_hash, 0))"),
+                     {"content_hash": doc["file"]["content_hash"]})
     file_id = _upsert_file(conn, doc["file"], mtime, now)
     _record_path(conn, file_id, path if path is not None else doc["file"]["path"], now)
     version = doc["analyzer"]["version"]

@@ -1,5 +1,5 @@
-"""Shared fixtures: one Analyzer per test session, a folder for the audio the tests write, a fresh database,
-and real daemons started on demand."""
+"""Shared fixtures: one Analyzer per test session, a folder for the audio the tests write, a fresh database
+(SQLite, or each backend in turn), a private PostgreSQL cluster, and real daemons started on demand."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import pytest
 
 from beatwatch.store.db import open_database, sqlite_url
 from tests.daemon_harness import Daemon
+from tests.postgres import Cluster, server_bindir
+
+BACKENDS = ("sqlite", "postgresql")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,6 +47,33 @@ def media(tmp_path_factory) -> Path:
 def engine(tmp_path):
     """A migrated SQLite file of the test's own, closed after it."""
     engine = open_database(sqlite_url(tmp_path / "beatwatch.db"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL cluster for the session (tests/postgres.py); `new_database()` gives each test its own."""
+    bindir = server_bindir()
+    if bindir is None:
+        pytest.skip("the PostgreSQL server (initdb, pg_ctl) is not installed; `make install` adds Debian's postgresql")
+    cluster = Cluster(bindir).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request, tmp_path) -> str:
+    """A URL of a new, empty database on each backend in turn."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "beatwatch.db")
+    return request.getfixturevalue("postgres").new_database()
+
+
+@pytest.fixture
+def any_engine(store_url):
+    """A migrated database on each backend in turn, closed after the test."""
+    engine = open_database(store_url)
     yield engine
     engine.dispose()
 

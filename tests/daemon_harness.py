@@ -85,7 +85,7 @@ class Daemon:
         return [c.pid for c in children if "spawn_main" in " ".join(_cmdline(c))]
 
     def workers_ready(self) -> bool:
-        rows = self.query("SELECT data FROM daemon_status")
+        rows = self.query("SELECT data FROM host_status")
         workers = json.loads(rows[0][0])["workers"] if rows else []
         return bool(workers) and all(w["ready"] for w in workers)
 

@@ -45,7 +45,7 @@ def copy_in(src: Path, inbox: Path, name: str) -> Path:
 def busy_worker(d: Daemon) -> int:
     """The pid of the worker the daemon reports busy (status is rewritten whenever a job is handed out)."""
     def find():
-        rows = d.query("SELECT data FROM daemon_status")
+        rows = d.query("SELECT data FROM host_status")
         return next((w["pid"] for w in json.loads(rows[0][0])["workers"] if w["busy"]), None) if rows else None
     return wait_for(find, 30, "a busy worker in the daemon's status")
 
@@ -227,7 +227,7 @@ def test_after_move_and_plots(daemon, songs, tmp_path):
 
 
 def _inference_status(d: Daemon) -> str:
-    rows = d.query("SELECT data FROM daemon_status")
+    rows = d.query("SELECT data FROM host_status")
     return json.loads(rows[0][0])["inference"] if rows else ""
 
 

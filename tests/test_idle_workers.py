@@ -13,7 +13,7 @@ from tests.helpers import click_track, write_wav
 
 
 def _asleep(d) -> int:
-    rows = d.query("SELECT data FROM daemon_status")
+    rows = d.query("SELECT data FROM host_status")
     return json.loads(rows[0][0]).get("workers_asleep", 0) if rows else 0
 
 
@@ -63,7 +63,7 @@ def test_no_worker_wakes_while_the_throttle_holds_jobs_back(daemon, tmp_path):
 
 
 def _inference(d) -> str:
-    rows = d.query("SELECT data FROM daemon_status")
+    rows = d.query("SELECT data FROM host_status")
     return json.loads(rows[0][0])["inference"] if rows else ""
 
 

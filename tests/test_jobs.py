@@ -1,10 +1,12 @@
-"""The job queue against real SQLite files, with a fake clock: claims, leases, backoff, dedupe, requeues."""
+"""The job queue against a real SQLite file and a real PostgreSQL database, with a fake clock: claims, leases,
+backoff, dedupe, requeues; and, on PostgreSQL, the database's clock against a host's skewed one."""
 
 from __future__ import annotations
 
 import os
 
 import threading
+import time
 from functools import partial
 
 import pytest
@@ -12,13 +14,20 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from beatwatch.store import jobs
-from beatwatch.store.db import open_database, sqlite_url
+from beatwatch.store.clock import caller_clock, database_now
+from beatwatch.store.db import open_database
 from beatwatch.analysis.document import SCHEMA
 from beatwatch.store.records import save_timeline, save_timeline_in
 from beatwatch.store.transactions import write_transaction
 
 T0 = 1_700_000_000.0
 LEASE = 30.0
+
+
+@pytest.fixture
+def engine(any_engine):
+    """Each backend in turn, following the tests' fake clock on PostgreSQL too."""
+    return caller_clock(any_engine)
 
 
 def doc(path: str, content_hash: str = "a" * 64) -> dict:
@@ -50,20 +59,20 @@ def test_claim_takes_the_oldest_job_and_leases_it(engine):
     assert jobs.claim(engine, "w3", lease_s=LEASE, now=T0 + 5) is None
 
 
-def test_concurrent_claimers_take_every_job_exactly_once(engine, tmp_path):
-    """Separate engines stand in for separate processes; SQLite's lock is what they contend on.
+def test_concurrent_claimers_take_every_job_exactly_once(engine, store_url):
+    """Separate engines stand in for separate processes (or hosts); SQLite's lock or PostgreSQL's row locks are
+    what they contend on.
 
     Each claimer works its job like a worker (heartbeat, complete), so claims interleave with other writes.
     """
     expected = jobs.enqueue_many(engine, [(f"/in/{n}.mp3", n, 1.0) for n in range(50)], now=T0)
-    url = sqlite_url(tmp_path / "beatwatch.db")
     claimers = 4
     start = threading.Barrier(claimers)
     claimed: dict[str, list[int]] = {}
     errors: list[BaseException] = []
 
     def claimer(owner: str) -> None:
-        own = open_database(url)
+        own = caller_clock(open_database(store_url))
         try:
             start.wait()
             mine = claimed.setdefault(owner, [])
@@ -351,3 +360,77 @@ def test_throughput_is_audio_seconds_per_wall_second_over_the_recent_past(engine
     assert jobs.recent_throughput(engine, now=T0 + 40) == pytest.approx(600.0 / 40)
     assert jobs.recent_throughput(engine, now=T0 + 100, window_s=80) == pytest.approx(400.0 / 80)
     assert jobs.recent_throughput(engine, now=T0 + 1_000, window_s=600) == 0.0
+
+
+@pytest.fixture
+def pg_engine(postgres):
+    """PostgreSQL with the queue on the database's clock, as the daemon runs it."""
+    engine = open_database(postgres.new_database())
+    yield engine
+    engine.dispose()
+
+
+def test_a_host_whose_clock_is_an_hour_off_neither_steals_nor_keeps_a_lease(pg_engine):
+    """Lease times come from the database's clock: each host's `now` is an hour out, the other way each time."""
+    slow, fast = time.time() - 3600, time.time() + 3600
+    jobs.enqueue(pg_engine, "/in/a.mp3", size=10, mtime=1.0, now=slow)
+    job = jobs.claim(pg_engine, "host-a:w1", lease_s=LEASE, now=slow)
+    database = database_now(pg_engine)
+    assert job is not None and database < job.lease_expires <= database + LEASE
+    assert jobs.expire_leases(pg_engine, now=fast, max_attempts=3) == []
+    assert jobs.heartbeat(pg_engine, job.id, "host-a:w1", lease_s=0.2, now=fast)
+    time.sleep(0.3)
+    assert jobs.expire_leases(pg_engine, now=slow, max_attempts=3) == [job.id]
+    assert jobs.claim(pg_engine, "host-b:w1", lease_s=LEASE, now=slow).lease_owner == "host-b:w1"
+
+
+def test_backoff_runs_on_the_database_clock(pg_engine):
+    jobs.enqueue(pg_engine, "/in/a.mp3", size=10, mtime=1.0, now=0.0)
+    job = jobs.claim(pg_engine, "w1", lease_s=LEASE, now=0.0)
+    before = database_now(pg_engine)
+    assert jobs.fail(pg_engine, job.id, "w1", error="share offline", permanent=False, now=0.0, max_attempts=3,
+                     backoff_base_s=100.0, rng=lambda: 0.5) == "retry_wait"
+    waiting = jobs.job_for_path(pg_engine, "/in/a.mp3")
+    assert before + 100.0 <= waiting.not_before <= database_now(pg_engine) + 100.0
+    assert jobs.claim(pg_engine, "w1", lease_s=LEASE, now=waiting.not_before + 1) is None
+
+
+def test_a_claim_passes_over_a_row_another_host_holds_locked(pg_engine):
+    """SKIP LOCKED: a claimer never waits for, nor gives up at, a row in another claimer's open transaction."""
+    first, second = jobs.enqueue_many(pg_engine, [("/in/a.mp3", 1, 1.0), ("/in/b.mp3", 2, 2.0)], now=T0)
+    with pg_engine.connect() as other, other.begin():
+        other.execute(text("SELECT id FROM jobs WHERE id = :id FOR UPDATE"), {"id": first})
+        job = jobs.claim(pg_engine, "w1", lease_s=LEASE, now=T0)
+        assert job is not None and job.id == second
+        assert jobs.claim(pg_engine, "w2", lease_s=LEASE, now=T0) is None
+    assert jobs.claim(pg_engine, "w2", lease_s=LEASE, now=T0).id == first
+
+
+def test_two_hosts_queueing_one_inbox_at_once_queue_each_file_once(postgres):
+    """Every watcher offers every file; the unique index on active names, not a look-up, keeps one job each."""
+    url = postgres.new_database()
+    open_database(url).dispose()
+    paths = [(f"/library/inbox/{n:03}.flac", n, 1.0) for n in range(200)]
+    start = threading.Barrier(4)
+    added: list[list[int]] = []
+    errors: list[BaseException] = []
+
+    def watcher() -> None:
+        own = open_database(url)
+        try:
+            start.wait()
+            for offset in range(0, len(paths), 20):
+                added.append(jobs.enqueue_many(own, paths[offset:offset + 20], now=time.time()))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            own.dispose()
+
+    threads = [threading.Thread(target=watcher) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    ids = [job_id for batch in added for job_id in batch]
+    assert len(ids) == len(set(ids)) == len(paths)

@@ -1,4 +1,5 @@
-"""The SQLite store against real database files: migrations, saving, the tracks view, lookups."""
+"""The store against a real SQLite file and a real PostgreSQL database: migrations, saving, the tracks view,
+lookups; and SQLite's own concerns (pragmas, its write lock, in-place upgrades of older files)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import threading
 import pytest
 from sqlalchemy import Engine, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from beatwatch.analysis.document import printable
@@ -20,6 +21,19 @@ from beatwatch.store.records import AmbiguousHash, find_analysis, form_line, sav
 
 HASH_A = "a" * 64
 HASH_B = "b" * 64
+
+
+@pytest.fixture
+def engine(any_engine):
+    """Each backend in turn; tests about SQLite alone use `sqlite_engine`."""
+    return any_engine
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path):
+    engine = open_database(sqlite_url(tmp_path / "beatwatch.db"))
+    yield engine
+    engine.dispose()
 
 
 def make_doc(*, path: str = "/music/song.mp3", content_hash: str = HASH_A, version: str = "0.1.0",
@@ -140,7 +154,7 @@ def test_an_appended_step_applies_alone_and_keeps_data(engine):
 def test_a_failing_step_leaves_nothing_behind(engine):
     steps = [*STEPS, Step(len(STEPS) + 1, "half a step",
                           ["CREATE TABLE extra (x INTEGER)", "CREATE TABLE files (x INTEGER)"])]
-    with pytest.raises(OperationalError):
+    with pytest.raises(DBAPIError):
         migrate(engine, steps)
     assert current_version(engine) == len(STEPS)
     assert not inspect(engine).has_table("extra")
@@ -151,8 +165,12 @@ def test_steps_must_be_numbered_one_by_one(engine):
         migrate(engine, [STEPS[0], Step(3, "skips 2", ["CREATE TABLE extra (x INTEGER)"])])
 
 
-def test_models_agree_with_the_migrated_schema(engine, tmp_path):
-    from_models = create_engine(sqlite_url(tmp_path / "models.db"))
+def test_models_agree_with_the_migrated_schema(engine, request, tmp_path):
+    """On each backend, the schema the models would create is the one the steps built there."""
+    if engine.dialect.name == "sqlite":
+        from_models = create_engine(sqlite_url(tmp_path / "models.db"))
+    else:
+        from_models = create_engine(request.getfixturevalue("postgres").new_database())
     Base.metadata.create_all(from_models)
     try:
         migrated, modelled = inspect(engine), inspect(from_models)
@@ -161,8 +179,10 @@ def test_models_agree_with_the_migrated_schema(engine, tmp_path):
         for table in sorted(tables):
             assert [c["name"] for c in migrated.get_columns(table)] == [c["name"] for c in modelled.get_columns(table)]
             assert _shape(migrated, table) == _shape(modelled, table), table
-        # The inspector skips expression indexes: compare that one's SQL as SQLite keeps it.
-        index_sql = text("SELECT sql FROM sqlite_master WHERE name = 'ux_jobs_active_name'")
+        # The inspector skips expression indexes: compare that one's SQL as the database keeps it.
+        index_sql = text("SELECT sql FROM sqlite_master WHERE name = 'ux_jobs_active_name'"
+                         if engine.dialect.name == "sqlite" else
+                         "SELECT indexdef FROM pg_indexes WHERE indexname = 'ux_jobs_active_name'")
         with engine.connect() as old, from_models.connect() as new:
             assert old.scalar(index_sql) == new.scalar(index_sql) is not None
     finally:
@@ -350,7 +370,30 @@ def test_a_database_at_schema_6_gains_an_empty_sections_table_and_keeps_its_anal
         engine.dispose()
 
 
-def test_a_write_lock_held_elsewhere_is_seen_and_named(engine, tmp_path):
+def test_a_database_at_schema_8_keeps_its_rows_and_reports_per_host(tmp_path):
+    """The previous release's file: its analyses and jobs stay; the one-daemon report gives way to one per host."""
+    url = sqlite_url(tmp_path / "old.db")
+    old = create_engine(url)
+    try:
+        assert migrate(old, STEPS[:8]) == 8
+        kept = save_timeline(old, make_doc(path="/inbox/old.wav", content_hash=HASH_A), sidecar_path=None)
+        with old.begin() as conn:
+            conn.execute(text("INSERT INTO daemon_status VALUES (1, '{}', 1.0)"))
+            conn.execute(text("INSERT INTO jobs (path, state) VALUES ('/inbox/old.wav', 'done')"))
+    finally:
+        old.dispose()
+    engine = open_database(url)
+    try:
+        assert current_version(engine) == len(STEPS) >= 9
+        assert find_analysis(engine, "/inbox/old.wav")["analysis_id"] == kept
+        assert (count(engine, "beats"), count(engine, "jobs"), count(engine, "host_status")) == (8, 1, 0)
+        assert not inspect(engine).has_table("daemon_status")
+    finally:
+        engine.dispose()
+
+
+def test_a_write_lock_held_elsewhere_is_seen_and_named(sqlite_engine, tmp_path):
+    engine = sqlite_engine
     assert not write_lock_held(engine, wait_s=0.1)
     locker = sqlite3.connect(tmp_path / "beatwatch.db", isolation_level=None)
     try:
@@ -486,3 +529,34 @@ def test_names_that_differ_only_in_bytes_that_are_not_utf8_keep_a_row_each(engin
     assert rows == [("/in/x\uFFFD.wav", b"/in/x\xfe.wav", HASH_B), ("/in/x\uFFFD.wav", b"/in/x\xff.wav", HASH_A)]
     assert find_analysis(engine, ff)["content_hash"] == HASH_A
     assert find_analysis(engine, fe)["content_hash"] == HASH_B
+
+
+def test_two_hosts_saving_one_content_at_once_both_succeed(postgres):
+    """Copies of one song finished on two hosts in the same moment: one file row, one analysis, both paths."""
+    url = postgres.new_database()
+    engines = [open_database(url) for _ in range(2)]
+    errors: list[BaseException] = []
+    try:
+        for n in range(20):
+            start = threading.Barrier(2)
+
+            def save(engine: Engine, path: str, content_hash: str = f"{n:02x}" * 32,
+                     start: threading.Barrier = start) -> None:
+                start.wait()
+                try:
+                    save_timeline(engine, make_doc(path=path, content_hash=content_hash), sidecar_path=None)
+                except BaseException as exc:  # reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=save, args=(engine, f"/library/{host}/{n}.mp3"))
+                       for host, engine in zip("ab", engines)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=30)
+        assert errors == []
+        assert (count(engines[0], "files"), count(engines[0], "analyses"), count(engines[0], "file_paths")) == (
+            20, 20, 40)
+    finally:
+        for engine in engines:
+            engine.dispose()
