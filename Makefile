@@ -11,7 +11,7 @@ MODELS := models/msd-musicnn.pb models/mtt-musicnn.pb
 TYPING := build/typing/beatwatch
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: install system-deps run test lint bench bench-accuracy bench-queue clean
+.PHONY: install system-deps link run test lint bench bench-accuracy bench-queue clean
 
 install: system-deps $(STAMP) $(MODELS)
 
@@ -39,6 +39,12 @@ $(STAMP): pyproject.toml requirements.lock
 # The musicnn checkpoints frozen into Essentia graphs (offline); rebuilt only when the builder changes.
 $(MODELS) &: analysis/nets/models_build.py analysis/nets/zoo.py | $(STAMP)
 	$(BIN)/python -m beatwatch.analysis.nets.models_build --out models
+
+# `beatwatch` on the PATH without activating the venv (README: commands assume it is there).
+link: install
+	mkdir -p $(HOME)/.local/bin
+	ln -sfn $(CURDIR)/$(BIN)/beatwatch $(HOME)/.local/bin/beatwatch
+	@echo "linked $(HOME)/.local/bin/beatwatch -> $(CURDIR)/$(BIN)/beatwatch"
 
 run: install
 	mkdir -p inbox

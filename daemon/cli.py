@@ -474,9 +474,11 @@ def cmd_models(args) -> int:
 def cmd_config_check(args) -> int:
     located = locate(args.file)
     settings = config_mod.load(located.path)
-    config_mod.check_usable(settings)
+    warnings = config_mod.check_usable(settings, own_folder=None if located.path else located.base)
     print(f"# config: {located.describe()}")
     print("# valid; effective values (environment overrides applied)")
+    for warning in warnings:
+        print(f"# warning: {warning}")
     for section, values in config_mod.effective_values(settings).items():
         print(f"[{section}]")
         for key, value in values.items():
@@ -489,9 +491,14 @@ def cmd_run(args) -> int:
     from .instance import AlreadyRunning
     from .supervisor import Supervisor
 
-    settings = config_mod.load(args.config)
-    config_mod.check_usable(settings)
+    located = locate(args.config)
+    settings = config_mod.load(located.path)
+    if located.path is None:
+        located.base.mkdir(parents=True, exist_ok=True)  # the defaults' data folder is beatwatch's own
+    warnings = config_mod.check_usable(settings)
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    for warning in warnings:
+        log.warning("%s", warning)
     try:
         supervisor = Supervisor(settings, config_path=args.config or config_mod.default_config_path())
     except AlreadyRunning as exc:

@@ -215,9 +215,12 @@ def _check_memory(settings: Settings, where: str) -> None:
                           "killed")
 
 
-def check_usable(settings: Settings) -> None:
+def check_usable(settings: Settings, own_folder: Path | None = None) -> list[str]:
     """What `run` (and a reload) would fail on later, said now as a ConfigError: a folder it must create or use
-    that is a file, or lies under one. `config check` calls it too, so a config it accepts is one `run` takes."""
+    that is a file, or lies under one, and an inbox whose own folder is missing too (a typo'd path would
+    otherwise be created and watched without a word). `config check` calls it too, so a config it accepts is
+    one `run` takes. Returns the warnings worth a line: an inbox that `run` will create. `own_folder` is the
+    data folder the built-in defaults use, which `run` creates itself."""
     folders = {"inbox.path": settings.inbox.path, "output.dir": settings.output.dir}
     database = _sqlite_file(settings.store.url)
     if database is not None:
@@ -226,6 +229,13 @@ def check_usable(settings: Settings) -> None:
         problem = _folder_problem(folder) if folder is not None else None
         if problem:
             raise ConfigError(f"{key}: {problem}")
+    inbox = settings.inbox.path
+    if os.path.lexists(inbox):
+        return []
+    if not inbox.parent.is_dir() and inbox.parent != own_folder:
+        raise ConfigError(f"inbox.path: {inbox} does not exist, nor does the folder it would be in ({inbox.parent}); "
+                          "a typo? Create that folder first")
+    return [f"inbox.path: {inbox} does not exist yet; `beatwatch run` creates it"]
 
 
 def _folder_problem(folder: Path) -> str | None:

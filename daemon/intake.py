@@ -36,7 +36,7 @@ class Intake:
         self._inbox_identity: tuple[int, int] | None = None
 
     def start(self) -> None:
-        self.names.inbox.mkdir(parents=True, exist_ok=True)
+        self.names.inbox.mkdir(exist_ok=True)
         self._inbox_identity = _folder_identity(self.names.inbox)
         self.watcher.start()
 

@@ -146,7 +146,7 @@ class Supervisor:
 
     def start(self, now: float) -> None:
         inbox = self.settings.inbox.path
-        inbox.mkdir(parents=True, exist_ok=True)
+        inbox.mkdir(exist_ok=True)  # its folder must exist (config.check_usable): a typo is refused, not created
         requeued = jobs.requeue_all_running(self.engine, now=now,
                                             owner_prefix=f"{self.host}:" if self.shared else None)
         if requeued:
@@ -194,8 +194,10 @@ class Supervisor:
         running = self.settings
         try:
             settings = config_mod.load(self.config_path)
-            config_mod.check_usable(settings)
+            warnings = config_mod.check_usable(settings)
             self._switch_to(settings)
+            for warning in warnings:
+                log.warning("%s", warning)
         except Exception as exc:  # noqa: BLE001 - a config the daemon cannot use must never stop it
             log.error("reload refused, keeping the running config: %s", _one_line(exc))
             if self.settings is not running or self.intake is None:

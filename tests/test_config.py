@@ -100,7 +100,9 @@ def test_memory_mb_above_an_idle_worker_is_taken(tmp_path):
     ("output.dir", '[output]\ndir = "music.wav"\n', "music.wav is not a folder"),
     ("store.url", '[store]\nurl = "sqlite:///music.wav/beatwatch.db"\n', "music.wav is not a folder"),
     ("jobs.memory_mb", "[jobs]\nmemory_mb = 300\n", "idle worker"),
-], ids=["inbox-a-file", "inbox-under-a-file", "output-a-file", "database-under-a-file", "memory-too-small"])
+    ("inbox.path", '[inbox]\npath = "Musik/inbox"\n', "nor does the folder it would be in"),
+], ids=["inbox-a-file", "inbox-under-a-file", "output-a-file", "database-under-a-file", "memory-too-small",
+        "inbox-typo"])
 def test_config_check_refuses_what_run_would_refuse(tmp_path, capsys, command, key, text, problem):
     """`run` stops here with the same line, before it opens the database or starts a worker."""
     (tmp_path / "music.wav").write_bytes(b"RIFF")
@@ -110,6 +112,15 @@ def test_config_check_refuses_what_run_would_refuse(tmp_path, capsys, command, k
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and key in err and problem in err
     assert not (tmp_path / "beatwatch.db").exists()
+
+
+def test_an_inbox_that_does_not_exist_yet_is_a_warning_from_config_check(tmp_path, capsys):
+    config = _write(tmp_path, '[inbox]\npath = "new-inbox"\n')
+    assert main(["config", "check", str(config)]) == 0
+    assert f"# warning: inbox.path: {tmp_path / 'new-inbox'} does not exist yet" in capsys.readouterr().out
+    assert not (tmp_path / "new-inbox").exists()
+    assert main(["config", "check", str(_write(tmp_path, '[inbox]\npath = "."\n'))]) == 0
+    assert "warning" not in capsys.readouterr().out
 
 
 def _write(folder: Path, text: str) -> Path:
