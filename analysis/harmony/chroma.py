@@ -81,8 +81,7 @@ class ChromaProcessor:
 
 def _filterbank(frequencies: np.ndarray, pitches: tuple[int, int]) -> np.ndarray:
     """Weights [shape=(bins, tunings, 12)]: bin energy onto pitch classes, one set per tuning offset."""
-    with np.errstate(divide="ignore"):
-        midi = 69.0 + 12.0 * np.log2(np.maximum(frequencies, 1.0) / 440.0)
+    midi = 69.0 + 12.0 * np.log2(np.maximum(frequencies, 1.0) / 440.0)  # the DC bin lands far below any pitch
     bank = np.zeros((len(frequencies), len(TUNINGS_CENTS), 12), dtype=np.float32)
     for t, cents in enumerate(TUNINGS_CENTS):
         for pitch in range(*pitches):
