@@ -4,8 +4,10 @@ Laplacian sections peer on songs that sound like records (bench/arranged.py).
 Same run as the loop suite's (one `beatwatch analyze` over every file,
 peers cached, everything scored against the score's truth), in its own
 folder .bench/arranged so the two suites never share a sidecar or a log.
-Its minimums are issue 11's: they show as targets until that issue
-closes, so --strict still judges the loop suite alone. A sidecar without
+Its minimums are issue 11's (and issue 12's for the chord vocabulary:
+majmin, sevenths and mirex): they show as targets until those issues
+close, so --strict still judges the loop suite alone. madmom names no
+sevenths, so its sevenths and mirex columns score its triads. A sidecar without
 `timeline.sections` leaves the section rows to the peer ("-" for
 beatwatch); the Laplacian peer names no functions, so it has no label
 accuracy ("-").
