@@ -28,7 +28,9 @@ import numpy as np
 
 from . import ANALYZER_VERSION
 from beatwatch.analysis.audio.decode import SAMPLE_RATE, Chunk, content_hash, probe, resample, stream
-from beatwatch.analysis.harmony.beat_chords import BeatChordDecoder
+from beatwatch.analysis.harmony.beat_chords import BeatChordDecoder, beat_grid
+from beatwatch.analysis.harmony.chroma import Chroma, ChromaProcessor
+from beatwatch.analysis.harmony.qualities import name_chords
 from beatwatch.analysis.harmony.chords import CHORD_FPS, ChordRecognizer, chord_segments
 from beatwatch.analysis.rhythm.danceability import danceability
 from .errors import InputError
@@ -62,6 +64,7 @@ ANALYSES = {
              "ramp, a line through 9 beats elsewhere; the song's BPM is the median over its beats",
     "transients": "spectral flux (2048/100 fps, shared with beats), nearest within 70 ms",
     "chords": "madmom CNN chord features scored per beat with its CRF weights, beat-grid Viterbi; "
+              "quality (7, maj7, min7, hdim7, dim, sus2, sus4) and bass from a tuned two-register chroma; "
               "CRF forward-backward confidence",
     "key": "madmom KEY_CNN + chord-based tonal evidence, bar-grid Viterbi for changes",
     "loudness": "ITU-R BS.1770-4 / EBU R128 + Tech 3342 LRA",
@@ -84,6 +87,7 @@ class _Frames:
     flux: list[np.ndarray] = field(default_factory=list)
     chord_features: list[np.ndarray] = field(default_factory=list)
     key_spectrogram: list[np.ndarray] = field(default_factory=list)
+    chroma: list[Chroma] = field(default_factory=list)
     energy: list[np.ndarray] = field(default_factory=list)
     timbre: list[np.ndarray] = field(default_factory=list)
     # Each chunk's tag scores with the chunk's length, averaged over the file at the end.
@@ -115,6 +119,7 @@ class Analyzer:
         self._chords = ChordRecognizer()
         self._beat_chords = BeatChordDecoder(self._chords.crf)
         self._key = KeyRecognizer()
+        self._chroma = ChromaProcessor(SAMPLE_RATE, CHORD_FPS)
 
     def analyze(self, path: str | os.PathLike, *, max_duration_s: float | None = None,
                 progress: Progress | None = None, digest: str | None = None, fd: int | None = None) -> dict:
@@ -190,6 +195,7 @@ class Analyzer:
             features = self._features(mono, SAMPLE_RATE)
             key_spec = self._key.spectrogram(mono, SAMPLE_RATE)
             chord_spec = self._chords.spectrogram(mono, SAMPLE_RATE)
+            chroma = self._chroma(mono)
         with stage("inference"):
             activations = self.networks.downbeats([features.stacked])[0]
             chord_features = self.networks.chord_features([chord_spec])[0]
@@ -202,6 +208,8 @@ class Analyzer:
         frames.flux.append(features.flux[rhythm_core])
         frames.timbre.append(block_means(features.coarse[rhythm_core], RHYTHM_FPS // TIMBRE_FPS))
         frames.chord_features.append(chord_features[core_frames(chunk, len(chord_features), CHORD_FPS)])
+        chroma_core = core_frames(chunk, len(chroma.treble), CHORD_FPS)
+        frames.chroma.append(Chroma(chroma.bass[chroma_core], chroma.treble[chroma_core]))
         frames.key_spectrogram.append(key_spec[core_frames(chunk, len(key_spec), KEY_FPS)])
 
     def _music(self, results: Results, frames: _Frames, stage, report: Progress) -> None:
@@ -219,11 +227,17 @@ class Analyzer:
             chord_features = np.concatenate(frames.chord_features)
             chord_frames = self._chords.frames(chord_features)
             beats = results.beats = regroup(beats, chord_segments(chord_frames), activations)
-            results.chords = (self._beat_chords(chord_features, chord_frames.posteriors, beats, results.duration)
-                              or chord_segments(chord_frames))
+            beat_chords = self._beat_chords(chord_features, chord_frames.posteriors, beats, results.duration)
+            majmin = beat_chords or chord_segments(chord_frames)
+            results.chords = majmin
+            if beat_chords:
+                bass, treble, _cents = Chroma.concatenate(frames.chroma).tuned()
+                results.chords = name_chords(beat_chords, beat_grid(beats.times, results.duration), bass, treble,
+                                             CHORD_FPS)
         with stage("key", 0.9):
+            # The key reads the majmin chords its chord-given-key table was built for.
             results.key = self._key(np.concatenate(frames.key_spectrogram), results.duration, self.networks.key,
-                                    chords=results.chords, downbeats=beats.times[beats.positions == 1])
+                                    chords=majmin, downbeats=beats.times[beats.positions == 1])
         with stage("sections", 0.93):
             bars = bars_from_beats(beats, results.duration)
             if not bars:

@@ -17,7 +17,9 @@ from beatwatch.analysis.document import SCHEMA, printable
 from beatwatch.analysis.harmony.chords import ChordSegment
 from beatwatch.analysis.harmony.key import KeyResult
 from .form.sections import Section
+from beatwatch.analysis.harmony.notation import camelot, open_key
 from beatwatch.analysis.harmony.spelling import spell_chord
+from beatwatch.analysis.harmony.vocabulary import simple
 from .loudness import ENERGY_HOP_S, Loudness, span_loudness
 from beatwatch.analysis.rhythm.beats import Beats
 from beatwatch.analysis.rhythm.tempo import Tempo
@@ -143,11 +145,13 @@ def assemble(results: Results, *, analyzer: dict, performance: dict) -> dict:
     key_at = _key_lookup(key.segments if key else [])
     for bar in bars:
         chord, chord_conf = bar_chord(results.chords, bar.start, bar.end)
+        chord_simple = None
         if chord is not None:
             chord = spell_chord(chord, key_at((bar.start + bar.end) / 2))
+            chord_simple = simple(chord)
         bar_rows.append({
             "bar": bar.number, "time": _t(bar.start), "duration": _t(bar.end - bar.start),
-            "beats": bar.beat_count, "chord": chord, "chord_confidence": _v(chord_conf),
+            "beats": bar.beat_count, "chord": chord, "chord_simple": chord_simple, "chord_confidence": _v(chord_conf),
             "loudness": _v(span_loudness(results.loudness, bar.start, bar.end), 2),
             "section": section_of_bar.get(bar.number),
         })
@@ -158,6 +162,8 @@ def assemble(results: Results, *, analyzer: dict, performance: dict) -> dict:
         "meter": beats.meter,
         "key": key.key if key else None,
         "key_confidence": _v(key.confidence) if key else None,
+        "key_camelot": camelot(key.key) if key else None,
+        "key_open": open_key(key.key) if key else None,
         "loudness_lufs": _v(results.loudness.integrated_lufs, 2),
         "loudness_range_lu": _v(results.loudness.range_lu, 2),
         "danceability": _v(results.danceability),
@@ -182,7 +188,7 @@ def assemble(results: Results, *, analyzer: dict, performance: dict) -> dict:
             "bars": bar_rows,
             "chords": [
                 {"start": _t(c.start), "end": _t(c.end), "label": spell_chord(c.label, key_at((c.start + c.end) / 2)),
-                 "confidence": _v(c.confidence)}
+                 "simple": spell_chord(c.simple, key_at((c.start + c.end) / 2)), "confidence": _v(c.confidence)}
                 for c in results.chords
             ],
             "tempo": [{"time": _t(t), "bpm": _v(b, 2)}

@@ -62,13 +62,15 @@ def section_scores(truth: dict, estimated: Sequence[dict], *, labels: bool = Tru
 
 
 def score_arranged(truth: dict, sidecar: dict) -> dict[str, float]:
-    """bench/scoring.py's measures plus chords under mir_eval's sevenths rule and, when the sidecar has a
+    """bench/scoring.py's measures plus chords under mir_eval's sevenths and mirex rules and, when the sidecar has a
     `timeline.sections` list (absent: not measured), the section measures."""
     metrics = score(truth, sidecar)
     timeline = sidecar.get("timeline") or {}
     try:
         metrics["chord_sevenths"] = chord_accuracy(truth["timeline"]["chords"], timeline.get("chords") or [],
                                                    mir_eval.chord.sevenths)
+        metrics["chord_mirex"] = chord_accuracy(truth["timeline"]["chords"], timeline.get("chords") or [],
+                                                mir_eval.chord.mirex)
         if "sections" in timeline:
             metrics.update(section_scores(truth, timeline["sections"] or []))
     except (ValueError, KeyError, TypeError, mir_eval.chord.InvalidChordException) as error:

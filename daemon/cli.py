@@ -194,7 +194,7 @@ def _one_line(doc: dict, sidecar: Path) -> str:
     parts.append(f"{s['bpm']:.1f} BPM" if s["bpm"] is not None else "no tempo")
     if s["meter"]:
         parts.append(f"{s['meter']}/4")
-    parts.append(s["key"] or "no key")
+    parts.append(f"{s['key']} ({s['key_camelot']})" if s["key"] and s.get("key_camelot") else s["key"] or "no key")
     if s["loudness_lufs"] is not None:
         parts.append(f"{s['loudness_lufs']:.1f} LUFS")
     parts.append(f"({doc['performance']['realtime_factor']}x realtime)")

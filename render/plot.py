@@ -32,6 +32,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.ticker import FuncFormatter, MultipleLocator
 
 from beatwatch.analysis.audio.decode import Audio
+from beatwatch.analysis.harmony.vocabulary import simple
 
 FORMATS = (".png", ".svg", ".html")
 DPI = 100
@@ -84,12 +85,36 @@ def label_stride(n_items: int, width_px: float, min_px: float) -> int:
     return stride
 
 
+# Harte qualities as a lead sheet writes them (hdim7 as m7b5: every font has those glyphs).
+LEAD_SHEET = {"": "", "maj": "", "min": "m", "min7": "m7", "hdim7": "m7b5"}
+# Harte bass degrees in semitones above the root, to name the bass note as a lead sheet does (C/E).
+BASS_SEMITONES = {"2": 2, "b3": 3, "3": 4, "4": 5, "b5": 6, "5": 7, "b7": 10, "7": 11}
+FLAT_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
 def chord_name(label: str) -> str:
-    """Lead-sheet spelling of a Harte label (A:min -> Am, C:maj -> C, G:7 -> G7): shorter, so more of them fit."""
+    """Lead-sheet spelling of a Harte label (A:min -> Am, C:maj -> C, G:7 -> G7, C:maj/3 -> C/E): shorter, so
+    more of them fit. The bass note takes the root's accidentals."""
     root, _, quality = label.partition(":")
     quality, slash, bass = quality.partition("/")
-    quality = {"": "", "maj": "", "min": "m"}.get(quality, quality.replace("min", "m"))
+    quality = LEAD_SHEET.get(quality, quality)
+    root_pc = _pitch_class(root)
+    if slash and root_pc is not None and bass in BASS_SEMITONES:
+        bass = ((FLAT_NAMES if "b" in root[1:] else SHARP_NAMES)[(root_pc + BASS_SEMITONES[bass]) % 12])
     return f"{root}{quality}{slash}{bass}"
+
+
+def fitting_names(runs: Sequence[tuple[float, float, str]], measure: Callable[[str], float],
+                  px_per_s: float) -> list[str]:
+    """Each run's full chord name where it fits inside the run's own width, its majmin name (Cmaj7/E -> C)
+    where it does not: a dense strip stays readable, a spacious one says everything."""
+    names = []
+    for start, end, label in runs:
+        full = chord_name(label)
+        fits = measure(full) + 2 * LABEL_OFFSET_PT * DPI / 72 <= (end - start) * px_per_s
+        names.append(full if fits else chord_name(simple(label)))
+    return names
 
 
 def _pitch_class(name: str) -> int | None:
@@ -301,14 +326,18 @@ def _draw_chords(ax: Axes, doc: dict, numbered: list[dict], px_per_s: float, axi
     if not runs:
         _empty(ax, "no chords")
         return
-    colour = {chord_name(label): harmony_colour(label.split(":")[0], ":min" in label) for _s, _e, label in runs}
+    names = fitting_names(runs, measure, px_per_s)
+    colour = {}
+    for (_s, _e, label), name in zip(runs, names):
+        colour[name] = colour[chord_name(simple(label))] = harmony_colour(label.split(":")[0],
+                                                                          simple(label).endswith(":min"))
     ax.broken_barh([(s, e - s) for s, e, _l in runs], (0.05, 0.9),
-                   facecolors=[colour[chord_name(label)] for _s, _e, label in runs], edgecolor="white", linewidth=0.5)
-    labels = _stagger([(start, chord_name(label)) for start, _e, label in runs], measure, px_per_s, axis_px)
+                   facecolors=[colour[name] for name in names], edgecolor="white", linewidth=0.5)
+    labels = _stagger([(start, name) for (start, _e, _l), name in zip(runs, names)], measure, px_per_s, axis_px)
     if 2 * len(labels) < len(runs):
-        # Too dense to name most changes: name the chord under each numbered bar instead, and draw
-        # that bar's line through the strip, so every name reads as "bar n plays this".
-        named = [(b["time"], chord_name(b["chord"])) for b in numbered if b.get("chord") and b["chord"] != "N"]
+        # Too dense to name most changes: name the chord under each numbered bar instead (its majmin name:
+        # space is short), and draw that bar's line through the strip, so every name reads as "bar n plays this".
+        named = [(b["time"], chord_name(simple(b["chord"]))) for b in numbered if b.get("chord") and b["chord"] != "N"]
         labels = _stagger(named, measure, px_per_s, axis_px)
         ax.vlines([b["time"] for b in numbered], 0, 1, color=COLOURS["bar"], linewidth=1.0, alpha=0.8)
     for time_s, name, row in labels:

@@ -346,6 +346,42 @@ CREATE TABLE content_aliases (
     FOREIGN KEY (file_id) REFERENCES files (id) ON DELETE CASCADE
 )"""
 
+# tracks as _TRACKS_WITH_NAMES, plus the key in the notations DJs sort by (Camelot 8A, Open Key 1m).
+_TRACKS_WITH_NOTATIONS = """
+CREATE VIEW tracks AS
+SELECT
+    f.id AS file_id,
+    a.id AS analysis_id,
+    p.path AS path,
+    f.content_hash AS content_hash,
+    f.format AS format,
+    f.size AS size,
+    a.duration AS duration,
+    a.bpm AS bpm,
+    a.bpm_confidence AS bpm_confidence,
+    a.meter AS meter,
+    a.key AS key,
+    a.key_confidence AS key_confidence,
+    a.key_camelot AS key_camelot,
+    a.key_open AS key_open,
+    a.loudness_lufs AS loudness_lufs,
+    a.loudness_range_lu AS loudness_range_lu,
+    a.danceability AS danceability,
+    a.energy AS energy,
+    a.analyzer_version AS analyzer_version,
+    a.created_at AS analyzed_at,
+    a.sidecar_path AS sidecar_path,
+    p.raw_path AS raw_path,
+    p.missing_since IS NOT NULL AS missing,
+    p.missing_since AS missing_since,
+    f.artist AS artist,
+    f.title AS title,
+    f.album AS album,
+    f.year AS year
+FROM file_paths AS p
+JOIN files AS f ON f.id = p.file_id
+JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
+
 # One row per section of an analysis's form; `bar` is its first bar as the bars table numbers them, `bars` how many.
 _SECTIONS = """
 CREATE TABLE sections (
@@ -445,6 +481,18 @@ STEPS: list[Step] = [
     data TEXT NOT NULL,
     updated_at REAL NOT NULL
 )""",
+    ]),
+    # Analyses stored before this step keep NULL in the new columns until their files are analysed again
+    # (the analyzer version changed with them, so a rescan does that).
+    Step(11, "chords with sevenths, suspensions and bass notes beside their majmin `simple` form; "
+            "the key as Camelot and Open Key", [
+        "ALTER TABLE chords ADD COLUMN simple TEXT",
+        "ALTER TABLE bars ADD COLUMN chord_simple TEXT",
+        "ALTER TABLE analyses ADD COLUMN key_camelot TEXT",
+        "ALTER TABLE analyses ADD COLUMN key_open TEXT",
+        "CREATE INDEX ix_analyses_key_camelot ON analyses (key_camelot)",
+        "DROP VIEW tracks",
+        _TRACKS_WITH_NOTATIONS,
     ]),
 ]
 

@@ -124,6 +124,8 @@ class AnalysisRow(Base):
     wall_s: Mapped[float | None]
     realtime_factor: Mapped[float | None]
     sidecar_path: Mapped[str | None]
+    key_camelot: Mapped[str | None] = mapped_column(index=True)
+    key_open: Mapped[str | None]
 
     file: Mapped[FileRow] = relationship(back_populates="analyses")
     beats: Mapped[list[BeatRow]] = relationship(order_by="BeatRow.idx", cascade=_CHILDREN, passive_deletes=True)
@@ -162,6 +164,7 @@ class BarRow(Base):
     chord: Mapped[str | None]
     chord_confidence: Mapped[float | None]
     loudness: Mapped[float | None]
+    chord_simple: Mapped[str | None]
 
 
 class ChordRow(Base):
@@ -173,6 +176,7 @@ class ChordRow(Base):
     end: Mapped[float]
     label: Mapped[str]
     confidence: Mapped[float | None]
+    simple: Mapped[str | None]
 
 
 class KeySegmentRow(Base):

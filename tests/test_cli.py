@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from beatwatch.analysis.harmony.spelling import pitch_class
+
 from tests.helpers import click_track, encode, write_wav
 
 BEATWATCH = str(Path(sys.executable).with_name("beatwatch"))
@@ -105,6 +107,26 @@ def test_readme_queries_run_against_the_analysed_database(analysed):
     one = json.loads((root / "music" / "song 1.flac.beatwatch.json").read_text())
     assert [(row[0], row[2]) for row in results[2]] == [(b["bar"], b["chord"]) for b in one["timeline"]["bars"]]
     assert sum(n for *_, n in results[3]) == len(tempi) + 2
+    sidecars = {name: json.loads((root / "music" / f"{name}.beatwatch.json").read_text()) for name in tempi}
+    mixing = {"8A", "7A", "9A", "8B"}
+    assert sorted(Path(row[0]).name for row in results[8]) == sorted(
+        name for name, doc in sidecars.items() if doc["summary"]["key_camelot"] in mixing)
+    assert sorted((Path(row[0]).name, row[1]) for row in results[9]) == sorted(
+        (name, start) for name, doc in sidecars.items() for start in _two_five_ones(doc["timeline"]["chords"]))
+
+
+def _two_five_ones(chords: list[dict]) -> list[float]:
+    """Where README query 10 should find a ii–V–I, computed from the sidecar instead of SQL."""
+    def parts(label: str) -> tuple[int | None, str]:
+        root, _, quality = label.partition(":")
+        return pitch_class(root), quality
+    found = []
+    for two, five, one in zip(chords, chords[1:], chords[2:]):
+        (r2, q2), (r5, q5), (r1, q1) = parts(two["label"]), parts(five["label"]), parts(one["label"])
+        if None not in (r2, r5, r1) and q2.startswith("min7") and q5.startswith("7") and q1.startswith("maj") \
+                and r5 == (r2 + 5) % 12 and r1 == (r5 + 5) % 12:
+            found.append(two["start"])
+    return found
 
 
 @pytest.mark.slow
@@ -118,6 +140,9 @@ def test_json_output_and_show(library, tmp_path):
     shown = run("show", doc["file"]["content_hash"][:12], cwd=root)
     assert shown.returncode == 0, shown.stderr
     assert "song 1.flac" in shown.stdout
+    fields = dict(line.split(None, 1) for line in shown.stdout.splitlines() if " " in line.strip())
+    for notation in ("key_camelot", "key_open"):
+        assert fields[notation] == (doc["summary"][notation] or "-")
     form = next(line for line in shown.stdout.splitlines() if line.startswith("form "))
     assert form.split(None, 1)[1] == (" · ".join(f"{s['label']} {s['bars']}" for s in doc["timeline"]["sections"])
                                       or "-")

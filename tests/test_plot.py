@@ -13,7 +13,7 @@ from matplotlib import image as mpimg
 
 from beatwatch.analysis.audio.decode import Audio, AudioInfo, decode, probe
 from beatwatch.render.plot import (DPI, ENVELOPE_BLOCK, LEFT_IN, SECTION_COLOURS, build_figure, chord_name,
-                                   figure_size, label_stride, render_plot, waveform_envelope)
+                                   figure_size, fitting_names, label_stride, render_plot, waveform_envelope)
 from tests.helpers import SR, click_track, write_wav
 
 MIX_BPM = 120.0
@@ -255,5 +255,11 @@ def test_label_stride_is_the_smallest_power_of_two_that_leaves_room(n_items, wid
 
 
 def test_chord_names_use_lead_sheet_spelling():
-    assert [chord_name(c) for c in ["A:min", "C:maj", "G:7", "D:min7", "F#:maj/3", "Bb:min/b3"]] == \
-        ["Am", "C", "G7", "Dm7", "F#/3", "Bbm/b3"]
+    assert [chord_name(c) for c in ["A:min", "C:maj", "G:7", "D:min7", "F#:maj/3", "Bb:min/b3", "B:hdim7",
+                                    "C:maj7/7", "G:sus4"]] == \
+        ["Am", "C", "G7", "Dm7", "F#/A#", "Bbm/Db", "Bm7b5", "Cmaj7/B", "Gsus4"]
+
+
+def test_full_chord_names_where_they_fit_majmin_names_where_space_is_short():
+    runs = [(0.0, 4.0, "C:maj7/3"), (4.0, 4.2, "D:min7"), (4.2, 8.0, "G:7")]
+    assert fitting_names(runs, lambda text: 10.0 * len(text), px_per_s=20.0) == ["Cmaj7/E", "Dm", "G7"]

@@ -4,8 +4,10 @@ lookups; and SQLite's own concerns (pragmas, its write lock, in-place upgrades o
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, inspect, select, text
@@ -560,3 +562,37 @@ def test_two_hosts_saving_one_content_at_once_both_succeed(postgres):
     finally:
         for engine in engines:
             engine.dispose()
+
+
+README_QUERIES = re.findall(r"```sql\n(.*?)```", (Path(__file__).parents[1] / "README.md").read_text(), re.S)
+
+
+def _with_chords(doc: dict, labels: list[str], simple_labels: list[str], camelot: str, open_key: str) -> dict:
+    doc["summary"] |= {"key_camelot": camelot, "key_open": open_key}
+    doc["timeline"]["chords"] = [{"start": 2.0 * i, "end": 2.0 * i + 2.0, "label": label, "simple": simple,
+                                  "confidence": 0.9} for i, (label, simple) in enumerate(zip(labels, simple_labels))]
+    for bar, label, simple in zip(doc["timeline"]["bars"], labels, simple_labels):
+        bar |= {"chord": label, "chord_simple": simple}
+    return doc
+
+
+def test_full_and_simple_chords_and_key_notations_round_trip_and_answer_the_readme_queries(engine):
+    jazz = _with_chords(make_doc(path="/m/jazz.mp3", content_hash=HASH_A, key="C major"),
+                        ["E:min7", "A:7/3", "D:min7", "G:7", "C:maj7/3"],
+                        ["E:min", "A:maj", "D:min", "G:maj", "C:maj"], "8B", "1d")
+    pop = _with_chords(make_doc(path="/m/pop.mp3", content_hash=HASH_B, key="F# minor"),
+                       ["F#:min7", "B:sus4", "E:maj"], ["F#:min", "B:maj", "E:maj"], "11A", "4m")
+    for doc in (jazz, pop):
+        save_timeline(engine, doc, sidecar_path=None)
+    with engine.connect() as conn:
+        chords = conn.execute(text("SELECT label, simple FROM chords ORDER BY analysis_id, idx")).all()
+        bars = conn.execute(text("SELECT chord, chord_simple FROM bars ORDER BY analysis_id, bar")).all()
+        keys = conn.execute(text("SELECT path, key_camelot, key_open FROM tracks ORDER BY path")).all()
+        mixes = conn.execute(text(README_QUERIES[9])).all()
+        two_five_ones = conn.execute(text(README_QUERIES[10])).all()
+    assert chords == [(c["label"], c["simple"]) for d in (jazz, pop) for c in d["timeline"]["chords"]]
+    assert bars == [(b["chord"], b["chord_simple"]) for d in (jazz, pop) for b in d["timeline"]["bars"]]
+    assert keys == [("/m/jazz.mp3", "8B", "1d"), ("/m/pop.mp3", "11A", "4m")]
+    assert [row[0] for row in mixes] == ["/m/jazz.mp3"]  # 8B is 8A's relative; 11A is three steps away
+    assert [tuple(row) for row in two_five_ones] == [("/m/jazz.mp3", 4.0, "D:min7", "G:7", "C:maj7/3")]
+    assert find_analysis(engine, "/m/pop.mp3")["key_camelot"] == "11A"

@@ -17,6 +17,8 @@ from scipy.special import logsumexp
 from beatwatch.analysis.audio.decode import SAMPLE_RATE
 from beatwatch.analysis.audio.spectrum import log_filtered_spectrogram, log_filterbank
 
+from .vocabulary import simple
+
 CHORD_FPS = 10
 # madmom's CNNChordFeatureProcessor input: 8192-sample frames, 24 bands per octave from 60 to 2600 Hz.
 FRAME_SIZE = 8192
@@ -33,6 +35,11 @@ class ChordSegment:
     end: float
     label: str
     confidence: float
+
+    @property
+    def simple(self) -> str:
+        """The label's majmin reduction (`vocabulary.simple`)."""
+        return simple(self.label)
 
 
 @dataclass(frozen=True)
