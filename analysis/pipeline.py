@@ -203,9 +203,13 @@ class Analyzer:
 
     def _music(self, results: Results, frames: _Frames, stage, report: Progress) -> None:
         activations = Activations(values=np.concatenate(frames.activations), fps=RHYTHM_FPS)
-        with stage("beats", 0.75):
-            beats = self._tracker(activations)
-            results.beats = beats
+        with stage("chords"):
+            chord_features = np.concatenate(frames.chord_features)
+            chord_frames = self._chords.frames(chord_features)
+        with stage("beats", 0.8):
+            # The harmony decides how beats group into bars, and when the bars are twice the tracked length,
+            # which level is the beat: tempo and everything built on the beats come after it.
+            beats = results.beats = regroup(self._tracker(activations), chord_segments(chord_frames), activations)
             onsets = detect_onsets(np.concatenate(frames.flux), RHYTHM_FPS)
             results.transients = match_beats(beats.times, onsets)
             results.tempo = estimate_tempo(beats.times, beats.confidence)
@@ -213,9 +217,6 @@ class Analyzer:
         if len(beats.times) == 0:
             results.notes.append("no beat found")
         with stage("chords", 0.85):
-            chord_features = np.concatenate(frames.chord_features)
-            chord_frames = self._chords.frames(chord_features)
-            beats = results.beats = regroup(beats, chord_segments(chord_frames), activations)
             results.chords = (self._beat_chords(chord_features, chord_frames.posteriors, beats, results.duration)
                               or chord_segments(chord_frames))
         with stage("key", 0.9):

@@ -4,8 +4,9 @@ madmom's downbeat network hears bars through accents: a kick on the one, a
 snare on the backbeat. Without drums (a strummed guitar, a pad and a bass on
 every beat) all beats can sound alike and the bar tracker guesses, typically
 4/4 for a waltz; with a kit that hits beats 1 and 3 alike it can put the bar
-line in the middle of the bar. The tracker's beats are kept; only how they
-group into bars is checked, twice:
+line in the middle of the bar. The tracker's beats are kept (unless the bars
+show they are half beats, octave.longer_bar_start); how they group into bars
+is checked twice:
 
 1. Bar length. Where the network barely tells its downbeats from the other
    beats, each other grouping (3 or 4 beats, each phase) is scored by how
@@ -28,7 +29,8 @@ import numpy as np
 
 from beatwatch.analysis.nearest import nearest
 
-from .beats import METERS, Activations, Beats
+from .beats import METERS, MIN_BPM, Activations, Beats
+from .octave import longer_bar_start
 
 CHANGE_RADIUS_BEATS = 0.4  # a chord change counts for a beat this close (fully at the beat, less further off)
 LAG_RANGE_S = (-0.05, 0.2)  # the recogniser's lag behind the beat is looked for in this range
@@ -90,11 +92,11 @@ def harmony_entry(beat_times: np.ndarray, chords: Sequence) -> int | None:
 
 def regroup(beats: Beats, chords: Sequence, activations: Activations) -> Beats:
     """`beats` with positions regrouped into bars that harmony supports, or unchanged (the usual case)."""
-    n = len(beats.times)
-    if n < 4 * max(METERS) or not (beats.positions == 1).any():
+    if len(beats.times) < 4 * max(METERS) or not (beats.positions == 1).any():
         return beats
-    frames = np.clip(np.round(beats.times * activations.fps).astype(int), 0, len(activations.values) - 1)
-    accent = activations.values[frames, 1]
+    beats = _longer_bars(beats, chords, _accent(beats, activations))
+    n = len(beats.times)
+    accent = _accent(beats, activations)
     index = np.arange(n)
     meter0 = beats.meter or max(METERS)
     phase0 = int(np.flatnonzero(beats.positions == 1)[0]) % meter0
@@ -106,6 +108,27 @@ def regroup(beats: Beats, chords: Sequence, activations: Activations) -> Beats:
     if (meter, phase) == (meter0, phase0):
         return beats
     return replace(beats, positions=((index - phase) % meter + 1).astype(beats.positions.dtype))
+
+
+def _accent(beats: Beats, activations: Activations) -> np.ndarray:
+    frames = np.clip(np.round(beats.times * activations.fps).astype(int), 0, len(activations.values) - 1)
+    return activations.values[frames, 1]
+
+
+def _longer_bars(beats: Beats, chords: Sequence, accent: np.ndarray) -> Beats:
+    """Every other beat, in bars of four from the downbeat where the harmony and the network hear bars twice the
+    tracked length (and half the tempo is one the tracker allows); else `beats` unchanged."""
+    first = int(np.flatnonzero(beats.positions == 1)[0])
+    start = longer_bar_start(change_strength(beats.times, chords), accent, first, beats.meter or max(METERS))
+    if start is None:
+        return beats
+    keep = (np.arange(len(beats.times)) - start) % 2 == 0
+    times = beats.times[keep]
+    if 60.0 / float(np.median(np.diff(times))) < MIN_BPM:
+        return beats
+    index = np.arange(len(times)) - int(np.count_nonzero(keep[:start]))
+    return Beats(times=times, positions=(index % 4 + 1).astype(beats.positions.dtype),
+                 confidence=beats.confidence[keep])
 
 
 def _bar_length(beats: Beats, chords: Sequence, accent: np.ndarray, meter0: int,

@@ -1,0 +1,36 @@
+"""Failure classes of real recordings (issue 13), each reproduced by a short song rendered as bench/hard.py does."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import hard
+
+
+@pytest.fixture
+def render(tmp_path, monkeypatch):
+    monkeypatch.setattr(hard, "SONGS_DIR", tmp_path)
+
+    def _render(spec: hard.HardSpec) -> tuple:
+        path = hard.render(spec)
+        return path, json.loads(path.with_suffix(".truth.json").read_text())
+    return _render
+
+
+def _scores(analyzer, path, truth) -> dict:
+    doc = analyzer.analyze(path)
+    return hard.score(truth, doc["timeline"]["beats"], doc["summary"]["bpm"], doc["summary"]["meter"])
+
+
+@pytest.mark.parametrize("spec", [hard.HardSpec("ballad", 62.0, 4, 0, 24, 6, 1),
+                                  hard.HardSpec("ballad", 80.0, 4, 9, 25, 6, 4, fast_picking=True)],
+                         ids=lambda s: s.name)
+def test_a_picked_ballad_heard_in_eighths_gets_its_slow_beat_and_bars(analyzer, render, spec):
+    """The network hears only the picking's eighths; chords and bass accents every other tracked bar line say
+    the bar, and so the beat, is twice as long."""
+    scores = _scores(analyzer, *render(spec))
+    assert scores["tempo_acc1"] == 1.0
+    assert scores["beat_f"] >= 0.95
+    assert scores["downbeat_f"] >= 0.9
