@@ -34,3 +34,11 @@ def test_a_picked_ballad_heard_in_eighths_gets_its_slow_beat_and_bars(analyzer, 
     assert scores["tempo_acc1"] == 1.0
     assert scores["beat_f"] >= 0.95
     assert scores["downbeat_f"] >= 0.9
+
+
+def test_bars_after_a_two_beat_and_a_six_beat_bar_follow_the_harmony(analyzer, render):
+    """A kit hitting beats 1 and 3 alike lets the network carry the old bar phase past a 2-beat bar; the chord
+    changing once a bar, on its downbeat, moves the bar line back where it belongs."""
+    scores = _scores(analyzer, *render(hard.HardSpec("irregular", 104.0, 4, 4, 0, 12, 15)))
+    assert scores["downbeat_f"] >= 0.95
+    assert scores["beat_f"] >= 0.95
