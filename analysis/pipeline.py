@@ -55,9 +55,11 @@ DEFAULT_CHUNK_S = 300.0
 MARGIN_S = 10.0
 
 ANALYSES = {
-    "beats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps",
+    "beats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps; "
+             "every other beat where harmony and downbeat accent mark bars twice the tracked length",
     "downbeats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps; "
-                 "bars regrouped by harmonic rhythm where the network hears no accent",
+                 "bars regrouped by harmonic rhythm where the network hears no accent, and re-phased by chord "
+                 "changes after an irregular bar",
     "tempo": "median beat interval; local median over 5 beats",
     "transients": "spectral flux (2048/100 fps, shared with beats), nearest within 70 ms",
     "chords": "madmom CNN chord features scored per beat with its CRF weights, beat-grid Viterbi; "
