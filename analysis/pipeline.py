@@ -56,7 +56,8 @@ MARGIN_S = 10.0
 
 ANALYSES = {
     "beats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps; "
-             "every other beat where harmony and downbeat accent mark bars twice the tracked length",
+             "every other beat where harmony and downbeat accent mark bars twice the tracked length, two where "
+             "the network fires on the quarters of the tracked beats and not their middle",
     "downbeats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps; "
                  "bars regrouped by harmonic rhythm where the network hears no accent, and re-phased by chord "
                  "changes after an irregular bar",

@@ -42,3 +42,13 @@ def test_bars_after_a_two_beat_and_a_six_beat_bar_follow_the_harmony(analyzer, r
     scores = _scores(analyzer, *render(hard.HardSpec("irregular", 104.0, 4, 4, 0, 12, 15)))
     assert scores["downbeat_f"] >= 0.95
     assert scores["beat_f"] >= 0.95
+
+
+def test_chords_on_every_and_over_a_bass_on_one_and_three_keep_the_full_tempo(analyzer, render):
+    """Nothing sounds on beats 2 and 4, so the tracker settles on the bass at half tempo; the network's
+    activation on the "ands" (a quarter and three quarters through each tracked beat, none half way) says each
+    tracked beat is two."""
+    scores = _scores(analyzer, *render(hard.HardSpec("offbeat", 128.0, 4, 0, 16, 8, 10)))
+    assert scores["tempo_acc1"] == 1.0
+    assert scores["beat_f"] >= 0.95
+    assert scores["downbeat_f"] >= 0.9

@@ -15,6 +15,14 @@ out: it prefers half tempo on most songs above 150 BPM, and weighed against
 the tracker it corrected one octave in 80 songs at parameters where a
 neighbouring setting broke another.
 
+Off-beat accompaniment can pull the tracker the other way: chords on every
+"and" over a bass on beats 1 and 3, with nothing on 2 and 4, is tracked on
+the bass at half tempo (128 BPM heard as 64). The network then fires a
+quarter and three quarters of the way through each tracked beat (the
+"ands") and not half way (the silent beats): a tracked beat whose quarters
+sound and whose middle does not is two beats, the second one unplayed.
+Running notes sound at the middle too, so they are left to the rule above.
+
 The network can also hear only the faster level: a ballad picked in eighths
 with the bass on beats 1 and 3 is tracked at the eighths (62 BPM heard as
 125) with nothing between the tracked beats, and the bar tracker then fits
@@ -37,6 +45,11 @@ MODERATE_BPM = 105.0
 # hears a level twice as fast as the tracked one (rendered songs: 0.00-0.11; the choro guitar: 0.30).
 FASTER_LEVEL = 0.25
 PEAK_RADIUS_FRAMES = 3
+# The activation at the quarters of the tracked beats, relative to that on them, from which the network hears the
+# off-beats of a level twice as fast (the off-beat song tracked at half tempo: 0.54-0.63; every other rendered
+# song, real clip and hard song: 0.21 at most), and how many times the middle's it must be.
+OFFBEATS = 0.4
+OFFBEATS_OVER_MIDDLE = 2.0
 # How many times more chord change one tracked bar line in two must carry than the other (with CHANGE_PRIOR added
 # to both) before the bar may be twice as long: rendered doubled ballads 5-14, songs tracked right up to 3.
 LONGER_BAR_HARMONY = 3.5
@@ -93,3 +106,17 @@ def longer_bar_start(change: np.ndarray, accent: np.ndarray, first_downbeat: int
     if harmony < LONGER_BAR_HARMONY or heard < LONGER_BAR_ACCENT:
         return None
     return int(np.flatnonzero(one)[0])
+
+
+def offbeats_of_a_faster_level(activation: np.ndarray, times: np.ndarray, fps: float, max_bpm: float) -> bool:
+    """Whether each tracked beat is two beats: the network fires at its quarters (the off-beats of the faster
+    level) and not at its middle, and twice the tracked tempo is one the tracker allows."""
+    if len(times) < 8 or 2 * 60.0 / float(np.median(np.diff(times))) > max_bpm:
+        return False
+    on = _peaks(activation, np.round(times * fps).astype(int)).mean()
+    intervals = np.diff(times)
+
+    def level(fraction: float) -> float:
+        return float(_peaks(activation, np.round((times[:-1] + fraction * intervals) * fps).astype(int)).mean())
+    quarters = (level(0.25) + level(0.75)) / 2
+    return quarters >= OFFBEATS * on and quarters >= OFFBEATS_OVER_MIDDLE * level(0.5)
