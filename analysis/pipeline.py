@@ -57,9 +57,12 @@ DEFAULT_CHUNK_S = 300.0
 MARGIN_S = 10.0
 
 ANALYSES = {
-    "beats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps",
+    "beats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps; "
+             "every other beat where harmony and downbeat accent mark bars twice the tracked length, two where "
+             "the network fires on the quarters of the tracked beats and not their middle",
     "downbeats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps; "
-                 "bars regrouped by harmonic rhythm where the network hears no accent",
+                 "bars regrouped by harmonic rhythm where the network hears no accent, and re-phased by chord "
+                 "changes after an irregular bar",
     "tempo": "least-squares fit of beat time against beat number: a line per steady stretch, a parabola per "
              "ramp, a line through 9 beats elsewhere; the song's BPM is the median over its beats",
     "transients": "spectral flux (2048/100 fps, shared with beats), nearest within 70 ms",
@@ -116,6 +119,7 @@ class Analyzer:
         self.analyses["beats"] += f", {min_bpm:g}-{max_bpm:g} BPM"
         self._features = RhythmFeatureProcessor()
         self._tracker = BeatTracker(min_bpm=min_bpm, max_bpm=max_bpm)
+        self._min_bpm = min_bpm
         self._chords = ChordRecognizer()
         self._beat_chords = BeatChordDecoder(self._chords.crf)
         self._key = KeyRecognizer()
@@ -214,9 +218,14 @@ class Analyzer:
 
     def _music(self, results: Results, frames: _Frames, stage, report: Progress) -> None:
         activations = Activations(values=np.concatenate(frames.activations), fps=RHYTHM_FPS)
-        with stage("beats", 0.75):
-            beats = self._tracker(activations)
-            results.beats = beats
+        with stage("chords"):
+            chord_features = np.concatenate(frames.chord_features)
+            chord_frames = self._chords.frames(chord_features)
+        with stage("beats", 0.8):
+            # The harmony decides how beats group into bars, and when the bars are twice the tracked length,
+            # which level is the beat: tempo and everything built on the beats come after it.
+            beats = results.beats = regroup(self._tracker(activations), chord_segments(chord_frames), activations,
+                                            self._min_bpm)
             onsets = detect_onsets(np.concatenate(frames.flux), RHYTHM_FPS)
             results.transients = match_beats(beats.times, onsets)
             results.tempo = estimate_tempo(beats.times, beats.confidence)
@@ -224,9 +233,6 @@ class Analyzer:
         if len(beats.times) == 0:
             results.notes.append("no beat found")
         with stage("chords", 0.85):
-            chord_features = np.concatenate(frames.chord_features)
-            chord_frames = self._chords.frames(chord_features)
-            beats = results.beats = regroup(beats, chord_segments(chord_frames), activations)
             beat_chords = self._beat_chords(chord_features, chord_frames.posteriors, beats, results.duration)
             majmin = beat_chords or chord_segments(chord_frames)
             results.chords = majmin

@@ -195,3 +195,16 @@ def test_a_two_beat_bar_moves_the_bar_line_for_the_bars_after_it():
     truth = np.concatenate([np.arange(1, 5)] * 6 + [np.arange(1, 3)] + [np.arange(1, 5)] * 8)
     downbeat = np.where(truth == 1, 0.6, 0.2)  # an accent the network is only fairly sure of
     assert bar_positions(downbeat, 4).tolist() == truth.tolist()
+
+
+@pytest.mark.parametrize("every_bar,accented,expected", [(False, True, 4), (True, True, None), (False, False, None)])
+def test_bars_twice_the_tracked_length_need_the_harmony_and_the_accent(every_bar, accented, expected):
+    """Chords changing on one tracked bar line in two, heard harder there: the real bar starts on it. Chords
+    that last two bars over evenly accented bars are not enough, nor is an accent alone."""
+    from beatwatch.analysis.rhythm.octave import longer_bar_start
+
+    index = np.arange(48)
+    real = index % 8 == 4
+    change = np.where(index % 4 == 0 if every_bar else real, 0.9, 0.0)
+    accent = np.where(real & accented, 0.6, np.where(index % 4 == 0, 0.35, 0.02))
+    assert longer_bar_start(change, accent, first_downbeat=0, meter=4) == expected

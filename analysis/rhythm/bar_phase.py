@@ -31,15 +31,16 @@ def downbeat_probability(values: np.ndarray, times: np.ndarray, fps: float) -> n
     return np.clip(down / np.maximum(beat + down, 1e-9), EVIDENCE_FLOOR, 1 - EVIDENCE_FLOOR)
 
 
-def bar_positions(downbeat: np.ndarray, meter: int, start: int = 0) -> np.ndarray:
+def bar_positions(downbeat: np.ndarray, meter: int, start: int = 0, jump: float = JUMP) -> np.ndarray:
     """1-based positions in the bar for beats with downbeat probabilities `downbeat`; `start` is the
-    tracker's position (0-based) of the first beat, kept unless the evidence says otherwise."""
+    tracker's position (0-based) of the first beat, kept unless the evidence says otherwise; `jump`: the
+    probability of a bar line moving at any one beat."""
     n = len(downbeat)
     states = np.arange(meter)
-    step = np.full((meter, meter), np.log(JUMP / max(meter - 1, 1)))
-    step[states, (states + 1) % meter] = np.log(1 - JUMP)
+    step = np.full((meter, meter), np.log(jump / max(meter - 1, 1)))
+    step[states, (states + 1) % meter] = np.log(1 - jump)
     observe = np.where(states[None, :] == 0, np.log(downbeat)[:, None], np.log(1 - downbeat)[:, None])
-    score = np.full(meter, np.log(JUMP / max(meter - 1, 1)))
+    score = np.full(meter, np.log(jump / max(meter - 1, 1)))
     score[start % meter] = 0.0
     score = score + observe[0]
     back = np.zeros((n, meter), dtype=np.int64)

@@ -30,7 +30,7 @@ from madmom.features.downbeats import DBNDownBeatTrackingProcessor
 from beatwatch.analysis.audio.features import RHYTHM_FPS
 
 from .bar_phase import bar_positions, count_from_downbeats, downbeat_probability
-from .octave import half_is_the_beat, on_beat_share
+from .octave import half_is_the_beat, offbeats_of_a_faster_level, on_beat_share
 
 METERS = (3, 4)
 MIN_BPM = 55.0
@@ -100,7 +100,7 @@ class BeatTracker:
     """Decodes activations into beats with bar positions, trying 3/4 and 4/4 bars."""
 
     def __init__(self, *, meters=METERS, min_bpm: float = MIN_BPM, max_bpm: float = MAX_BPM) -> None:
-        self._meters, self._min_bpm = list(meters), min_bpm
+        self._meters, self._min_bpm, self._max_bpm = list(meters), min_bpm, max_bpm
         self._dbn = DBNDownBeatTrackingProcessor(
             beats_per_bar=self._meters, min_bpm=min_bpm, max_bpm=max_bpm, fps=RHYTHM_FPS // DBN_POOL,
             transition_lambda=TRANSITION_LAMBDA)
@@ -122,8 +122,12 @@ class BeatTracker:
             times, positions = every_other_beat(times, positions, on_beat_share(combined, times, activations.fps))
         else:
             meter = Beats(times, positions, np.zeros(0)).meter or max(self._meters)
-            positions = bar_positions(downbeat_probability(values, times, activations.fps), meter,
-                                      start=int(positions[0]) - 1)
+            start = int(positions[0]) - 1
+            if offbeats_of_a_faster_level(combined, times, activations.fps, self._max_bpm):
+                # Each tracked beat is two, the second one half way to the next; the bar counts twice as far.
+                times = np.sort(np.concatenate([times, (times[1:] + times[:-1]) / 2]))
+                meter, start = max(self._meters), 2 * start
+            positions = bar_positions(downbeat_probability(values, times, activations.fps), meter, start=start)
         return Beats(times=times, positions=positions, confidence=beat_confidence(combined, times, activations.fps))
 
     def _track(self, pooled: np.ndarray, fps: float) -> np.ndarray:

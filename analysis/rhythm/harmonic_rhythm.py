@@ -4,8 +4,9 @@ madmom's downbeat network hears bars through accents: a kick on the one, a
 snare on the backbeat. Without drums (a strummed guitar, a pad and a bass on
 every beat) all beats can sound alike and the bar tracker guesses, typically
 4/4 for a waltz; with a kit that hits beats 1 and 3 alike it can put the bar
-line in the middle of the bar. The tracker's beats are kept; only how they
-group into bars is checked, twice:
+line in the middle of the bar. The tracker's beats are kept (unless the bars
+show they are half beats, octave.longer_bar_start); how they group into bars
+is checked twice:
 
 1. Bar length. Where the network barely tells its downbeats from the other
    beats, each other grouping (3 or 4 beats, each phase) is scored by how
@@ -17,6 +18,14 @@ group into bars is checked, twice:
 2. Half a bar. When the network hears beat 1 and beat 3 of a 4/4 bar about
    alike, the bar starts where the harmony enters: the first chord of the
    music falls on a downbeat.
+3. Irregular bars. A 2- or 6-beat bar in 4/4 moves the bar line by half a
+   bar, which a kit hitting beats 1 and 3 alike barely tells the network: it
+   carries the old phase on for bars. Where the harmony changes at most once
+   a bar, each change is a bar line, so the bar positions are decoded again
+   beat by beat with the chord changes as evidence beside the network's,
+   and the bar line may move (bar_phase) where both say it does. At two
+   chords a bar the changes on beat 3 would pull it half a bar off, so the
+   rule keeps out of such songs.
 """
 
 from __future__ import annotations
@@ -28,7 +37,18 @@ import numpy as np
 
 from beatwatch.analysis.nearest import nearest
 
-from .beats import METERS, Activations, Beats
+from .beats import METERS, MIN_BPM, Activations, Beats
+from .bar_phase import EVIDENCE_FLOOR, bar_positions, downbeat_probability
+from .octave import longer_bar_start
+
+# Rule 3: how likely a chord change is at a downbeat and at another beat, where the harmony changes at most once
+# a bar; the share of changes closer than a bar to the next from which the harmony is too fast to mark bars;
+# and how likely the bar line is to move at any one beat (ten times bar_phase.JUMP: with the harmony beside the
+# network, two or three bars of evidence move it).
+CHANGE_ON_DOWNBEAT = 0.9
+CHANGE_OFF_DOWNBEAT = 0.02
+FAST_HARMONY = 0.15
+HARMONIC_JUMP = 1e-3
 
 CHANGE_RADIUS_BEATS = 0.4  # a chord change counts for a beat this close (fully at the beat, less further off)
 LAG_RANGE_S = (-0.05, 0.2)  # the recogniser's lag behind the beat is looked for in this range
@@ -88,13 +108,14 @@ def harmony_entry(beat_times: np.ndarray, chords: Sequence) -> int | None:
     return index if abs(beat_times[index] - start) <= CHANGE_RADIUS_BEATS * period else None
 
 
-def regroup(beats: Beats, chords: Sequence, activations: Activations) -> Beats:
-    """`beats` with positions regrouped into bars that harmony supports, or unchanged (the usual case)."""
-    n = len(beats.times)
-    if n < 4 * max(METERS) or not (beats.positions == 1).any():
+def regroup(beats: Beats, chords: Sequence, activations: Activations, min_bpm: float = MIN_BPM) -> Beats:
+    """`beats` with positions regrouped into bars that harmony supports, or unchanged (the usual case);
+    `min_bpm` is the slowest tempo the beats may be halved to (analysis.min_bpm)."""
+    if len(beats.times) < 4 * max(METERS) or not (beats.positions == 1).any():
         return beats
-    frames = np.clip(np.round(beats.times * activations.fps).astype(int), 0, len(activations.values) - 1)
-    accent = activations.values[frames, 1]
+    beats = _longer_bars(beats, chords, _accent(beats, activations), min_bpm)
+    n = len(beats.times)
+    accent = _accent(beats, activations)
     index = np.arange(n)
     meter0 = beats.meter or max(METERS)
     phase0 = int(np.flatnonzero(beats.positions == 1)[0]) % meter0
@@ -104,8 +125,45 @@ def regroup(beats: Beats, chords: Sequence, activations: Activations) -> Beats:
     else:
         meter, phase = meter0, _half_bar(beats, chords, accent, meter0, phase0)
     if (meter, phase) == (meter0, phase0):
-        return beats
+        return _rephase(beats, chords, activations, meter0)
     return replace(beats, positions=((index - phase) % meter + 1).astype(beats.positions.dtype))
+
+
+def _rephase(beats: Beats, chords: Sequence, activations: Activations, meter: int) -> Beats:
+    """Rule 3: bar positions decoded from the network's downbeat evidence and the chord changes together, where
+    the harmony changes at most once a bar; else `beats` unchanged."""
+    strength = change_strength(beats.times, chords)
+    changes = np.flatnonzero(strength > 0.5)
+    if len(changes) < MIN_CHANGES or np.mean(np.diff(changes) < meter) > FAST_HARMONY:
+        return beats
+    down = downbeat_probability(activations.values, beats.times, activations.fps)
+    on = CHANGE_ON_DOWNBEAT * strength + (1 - CHANGE_ON_DOWNBEAT) * (1 - strength)
+    off = CHANGE_OFF_DOWNBEAT * strength + (1 - CHANGE_OFF_DOWNBEAT) * (1 - strength)
+    fused = down * on / (down * on + (1 - down) * off)
+    positions = bar_positions(np.clip(fused, EVIDENCE_FLOOR, 1 - EVIDENCE_FLOOR), meter,
+                              start=int(beats.positions[0]) - 1, jump=HARMONIC_JUMP)
+    return replace(beats, positions=positions.astype(beats.positions.dtype))
+
+
+def _accent(beats: Beats, activations: Activations) -> np.ndarray:
+    frames = np.clip(np.round(beats.times * activations.fps).astype(int), 0, len(activations.values) - 1)
+    return activations.values[frames, 1]
+
+
+def _longer_bars(beats: Beats, chords: Sequence, accent: np.ndarray, min_bpm: float) -> Beats:
+    """Every other beat, in bars of four from the downbeat where the harmony and the network hear bars twice the
+    tracked length (and half the tempo is one the tracker allows); else `beats` unchanged."""
+    first = int(np.flatnonzero(beats.positions == 1)[0])
+    start = longer_bar_start(change_strength(beats.times, chords), accent, first, beats.meter or max(METERS))
+    if start is None:
+        return beats
+    keep = (np.arange(len(beats.times)) - start) % 2 == 0
+    times = beats.times[keep]
+    if 60.0 / float(np.median(np.diff(times))) < min_bpm:
+        return beats
+    index = np.arange(len(times)) - int(np.count_nonzero(keep[:start]))
+    return Beats(times=times, positions=(index % 4 + 1).astype(beats.positions.dtype),
+                 confidence=beats.confidence[keep])
 
 
 def _bar_length(beats: Beats, chords: Sequence, accent: np.ndarray, meter0: int,
