@@ -96,6 +96,27 @@ def test_minor_modulation_keeps_the_minor_reading():
     assert key_spans(labels) == [("A minor", 0), ("B minor", 12)]
 
 
+def test_a_minor_song_whose_chorus_leans_on_its_relative_major_is_one_key():
+    # verse i-VI-iv-V in A minor, chorus VI-VII-III-III: C major's chords, resting on C, for eight bars at a time
+    verse, chorus = ["A:min", "F:maj", "D:min", "E:maj"] * 2, ["F:maj", "G:maj", "C:maj", "C:maj"] * 2
+    labels = verse + chorus + verse + chorus + chorus + ["A:min"]
+    assert key_spans(labels) == [("A minor", 0)]
+
+
+def test_seventh_chords_count_as_the_triad_on_their_root():
+    assert chord_class("C:min7") == chord_class("C:min7/b3") == KEY_LABELS.index("C minor")
+    assert chord_class("Eb:maj7") == chord_class("D#:maj") == KEY_LABELS.index("Eb major")
+    assert chord_class("G:7") == chord_class("G") == KEY_LABELS.index("G major")
+    assert chord_class("B:hdim7") is None and chord_class("G:sus4") is None and chord_class("H:min") is None
+
+
+def test_a_minor_song_full_of_minor_sevenths_is_minor_not_its_relative_major():
+    # Cm7 sounds Eb G Bb over its C: the song is C minor even where the CNN is sure of Eb major
+    labels = ["C:min7", "Ab:maj7", "C:min7", "Ab:maj7"] + ["C:min7", "Ab:maj7", "F:min7", "G:7"] * 3 + ["C:min7"]
+    assert key_spans(labels) == [("C minor", 0)]
+    assert key_spans(labels, confident("Eb major")) == [("C minor", 0)]
+
+
 def test_one_foreign_chord_is_not_a_key_change():
     labels = C_MAJOR_SAME_CHORDS * 4
     labels[9] = "D#:maj"

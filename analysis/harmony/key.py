@@ -5,13 +5,16 @@ Two passes over bars:
 1. Where the key changes. Each bar scores the 24 keys by how well its
    chords fit them (`tonality.harmonic_fit`) plus a little of the CNN's
    opinion on a window around it, counted once per window however many bars
-   share it. A Viterbi pass with a switching penalty keeps one key until the
-   evidence stays changed, and a key is cheaper to enter on its own tonic
-   chord, so a change lands on the bar where the new key arrives on its
-   tonic. Segments shorter than MIN_SEGMENT_BARS are folded into a
-   neighbour. (A key and its relative share their chords, so the penalty
-   also keeps this pass from flipping between them; which of the two a
-   segment is in is pass 2's question.)
+   share it. A key and its relative minor share one signature, and this
+   pass decodes signatures (each the better of its two keys): a minor song
+   whose chorus leans on its relative major (i-VI-III-VII, a chorus on III)
+   is one key to a musician, not two, and pass 1 on the 24 keys split such
+   songs at every chorus. A Viterbi pass with a switching penalty keeps one
+   signature until the evidence stays changed, and a signature is cheaper
+   to enter on one of its tonic chords, so a change lands on the bar where
+   the new key arrives on its tonic. Segments shorter than MIN_SEGMENT_BARS
+   are folded into a neighbour. Which of the two keys a segment is in is
+   pass 2's question.
 2. Which key each segment is in. The segment's chords (mean fit per bar),
    the CNN run over the segment's spectrogram, and where the music rests
    (its first and last chord, a chord held longer than the rest, a chord
@@ -55,7 +58,8 @@ PROBABILITY_FLOOR = 2e-2
 # Pass 1 (bars): emission = chord fit + LOCAL_CNN_WEIGHT * log p_cnn(window) * bar length / window length;
 # a change costs SWITCH_PENALTY, less ENTRY_BONUS times the share of the bar playing the new key's tonic chord.
 LOCAL_CNN_WEIGHT = 1.0
-SWITCH_PENALTY = 6.0
+MINOR_KEYS = 12  # keys 12..23 are the minor ones
+SWITCH_PENALTY = 8.5
 ENTRY_BONUS = 2.0
 MIN_SEGMENT_BARS = 4
 # Pass 2 (segments): FIT_WEIGHT * mean chord fit per bar + CNN_WEIGHT * log p_cnn(segment) + tonic evidence.
@@ -161,8 +165,8 @@ def decode(edges: np.ndarray, chords: Sequence, local_log: np.ndarray, segment_c
     weights = bar_weights(runs, edges)
     fit = harmonic_fit(weights)
     share = np.diff(edges)[:, None] / LOCAL_WINDOW_S
-    emission = fit + LOCAL_CNN_WEIGHT * share * local_log
-    path = switch_path(emission, SWITCH_PENALTY - ENTRY_BONUS * weights)
+    emission = signatures(fit + LOCAL_CNN_WEIGHT * share * local_log)
+    path = switch_path(emission, SWITCH_PENALTY - ENTRY_BONUS * signatures(weights))
     bounds = merge_short(path, emission, MIN_SEGMENT_BARS)
     spans: list[_Span] = []
     for first, stop in bounds:
@@ -184,6 +188,12 @@ def decode(edges: np.ndarray, chords: Sequence, local_log: np.ndarray, segment_c
             first = previous.first
         spans.append(_Span(first, stop, key, posterior))
     return spans
+
+
+def signatures(per_key: np.ndarray) -> np.ndarray:
+    """(bars, 24) per key -> (bars, 12) per key signature (index = its major key): the better of the major key
+    and its relative minor."""
+    return np.maximum(per_key[:, :MINOR_KEYS], per_key[:, MINOR_KEYS + (np.arange(MINOR_KEYS) + 9) % 12])
 
 
 def merge_short(path: np.ndarray, emission: np.ndarray, min_bars: int) -> list[tuple[int, int]]:

@@ -20,10 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chords import CHORD_LABELS, NO_CHORD
+from .spelling import pitch_class
 
 NUM_KEYS = 24
 MAJOR, MINOR = 0, 1
+A_PITCH_CLASS = 9  # madmom's classes start at A
+# Harte qualities by the triad they stand on; the others (dim, hdim7, sus2, sus4, power chords) have no
+# major or minor third and say nothing about the mode.
+THIRDS = {"maj": MAJOR, "7": MAJOR, "maj7": MAJOR, "6": MAJOR, "maj6": MAJOR, "9": MAJOR, "maj9": MAJOR,
+          "min": MINOR, "min7": MINOR, "min6": MINOR, "min9": MINOR, "minmaj7": MINOR}
 # P(chord | key) by (semitones from the tonic to the root, quality 0 = major / 1 = minor), from common
 # practice and pop harmony; every chord not listed shares what is left. Tonic, subdominant and dominant
 # carry the most weight, so C G Am F leans to C major and Am Dm Em to A minor on harmony alone.
@@ -44,12 +49,17 @@ CADENCE_WEIGHT = 1.5
 
 
 def chord_class(label: str) -> int | None:
-    """Index 0..23 of a majmin label ("A:maj" .. "G#:min"); None for "N" or anything else."""
-    try:
-        index = CHORD_LABELS.index(label)
-    except ValueError:
+    """Index 0..23 of the major or minor triad a Harte label stands on ("A:maj" .. "G#:min", "C:min7/b3" is
+    C minor, "G:7" G major); None for "N", for chords without a major or minor third, and anything else.
+
+    A seventh chord counts as the triad on its root, never as the triad above it: Cm7 sounds E♭ G B♭ too,
+    but its tonal function is C minor's."""
+    root, colon, rest = label.partition(":")
+    pc = pitch_class(root)
+    quality = rest.partition("/")[0] if colon else "maj"
+    if pc is None or quality not in THIRDS:
         return None
-    return None if index == NO_CHORD else index
+    return (pc - A_PITCH_CLASS) % 12 + (NUM_KEYS // 2 if THIRDS[quality] == MINOR else 0)
 
 
 def chord_given_key() -> np.ndarray:
