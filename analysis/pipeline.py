@@ -35,6 +35,7 @@ from .errors import InputError
 from beatwatch.analysis.audio.features import RHYTHM_FPS, RhythmFeatureProcessor
 from beatwatch.analysis.rhythm.harmonic_rhythm import regroup
 from beatwatch.analysis.harmony.key import KEY_FPS, KeyRecognizer
+from beatwatch.analysis.harmony.tuning import BINS as TUNING_BINS, deviation_histogram, tuning_cents
 from .loudness import ENERGY_HOP_S, LoudnessMeter, energy_curve
 from .form.bar_features import bar_features, block_means
 from .form.sections import find_sections
@@ -62,7 +63,9 @@ ANALYSES = {
     "transients": "spectral flux (2048/100 fps, shared with beats), nearest within 70 ms",
     "chords": "madmom CNN chord features scored per beat with its CRF weights, beat-grid Viterbi; "
               "CRF forward-backward confidence",
-    "key": "madmom KEY_CNN + chord-based tonal evidence, bar-grid Viterbi for changes",
+    "key": "madmom KEY_CNN + chord-based tonal evidence, bar-grid Viterbi over key signatures for changes",
+    "tuning": "spectral peaks (16384-sample frames, 2 fps), their deviation from the A=440 semitone grid, "
+              "histogram peak",
     "loudness": "ITU-R BS.1770-4 / EBU R128 + Tech 3342 LRA",
     "danceability": "beat salience x tempo steadiness x attack x tempo preference",
     "energy": "RMS dBFS over 0.5 s mapped -60..0 dB to 0..1",
@@ -84,6 +87,7 @@ class _Frames:
     chord_features: list[np.ndarray] = field(default_factory=list)
     key_spectrogram: list[np.ndarray] = field(default_factory=list)
     energy: list[np.ndarray] = field(default_factory=list)
+    tuning: np.ndarray = field(default_factory=lambda: np.zeros(TUNING_BINS))
     timbre: list[np.ndarray] = field(default_factory=list)
     # Each chunk's tag scores with the chunk's length, averaged over the file at the end.
     tags: list[tuple[list[dict], float]] = field(default_factory=list)
@@ -161,6 +165,7 @@ class Analyzer:
         elif duration < MIN_MUSIC_S:
             notes.append(f"too short ({duration:.1f} s < {MIN_MUSIC_S:g} s): no beats, chords, key or sections")
         else:
+            results.tuning_cents = tuning_cents(frames.tuning)
             self._music(results, frames, stage, report)
             results.tags = average_tags(frames.tags)
         report("assemble", 0.95)
@@ -183,6 +188,8 @@ class Analyzer:
         with stage("loudness"):
             meter.add(core)
             frames.energy.append(energy_curve(core_mono, SAMPLE_RATE))
+        with stage("tuning"):
+            frames.tuning += deviation_histogram(core_mono, SAMPLE_RATE)
         with stage("features"):
             features = self._features(mono, SAMPLE_RATE)
             key_spec = self._key.spectrogram(mono, SAMPLE_RATE)

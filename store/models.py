@@ -87,6 +87,7 @@ class AnalysisRow(Base):
     wall_s: Mapped[float | None]
     realtime_factor: Mapped[float | None]
     sidecar_path: Mapped[str | None]
+    tuning_cents: Mapped[float | None]
 
     file: Mapped[FileRow] = relationship(back_populates="analyses")
     beats: Mapped[list[BeatRow]] = relationship(order_by="BeatRow.idx", cascade=_CHILDREN, passive_deletes=True)

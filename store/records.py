@@ -25,7 +25,7 @@ from .models import (AnalysisRow, BarRow, Base, BeatRow, ChordRow, FilePathRow, 
 from .transactions import write_transaction
 
 SUMMARY_COLUMNS = (
-    "bpm", "bpm_confidence", "meter", "key", "key_confidence",
+    "bpm", "bpm_confidence", "meter", "key", "key_confidence", "tuning_cents",
     "loudness_lufs", "loudness_range_lu", "danceability", "energy",
 )
 
@@ -48,7 +48,8 @@ _HASH_PREFIX = re.compile(r"[0-9a-f]{8,64}")
 _CONTENT_ROW = text("""
 SELECT f.id AS file_id, a.id AS analysis_id, f.path AS path, f.content_hash AS content_hash, f.format AS format,
     f.size AS size, a.duration AS duration, a.bpm AS bpm, a.bpm_confidence AS bpm_confidence, a.meter AS meter,
-    a.key AS key, a.key_confidence AS key_confidence, a.loudness_lufs AS loudness_lufs,
+    a.key AS key, a.key_confidence AS key_confidence, a.tuning_cents AS tuning_cents,
+    a.loudness_lufs AS loudness_lufs,
     a.loudness_range_lu AS loudness_range_lu, a.danceability AS danceability, a.energy AS energy,
     a.analyzer_version AS analyzer_version, a.created_at AS analyzed_at, a.sidecar_path AS sidecar_path
 FROM files AS f JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)
@@ -175,7 +176,9 @@ def _analysis_row(doc: dict[str, Any], file_id: int, sidecar_path: str | None, n
         "duration": info.get("duration"),
         "sample_rate": info.get("sample_rate"),
         "channels": info.get("channels"),
-        **{name: summary.get(name) for name in SUMMARY_COLUMNS},
+        # Only the fields the document has: one written before a field existed (key_camelot came with schema
+        # step 9) leaves the column NULL, and still saves into a database from before that column.
+        **{name: summary[name] for name in SUMMARY_COLUMNS if name in summary},
         "device": analyzer.get("device"),
         "wall_s": performance.get("wall_s"),
         "realtime_factor": performance.get("realtime_factor"),

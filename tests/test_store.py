@@ -486,3 +486,26 @@ def test_names_that_differ_only_in_bytes_that_are_not_utf8_keep_a_row_each(engin
     assert rows == [("/in/x\uFFFD.wav", b"/in/x\xfe.wav", HASH_B), ("/in/x\uFFFD.wav", b"/in/x\xff.wav", HASH_A)]
     assert find_analysis(engine, ff)["content_hash"] == HASH_A
     assert find_analysis(engine, fe)["content_hash"] == HASH_B
+
+
+def test_the_tuning_reaches_analyses_tracks_and_show_and_older_analyses_keep_null(tmp_path):
+    url = sqlite_url(tmp_path / "old.db")
+    old = create_engine(url)
+    try:
+        assert migrate(old, STEPS[:9]) == 9
+        save_timeline(old, make_doc(path="/inbox/old.wav", content_hash=HASH_A), sidecar_path=None)
+    finally:
+        old.dispose()
+    engine = open_database(url)
+    try:
+        detuned = make_doc(path="/inbox/detuned.wav", content_hash=HASH_B)
+        detuned["summary"] |= {"tuning_cents": -23.5, "tuning_hz": 434.06}
+        save_timeline(engine, detuned, sidecar_path=None)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT path, tuning_cents FROM tracks ORDER BY path")).all()
+            off = conn.execute(text("SELECT path FROM tracks WHERE abs(tuning_cents) > 10")).scalars().all()
+        assert rows == [("/inbox/detuned.wav", -23.5), ("/inbox/old.wav", None)]
+        assert off == ["/inbox/detuned.wav"]
+        assert find_analysis(engine, "/inbox/detuned.wav")["tuning_cents"] == -23.5
+    finally:
+        engine.dispose()
