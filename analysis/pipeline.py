@@ -190,9 +190,10 @@ class Analyzer:
             frames.energy.append(energy_curve(core_mono, SAMPLE_RATE))
         with stage("tuning"):
             frames.tuning += deviation_histogram(core_mono, SAMPLE_RATE)
+            tuning = tuning_cents(frames.tuning) or 0.0  # so far: a song's own, a long file's first chunks'
         with stage("features"):
             features = self._features(mono, SAMPLE_RATE)
-            key_spec = self._key.spectrogram(mono, SAMPLE_RATE)
+            key_spec = self._key.spectrogram(mono, SAMPLE_RATE, tuning)
             chord_spec = self._chords.spectrogram(mono, SAMPLE_RATE)
         with stage("inference"):
             activations = self.networks.downbeats([features.stacked])[0]

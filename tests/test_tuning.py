@@ -10,6 +10,7 @@ import pytest
 
 from bench.arrange import ArrangedSpec
 from bench.arranged import render
+from beatwatch.analysis.audio.spectrum import log_filterbank, magnitude_spectrogram, retuned
 from beatwatch.analysis.harmony.tonality import chord_class
 from beatwatch.analysis.harmony.tuning import deviation_histogram, tuning_cents, tuning_hz
 
@@ -45,6 +46,20 @@ def test_chunk_histograms_add_up_to_the_whole_and_silence_has_no_tuning():
     assert tuning_cents(deviation_histogram(np.zeros(SR * 3, dtype=np.float32), SR)) is None
     assert tuning_cents(deviation_histogram(np.zeros(100, dtype=np.float32), SR)) is None
     assert tuning_hz(0.0) == 440.0 and tuning_hz(-1200.0) == pytest.approx(220.0)
+
+
+def test_a_retuned_filterbank_hears_a_sharp_chord_as_the_in_tune_one_hears_it_in_tune():
+    bank = log_filterbank(8192, SR, 24, 65.0, 2100.0)
+    sharp = retuned(bank, 8192, SR, 40.0)
+    assert sharp.shape == bank.shape and np.allclose(sharp.sum(axis=0), 1.0, atol=1e-4)
+    assert retuned(bank, 8192, SR, 0.0) is bank
+
+    def bands(cents: float, filterbank: np.ndarray) -> np.ndarray:
+        return magnitude_spectrogram(chords_at(cents, seconds=2.0), 8192, 5, SR)[3] @ filterbank
+
+    in_tune = bands(0.0, bank)
+    assert np.corrcoef(bands(40.0, sharp), in_tune)[0, 1] > 0.97
+    assert np.corrcoef(bands(40.0, bank), in_tune)[0, 1] < 0.9
 
 
 # C minor, every chord a seventh but the last: Cm7 Abmaj7 Cm7 Abmaj7 | Cm7 Abmaj7 Fm7 G7. Cm7's upper three

@@ -40,7 +40,7 @@ import numpy as np
 from madmom.features.key import KEY_LABELS
 
 from beatwatch.analysis.audio.decode import SAMPLE_RATE
-from beatwatch.analysis.audio.spectrum import log_filtered_spectrogram, log_filterbank
+from beatwatch.analysis.audio.spectrum import log_filtered_spectrogram, log_filterbank, retuned
 from beatwatch.analysis.nearest import nearest
 from .tonality import NUM_KEYS, bar_weights, chord_runs, harmonic_fit, tonic_evidence
 from .viterbi import switch_path
@@ -100,12 +100,14 @@ class KeyRecognizer:
     def __init__(self) -> None:
         self._filterbank = log_filterbank(FRAME_SIZE, SAMPLE_RATE, BANDS_PER_OCTAVE, FMIN, FMAX)
 
-    def spectrogram(self, mono: np.ndarray, sample_rate: int) -> np.ndarray:
+    def spectrogram(self, mono: np.ndarray, sample_rate: int, tuning_cents: float = 0.0) -> np.ndarray:
         """The CNN's input at KEY_FPS, madmom's log-filtered spectrogram from the blocked STFT; frame-local,
-        so chunks of a long file can be joined. The network was trained at SAMPLE_RATE."""
+        so chunks of a long file can be joined. The network was trained at SAMPLE_RATE, and its bands are
+        moved to the recording's tuning (`spectrum.retuned`) so that it hears a detuned band in tune."""
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"key spectrogram expects {SAMPLE_RATE} Hz, got {sample_rate} Hz")
-        return log_filtered_spectrogram(mono, FRAME_SIZE, KEY_FPS, SAMPLE_RATE, self._filterbank)
+        bank = retuned(self._filterbank, FRAME_SIZE, SAMPLE_RATE, tuning_cents)
+        return log_filtered_spectrogram(mono, FRAME_SIZE, KEY_FPS, SAMPLE_RATE, bank)
 
     def __call__(self, spec: np.ndarray, duration: float, cnn: KeyCnn, *, chords: Sequence = (),
                  downbeats: np.ndarray | None = None) -> KeyResult:
