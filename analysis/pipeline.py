@@ -35,7 +35,8 @@ from .errors import InputError
 from beatwatch.analysis.audio.features import RHYTHM_FPS, RhythmFeatureProcessor
 from beatwatch.analysis.rhythm.harmonic_rhythm import regroup
 from beatwatch.analysis.harmony.key import KEY_FPS, KeyRecognizer
-from beatwatch.analysis.harmony.tuning import BINS as TUNING_BINS, deviation_histogram, tuning_cents
+from beatwatch.analysis.harmony.tuning import (BINS as TUNING_BINS, deviation_histogram, notes_between, pitch_classes,
+                                              spectral_peaks, tuning_cents)
 from .loudness import ENERGY_HOP_S, LoudnessMeter, energy_curve
 from .form.bar_features import bar_features, block_means
 from .form.sections import find_sections
@@ -88,6 +89,7 @@ class _Frames:
     key_spectrogram: list[np.ndarray] = field(default_factory=list)
     energy: list[np.ndarray] = field(default_factory=list)
     tuning: np.ndarray = field(default_factory=lambda: np.zeros(TUNING_BINS))
+    pitch_classes: list[np.ndarray] = field(default_factory=list)
     timbre: list[np.ndarray] = field(default_factory=list)
     # Each chunk's tag scores with the chunk's length, averaged over the file at the end.
     tags: list[tuple[list[dict], float]] = field(default_factory=list)
@@ -189,8 +191,10 @@ class Analyzer:
             meter.add(core)
             frames.energy.append(energy_curve(core_mono, SAMPLE_RATE))
         with stage("tuning"):
-            frames.tuning += deviation_histogram(core_mono, SAMPLE_RATE)
+            peaks = spectral_peaks(core_mono, SAMPLE_RATE)
+            frames.tuning += deviation_histogram(peaks)
             tuning = tuning_cents(frames.tuning) or 0.0  # so far: a song's own, a long file's first chunks'
+            frames.pitch_classes.append(pitch_classes(peaks, tuning))
         with stage("features"):
             features = self._features(mono, SAMPLE_RATE)
             key_spec = self._key.spectrogram(mono, SAMPLE_RATE, tuning)
@@ -228,7 +232,8 @@ class Analyzer:
                               or chord_segments(chord_frames))
         with stage("key", 0.9):
             results.key = self._key(np.concatenate(frames.key_spectrogram), results.duration, self.networks.key,
-                                    chords=results.chords, downbeats=beats.times[beats.positions == 1])
+                                    chords=results.chords, downbeats=beats.times[beats.positions == 1],
+                                    notes=notes_between(np.concatenate(frames.pitch_classes), SAMPLE_RATE))
         with stage("sections", 0.93):
             bars = bars_from_beats(beats, results.duration)
             if not bars:

@@ -18,8 +18,9 @@ from beatwatch.analysis.harmony.chords import ChordSegment
 from beatwatch.analysis.rhythm.harmonic_rhythm import regroup
 from beatwatch.analysis.harmony.key import KeyRecognizer, decode
 from beatwatch.analysis.rhythm.beats import Activations, Beats
-from beatwatch.analysis.harmony.tonality import (LAST_CHORD_WEIGHT, Chord, cadences, chord_class, held_excess, relative,
-                                                 tonic_evidence)
+from beatwatch.analysis.harmony.spelling import pitch_class
+from beatwatch.analysis.harmony.tonality import (LAST_CHORD_WEIGHT, Chord, cadences, chord_class, first_chord_readings,
+                                                 held_excess, relative, tonic_evidence)
 
 BAR_S = 2.0
 UNIFORM = np.full(24, 1 / 24)
@@ -115,6 +116,34 @@ def test_a_minor_song_full_of_minor_sevenths_is_minor_not_its_relative_major():
     labels = ["C:min7", "Ab:maj7", "C:min7", "Ab:maj7"] + ["C:min7", "Ab:maj7", "F:min7", "G:7"] * 3 + ["C:min7"]
     assert key_spans(labels) == [("C minor", 0)]
     assert key_spans(labels, confident("Eb major")) == [("C minor", 0)]
+
+
+def notes_of(names: str):
+    """notes(start, end) for the key decoder: these pitch classes sounding, equally loud, all the time."""
+    played = np.zeros(12)
+    played[[(pitch_class(n) - 9) % 12 for n in names.split()]] = 1.0
+    return lambda start, end: played
+
+
+def test_an_intro_on_a_minor_seventh_heard_as_its_upper_triad_opens_the_minor_key():
+    # D minor: a pad plays Dm7 Bbmaj7 twice with no bass, and the chord recogniser names Dm7 "F"; the verse
+    # is i-VI-iv-V, the chorus VI-VII-III-V (F major's chords)
+    intro, verse, chorus = ["F:maj", "A#:maj"] * 2, ["D:min", "A#:maj", "G:min", "A:maj"] * 2, \
+        ["A#:maj", "C:maj", "F:maj", "A:maj"] * 2
+    labels = intro + (verse + chorus) * 2
+    edges = np.arange(len(labels) + 1) * BAR_S
+    local = np.log(np.tile(UNIFORM, (len(labels), 1)))
+
+    def keys(notes) -> list[str]:
+        spans = decode(edges, chords_of(labels), local, lambda first, stop: UNIFORM, beat_s=BAR_S / 4, notes=notes)
+        return [KEY_LABELS[s.key] for s in spans]
+    assert keys(notes_of("D F A C")) == ["D minor"]
+    assert keys(notes_of("F A C")) == keys(None) == ["F major"]  # a plain F triad first: F major it is
+    f_major = KEY_LABELS.index("F major")
+    assert first_chord_readings(f_major, notes_of("D F A C")(0, 1)) == [(f_major, 0.5),
+                                                                      (KEY_LABELS.index("D minor"), 0.5)]
+    assert first_chord_readings(KEY_LABELS.index("D minor"), notes_of("D F A C")(0, 1)) == [
+        (KEY_LABELS.index("D minor"), 1.0)]
 
 
 def test_one_foreign_chord_is_not_a_key_change():

@@ -12,7 +12,7 @@ from bench.arrange import ArrangedSpec
 from bench.arranged import render
 from beatwatch.analysis.audio.spectrum import log_filterbank, magnitude_spectrogram, retuned
 from beatwatch.analysis.harmony.tonality import chord_class
-from beatwatch.analysis.harmony.tuning import deviation_histogram, tuning_cents, tuning_hz
+from beatwatch.analysis.harmony.tuning import deviation_histogram, spectral_peaks, tuning_cents, tuning_hz
 
 SR = 44100
 
@@ -36,15 +36,16 @@ def chords_at(cents: float, seconds: float = 6.0, seed: int = 0) -> np.ndarray:
 
 @pytest.mark.parametrize("cents", [-40.0, -17.0, 0.0, 23.0, 40.0])
 def test_the_tuning_of_detuned_chords_is_found_within_two_cents(cents):
-    assert tuning_cents(deviation_histogram(chords_at(cents), SR)) == pytest.approx(cents, abs=2.0)
+    assert tuning_cents(deviation_histogram(spectral_peaks(chords_at(cents), SR))) == pytest.approx(cents, abs=2.0)
 
 
 def test_chunk_histograms_add_up_to_the_whole_and_silence_has_no_tuning():
     signal = chords_at(-31.0, seconds=12.0)
-    halves = deviation_histogram(signal[: len(signal) // 2], SR) + deviation_histogram(signal[len(signal) // 2:], SR)
+    halves = deviation_histogram(spectral_peaks(signal[: len(signal) // 2], SR)) + deviation_histogram(
+        spectral_peaks(signal[len(signal) // 2:], SR))
     assert tuning_cents(halves) == pytest.approx(-31.0, abs=2.0)
-    assert tuning_cents(deviation_histogram(np.zeros(SR * 3, dtype=np.float32), SR)) is None
-    assert tuning_cents(deviation_histogram(np.zeros(100, dtype=np.float32), SR)) is None
+    assert tuning_cents(deviation_histogram(spectral_peaks(np.zeros(SR * 3, dtype=np.float32), SR))) is None
+    assert tuning_cents(deviation_histogram(spectral_peaks(np.zeros(100, dtype=np.float32), SR))) is None
     assert tuning_hz(0.0) == 440.0 and tuning_hz(-1200.0) == pytest.approx(220.0)
 
 

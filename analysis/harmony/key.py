@@ -110,12 +110,15 @@ class KeyRecognizer:
         return log_filtered_spectrogram(mono, FRAME_SIZE, KEY_FPS, SAMPLE_RATE, bank)
 
     def __call__(self, spec: np.ndarray, duration: float, cnn: KeyCnn, *, chords: Sequence = (),
-                 downbeats: np.ndarray | None = None) -> KeyResult:
+                 downbeats: np.ndarray | None = None,
+                 notes: Callable[[float, float], np.ndarray] | None = None) -> KeyResult:
         """The key timeline of one song from its whole spectrogram.
 
         cnn: madmom's key CNN (`Networks.key`), spectrogram slices -> softmax over KEY_LABELS each;
         chords: ChordSegment-like objects (start, end, label) from the chord recogniser;
-        downbeats: bar start times in seconds (the bar grid key changes snap to).
+        downbeats: bar start times in seconds (the bar grid key changes snap to);
+        notes(start, end): the pitch classes (12, from A) sounding then (`tuning.notes_between`), to read
+        the first chord's notes from.
         """
         if len(spec) < KEY_FPS:
             return KeyResult(None, 0.0, np.zeros(NUM_KEYS), [])
@@ -134,7 +137,8 @@ class KeyRecognizer:
             parts = np.array_split(piece, math.ceil(len(piece) / (CNN_MAX_S * KEY_FPS)))
             return np.average(cnn(parts), axis=0, weights=[len(part) for part in parts])
 
-        spans = decode(edges, chords, local_log, segment_cnn, beat_s=float(np.median(np.diff(edges))) / 4)
+        spans = decode(edges, chords, local_log, segment_cnn, beat_s=float(np.median(np.diff(edges))) / 4,
+                       notes=notes)
         segments = [KeySegment(start=float(edges[s.first]), end=float(edges[s.stop]), key=KEY_LABELS[s.key],
                                confidence=float(s.posterior[s.key])) for s in spans]
         main = max(spans, key=lambda s: (sum(edges[t.stop] - edges[t.first] for t in spans if t.key == s.key)))
@@ -156,12 +160,13 @@ def bar_edges(downbeats: np.ndarray | None, duration: float) -> np.ndarray:
     return np.concatenate([[0.0], marks, [duration]])
 
 
-def decode(edges: np.ndarray, chords: Sequence, local_log: np.ndarray, segment_cnn, *, beat_s: float) -> list[_Span]:
+def decode(edges: np.ndarray, chords: Sequence, local_log: np.ndarray, segment_cnn, *, beat_s: float,
+           notes: Callable[[float, float], np.ndarray] | None = None) -> list[_Span]:
     """Both passes: key spans over the bars between `edges`.
 
     local_log: (bars, 24) CNN log-probabilities around each bar; segment_cnn(first, stop) -> (24,) CNN
     probabilities for bars first..stop-1; beat_s: a beat's length, for "a chord held at least a beat"
-    (a quarter of the median bar).
+    (a quarter of the median bar); notes(start, end) -> (12,) pitch classes sounding then, or None.
     """
     runs = chord_runs(chords)
     weights = bar_weights(runs, edges)
@@ -177,7 +182,7 @@ def decode(edges: np.ndarray, chords: Sequence, local_log: np.ndarray, segment_c
         score = CNN_WEIGHT * _log(segment_cnn(first, stop))
         if played.any():
             score = score + FIT_WEIGHT * fit[first:stop][played].mean(axis=0)
-            score = score + tonic_evidence(inside, weights[first:stop], beat_s)
+            score = score + tonic_evidence(inside, weights[first:stop], beat_s, notes)
         else:
             score = score / CNN_WEIGHT  # no harmony recognised: the CNN decides alone
         posterior = np.exp(score - score.max())
