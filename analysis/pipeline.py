@@ -37,6 +37,8 @@ from .errors import InputError
 from beatwatch.analysis.audio.features import RHYTHM_FPS, RhythmFeatureProcessor
 from beatwatch.analysis.rhythm.harmonic_rhythm import regroup
 from beatwatch.analysis.harmony.key import KEY_FPS, KeyRecognizer
+from beatwatch.analysis.harmony.tuning import (BINS as TUNING_BINS, deviation_histogram, notes_between, pitch_classes,
+                                              spectral_peaks, tuning_cents)
 from .loudness import ENERGY_HOP_S, LoudnessMeter, energy_curve
 from .form.bar_features import bar_features, block_means
 from .form.sections import find_sections
@@ -69,7 +71,9 @@ ANALYSES = {
     "chords": "madmom CNN chord features scored per beat with its CRF weights, beat-grid Viterbi; "
               "quality (7, maj7, min7, hdim7, dim, sus2, sus4) and bass from a tuned two-register chroma; "
               "CRF forward-backward confidence",
-    "key": "madmom KEY_CNN + chord-based tonal evidence, bar-grid Viterbi for changes",
+    "key": "madmom KEY_CNN + chord-based tonal evidence, bar-grid Viterbi over key signatures for changes",
+    "tuning": "spectral peaks (16384-sample frames, 2 fps), their deviation from the A=440 semitone grid, "
+              "histogram peak",
     "loudness": "ITU-R BS.1770-4 / EBU R128 + Tech 3342 LRA",
     "danceability": "beat salience x tempo steadiness x attack x tempo preference",
     "energy": "RMS dBFS over 0.5 s mapped -60..0 dB to 0..1",
@@ -92,6 +96,8 @@ class _Frames:
     key_spectrogram: list[np.ndarray] = field(default_factory=list)
     chroma: list[Chroma] = field(default_factory=list)
     energy: list[np.ndarray] = field(default_factory=list)
+    tuning: np.ndarray = field(default_factory=lambda: np.zeros(TUNING_BINS))
+    pitch_classes: list[np.ndarray] = field(default_factory=list)
     timbre: list[np.ndarray] = field(default_factory=list)
     # Each chunk's tag scores with the chunk's length, averaged over the file at the end.
     tags: list[tuple[list[dict], float]] = field(default_factory=list)
@@ -173,6 +179,7 @@ class Analyzer:
         elif duration < MIN_MUSIC_S:
             notes.append(f"too short ({duration:.1f} s < {MIN_MUSIC_S:g} s): no beats, chords, key or sections")
         else:
+            results.tuning_cents = tuning_cents(frames.tuning)
             self._music(results, frames, stage, report)
             results.tags = average_tags(frames.tags)
         report("assemble", 0.95)
@@ -195,10 +202,15 @@ class Analyzer:
         with stage("loudness"):
             meter.add(core)
             frames.energy.append(energy_curve(core_mono, SAMPLE_RATE))
+        with stage("tuning"):
+            peaks = spectral_peaks(core_mono, SAMPLE_RATE)
+            frames.tuning += deviation_histogram(peaks)
+            tuning = tuning_cents(frames.tuning) or 0.0  # so far: a song's own, a long file's first chunks'
+            frames.pitch_classes.append(pitch_classes(peaks, tuning))
         with stage("features"):
             features = self._features(mono, SAMPLE_RATE)
-            key_spec = self._key.spectrogram(mono, SAMPLE_RATE)
-            chord_spec = self._chords.spectrogram(mono, SAMPLE_RATE)
+            key_spec = self._key.spectrogram(mono, SAMPLE_RATE, tuning)
+            chord_spec = self._chords.spectrogram(mono, SAMPLE_RATE, tuning)
             chroma = self._chroma(mono)
         with stage("inference"):
             activations = self.networks.downbeats([features.stacked])[0]
@@ -243,7 +255,8 @@ class Analyzer:
         with stage("key", 0.9):
             # The key reads the majmin chords its chord-given-key table was built for.
             results.key = self._key(np.concatenate(frames.key_spectrogram), results.duration, self.networks.key,
-                                    chords=majmin, downbeats=beats.times[beats.positions == 1])
+                                    chords=majmin, downbeats=beats.times[beats.positions == 1],
+                                    notes=notes_between(np.concatenate(frames.pitch_classes), SAMPLE_RATE))
         with stage("sections", 0.93):
             bars = bars_from_beats(beats, results.duration)
             if not bars:

@@ -20,6 +20,7 @@ from .form.sections import Section
 from beatwatch.analysis.harmony.notation import camelot, open_key
 from beatwatch.analysis.harmony.spelling import spell_chord
 from beatwatch.analysis.harmony.vocabulary import simple
+from beatwatch.analysis.harmony.tuning import tuning_hz
 from .loudness import ENERGY_HOP_S, Loudness, span_loudness
 from beatwatch.analysis.rhythm.beats import Beats
 from beatwatch.analysis.rhythm.tempo import Tempo
@@ -43,6 +44,7 @@ class Results:
     tempo: Tempo = field(default_factory=Tempo.unknown)
     chords: list[ChordSegment] = field(default_factory=list)
     key: KeyResult | None = None
+    tuning_cents: float | None = None  # from A=440
     danceability: float | None = None
     tags: list[dict] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
@@ -164,6 +166,8 @@ def assemble(results: Results, *, analyzer: dict, performance: dict) -> dict:
         "key_confidence": _v(key.confidence) if key else None,
         "key_camelot": camelot(key.key) if key else None,
         "key_open": open_key(key.key) if key else None,
+        "tuning_cents": _v(results.tuning_cents, 1),
+        "tuning_hz": _v(tuning_hz(results.tuning_cents) if results.tuning_cents is not None else None, 2),
         "loudness_lufs": _v(results.loudness.integrated_lufs, 2),
         "loudness_range_lu": _v(results.loudness.range_lu, 2),
         "danceability": _v(results.danceability),

@@ -25,6 +25,8 @@ import mir_eval
 
 from .accuracy import BENCH_DIR, Measure, SongResult, analyze, failures, print_misses, sidecar_path, summarize
 from .arranged import ArrangedSong, arranged_suite, ensure_arranged
+from .detuning import print_detuning, sweep_specs
+from .detuning import row as detuning_row
 from .form_scoring import score_arranged, section_scores
 from .peers import PROVIDES, ensure_peers, peer_metrics
 from .scoring import SidecarError, chord_accuracy
@@ -117,13 +119,14 @@ def run_arranged(args: argparse.Namespace) -> int:
         return 0
     started = time.perf_counter()
     try:
-        songs = ensure_arranged(SONGS_DIR, specs)
+        rendered = ensure_arranged(SONGS_DIR, specs + sweep_specs(specs))
     except RenderError as error:
         print(f"cannot render the arranged songs: {error}", file=sys.stderr)
         return 1
+    songs, swept = rendered[:len(specs)], rendered[len(specs):]
     render_s = time.perf_counter() - started
-    audio_s = sum(song.truth()["duration"] for song in songs)
-    exit_code, analyze_s = (None, 0.0) if args.score_only else analyze(songs, SIDECARS_DIR, ANALYZE_LOG)
+    audio_s = sum(song.truth()["duration"] for song in rendered)
+    exit_code, analyze_s = (None, 0.0) if args.score_only else analyze(rendered, SIDECARS_DIR, ANALYZE_LOG)
     started = time.perf_counter()
     audio = [s.audio for s in songs]
     peers = {} if args.no_peers else ensure_peers(audio, PEERS_DIR)
@@ -134,7 +137,7 @@ def run_arranged(args: argparse.Namespace) -> int:
     rows, failed = summarize(results, MEASURES, PEER_NAMES), failures(results, MEASURES)
 
     held_out = f" (seed {args.arranged_seed}: held out, nothing was tuned on them)" if args.arranged_seed else ""
-    print(f"\n{len(songs)} arranged songs{held_out}, {audio_s / 60:.1f} min of audio; "
+    print(f"\n{len(songs)} arranged songs{held_out} and {len(swept)} detuned copies, {audio_s / 60:.1f} min of audio; "
           f"songs ready in {render_s:.1f} s", end="")
     if exit_code is not None:
         print(f"; beatwatch analyze took {analyze_s:.1f} s ({audio_s / max(analyze_s, 1e-9):.0f}x realtime), "
@@ -143,12 +146,16 @@ def run_arranged(args: argparse.Namespace) -> int:
         print(f"; peers ready in {peers_s:.1f} s", end="")
     print("\n")
     print_table(rows, failed, results)
+    detuning = {"suite": [detuning_row(s.spec, r, _read(s)) for s, r in zip(songs, results)],
+                "sweep": [detuning_row(s.spec, evaluate(s, _read(s), None, None), _read(s)) for s in swept]}
+    print_detuning(detuning["suite"], detuning["sweep"])
     missed = [r["key"] for r in rows if r["status"].startswith("FAIL") and not r["issue"]]
     report = REPORT.with_name(f"accuracy-seed{args.arranged_seed}.json") if args.arranged_seed else REPORT
     report.write_text(json.dumps({
         "measures": rows, "failures": failed,
         "songs": {r.name: {"audio": r.audio, "metrics": r.metrics, "peers": r.peers, "problem": r.problem}
                   for r in results},
+        "detuning": detuning,
         "run": {"songs": len(songs), "audio_s": round(audio_s, 3), "render_s": round(render_s, 3),
                 "analyze_s": round(analyze_s, 3), "peers_s": round(peers_s, 3), "analyze_exit": exit_code,
                 "missed": missed},

@@ -497,13 +497,13 @@ def cmd_run(args) -> int:
         located.base.mkdir(parents=True, exist_ok=True)  # the defaults' data folder is beatwatch's own
     warnings = config_mod.check_usable(settings)
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    for warning in warnings:
-        log.warning("%s", warning)
     try:
         supervisor = Supervisor(settings, config_path=args.config or config_mod.default_config_path())
     except AlreadyRunning as exc:
         _error(str(exc))
         return EXIT_FAILED
+    for warning in warnings:  # once nothing refused the start: a refusal stays one line
+        log.warning("%s", warning)
     return supervisor.run()
 
 

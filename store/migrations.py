@@ -382,6 +382,43 @@ FROM file_paths AS p
 JOIN files AS f ON f.id = p.file_id
 JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
 
+# tracks as _TRACKS_WITH_NOTATIONS, plus the recording's tuning (cents from A=440).
+_TRACKS_WITH_TUNING = """
+CREATE VIEW tracks AS
+SELECT
+    f.id AS file_id,
+    a.id AS analysis_id,
+    p.path AS path,
+    f.content_hash AS content_hash,
+    f.format AS format,
+    f.size AS size,
+    a.duration AS duration,
+    a.bpm AS bpm,
+    a.bpm_confidence AS bpm_confidence,
+    a.meter AS meter,
+    a.key AS key,
+    a.key_confidence AS key_confidence,
+    a.key_camelot AS key_camelot,
+    a.key_open AS key_open,
+    a.tuning_cents AS tuning_cents,
+    a.loudness_lufs AS loudness_lufs,
+    a.loudness_range_lu AS loudness_range_lu,
+    a.danceability AS danceability,
+    a.energy AS energy,
+    a.analyzer_version AS analyzer_version,
+    a.created_at AS analyzed_at,
+    a.sidecar_path AS sidecar_path,
+    p.raw_path AS raw_path,
+    p.missing_since IS NOT NULL AS missing,
+    p.missing_since AS missing_since,
+    f.artist AS artist,
+    f.title AS title,
+    f.album AS album,
+    f.year AS year
+FROM file_paths AS p
+JOIN files AS f ON f.id = p.file_id
+JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
+
 # One row per section of an analysis's form; `bar` is its first bar as the bars table numbers them, `bars` how many.
 _SECTIONS = """
 CREATE TABLE sections (
@@ -493,6 +530,13 @@ STEPS: list[Step] = [
         "CREATE INDEX ix_analyses_key_camelot ON analyses (key_camelot)",
         "DROP VIEW tracks",
         _TRACKS_WITH_NOTATIONS,
+    ]),
+    # Analyses stored before this step keep NULL until their files are analysed again (the analyzer version
+    # changed with it, so a rescan does that).
+    Step(12, "analyses.tuning_cents: how far the recording sits from A=440; tracks shows it", [
+        "ALTER TABLE analyses ADD COLUMN tuning_cents REAL",
+        "DROP VIEW tracks",
+        _TRACKS_WITH_TUNING,
     ]),
 ]
 

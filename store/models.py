@@ -126,6 +126,7 @@ class AnalysisRow(Base):
     sidecar_path: Mapped[str | None]
     key_camelot: Mapped[str | None] = mapped_column(index=True)
     key_open: Mapped[str | None]
+    tuning_cents: Mapped[float | None]
 
     file: Mapped[FileRow] = relationship(back_populates="analyses")
     beats: Mapped[list[BeatRow]] = relationship(order_by="BeatRow.idx", cascade=_CHILDREN, passive_deletes=True)

@@ -25,7 +25,7 @@ from .models import (AnalysisRow, BarRow, Base, BeatRow, ChordRow, ContentAliasR
 from .transactions import write_transaction
 
 SUMMARY_COLUMNS = (
-    "bpm", "bpm_confidence", "meter", "key", "key_confidence", "key_camelot", "key_open",
+    "bpm", "bpm_confidence", "meter", "key", "key_confidence", "key_camelot", "key_open", "tuning_cents",
     "loudness_lufs", "loudness_range_lu", "danceability", "energy",
 )
 
@@ -49,6 +49,7 @@ _CONTENT_ROW = text("""
 SELECT f.id AS file_id, a.id AS analysis_id, f.path AS path, f.content_hash AS content_hash, f.format AS format,
     f.size AS size, a.duration AS duration, a.bpm AS bpm, a.bpm_confidence AS bpm_confidence, a.meter AS meter,
     a.key AS key, a.key_confidence AS key_confidence, a.key_camelot AS key_camelot, a.key_open AS key_open,
+    a.tuning_cents AS tuning_cents,
     a.loudness_lufs AS loudness_lufs,
     a.loudness_range_lu AS loudness_range_lu, a.danceability AS danceability, a.energy AS energy,
     a.analyzer_version AS analyzer_version, a.created_at AS analyzed_at, a.sidecar_path AS sidecar_path,

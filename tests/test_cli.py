@@ -109,14 +109,14 @@ def test_readme_queries_run_against_the_analysed_database(analysed):
     assert sum(n for *_, n in results[3]) == len(tempi) + 2
     sidecars = {name: json.loads((root / "music" / f"{name}.beatwatch.json").read_text()) for name in tempi}
     mixing = {"8A", "7A", "9A", "8B"}
-    assert sorted(Path(row[0]).name for row in results[8]) == sorted(
+    assert sorted(Path(row[0]).name for row in results[9]) == sorted(
         name for name, doc in sidecars.items() if doc["summary"]["key_camelot"] in mixing)
-    assert sorted((Path(row[0]).name, row[1]) for row in results[9]) == sorted(
+    assert sorted((Path(row[0]).name, row[1]) for row in results[10]) == sorted(
         (name, start) for name, doc in sidecars.items() for start in _two_five_ones(doc["timeline"]["chords"]))
 
 
 def _two_five_ones(chords: list[dict]) -> list[float]:
-    """Where README query 10 should find a ii–V–I, computed from the sidecar instead of SQL."""
+    """Where README query 11 should find a ii–V–I, computed from the sidecar instead of SQL."""
     def parts(label: str) -> tuple[int | None, str]:
         root, _, quality = label.partition(":")
         return pitch_class(root), quality

@@ -18,8 +18,9 @@ from beatwatch.analysis.harmony.chords import ChordSegment
 from beatwatch.analysis.rhythm.harmonic_rhythm import regroup
 from beatwatch.analysis.harmony.key import KeyRecognizer, decode
 from beatwatch.analysis.rhythm.beats import Activations, Beats
-from beatwatch.analysis.harmony.tonality import (LAST_CHORD_WEIGHT, Chord, cadences, chord_class, held_excess, relative,
-                                                 tonic_evidence)
+from beatwatch.analysis.harmony.spelling import pitch_class
+from beatwatch.analysis.harmony.tonality import (LAST_CHORD_WEIGHT, Chord, cadences, chord_class, first_chord_readings,
+                                                 held_excess, relative, tonic_evidence)
 
 BAR_S = 2.0
 UNIFORM = np.full(24, 1 / 24)
@@ -94,6 +95,55 @@ def test_modulation_to_the_subdominant_is_found_at_its_bar():
 def test_minor_modulation_keeps_the_minor_reading():
     labels = A_MINOR_NO_DOMINANT * 3 + ["B:min", "G:maj", "D:maj", "A:maj"] * 3
     assert key_spans(labels) == [("A minor", 0), ("B minor", 12)]
+
+
+def test_a_minor_song_whose_chorus_leans_on_its_relative_major_is_one_key():
+    # verse i-VI-iv-V in A minor, chorus VI-VII-III-III: C major's chords, resting on C, for eight bars at a time
+    verse, chorus = ["A:min", "F:maj", "D:min", "E:maj"] * 2, ["F:maj", "G:maj", "C:maj", "C:maj"] * 2
+    labels = verse + chorus + verse + chorus + chorus + ["A:min"]
+    assert key_spans(labels) == [("A minor", 0)]
+
+
+def test_seventh_chords_count_as_the_triad_on_their_root():
+    assert chord_class("C:min7") == chord_class("C:min7/b3") == KEY_LABELS.index("C minor")
+    assert chord_class("Eb:maj7") == chord_class("D#:maj") == KEY_LABELS.index("Eb major")
+    assert chord_class("G:7") == chord_class("G") == KEY_LABELS.index("G major")
+    assert chord_class("B:hdim7") is None and chord_class("G:sus4") is None and chord_class("H:min") is None
+
+
+def test_a_minor_song_full_of_minor_sevenths_is_minor_not_its_relative_major():
+    # Cm7 sounds Eb G Bb over its C: the song is C minor even where the CNN is sure of Eb major
+    labels = ["C:min7", "Ab:maj7", "C:min7", "Ab:maj7"] + ["C:min7", "Ab:maj7", "F:min7", "G:7"] * 3 + ["C:min7"]
+    assert key_spans(labels) == [("C minor", 0)]
+    assert key_spans(labels, confident("Eb major")) == [("C minor", 0)]
+
+
+def notes_of(names: str):
+    """notes(start, end) for the key decoder: these pitch classes sounding, equally loud, all the time."""
+    played = np.zeros(12)
+    played[[(pitch_class(n) - 9) % 12 for n in names.split()]] = 1.0
+    return lambda start, end: played
+
+
+def test_an_intro_on_a_minor_seventh_heard_as_its_upper_triad_opens_the_minor_key():
+    # D minor: a pad plays Dm7 Bbmaj7 twice with no bass, and the chord recogniser names Dm7 "F"; the verse
+    # is i-VI-iv-V, the chorus VI-VII-III-V (F major's chords)
+    intro, verse, chorus = ["F:maj", "A#:maj"] * 2, ["D:min", "A#:maj", "G:min", "A:maj"] * 2, \
+        ["A#:maj", "C:maj", "F:maj", "A:maj"] * 2
+    labels = intro + (verse + chorus) * 2
+    edges = np.arange(len(labels) + 1) * BAR_S
+    local = np.log(np.tile(UNIFORM, (len(labels), 1)))
+
+    def keys(notes) -> list[str]:
+        spans = decode(edges, chords_of(labels), local, lambda first, stop: UNIFORM, beat_s=BAR_S / 4, notes=notes)
+        return [KEY_LABELS[s.key] for s in spans]
+    assert keys(notes_of("D F A C")) == ["D minor"]
+    assert keys(notes_of("F A C")) == keys(None) == ["F major"]  # a plain F triad first: F major it is
+    f_major = KEY_LABELS.index("F major")
+    assert first_chord_readings(f_major, notes_of("D F A C")(0, 1)) == [(f_major, 0.5),
+                                                                      (KEY_LABELS.index("D minor"), 0.5)]
+    assert first_chord_readings(KEY_LABELS.index("D minor"), notes_of("D F A C")(0, 1)) == [
+        (KEY_LABELS.index("D minor"), 1.0)]
 
 
 def test_one_foreign_chord_is_not_a_key_change():

@@ -596,3 +596,26 @@ def test_full_and_simple_chords_and_key_notations_round_trip_and_answer_the_read
     assert [row[0] for row in mixes] == ["/m/jazz.mp3"]  # 8B is 8A's relative; 11A is three steps away
     assert [tuple(row) for row in two_five_ones] == [("/m/jazz.mp3", 4.0, "D:min7", "G:7", "C:maj7/3")]
     assert find_analysis(engine, "/m/pop.mp3")["key_camelot"] == "11A"
+
+
+def test_the_tuning_reaches_analyses_tracks_and_show_and_older_analyses_keep_null(tmp_path):
+    url = sqlite_url(tmp_path / "old.db")
+    old = create_engine(url)
+    try:
+        assert migrate(old, STEPS[:11]) == 11
+        save_timeline(old, make_doc(path="/inbox/old.wav", content_hash=HASH_A), sidecar_path=None)
+    finally:
+        old.dispose()
+    engine = open_database(url)
+    try:
+        detuned = make_doc(path="/inbox/detuned.wav", content_hash=HASH_B)
+        detuned["summary"] |= {"tuning_cents": -23.5, "tuning_hz": 434.06}
+        save_timeline(engine, detuned, sidecar_path=None)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT path, tuning_cents FROM tracks ORDER BY path")).all()
+            off = conn.execute(text("SELECT path FROM tracks WHERE abs(tuning_cents) > 10")).scalars().all()
+        assert rows == [("/inbox/detuned.wav", -23.5), ("/inbox/old.wav", None)]
+        assert off == ["/inbox/detuned.wav"]
+        assert find_analysis(engine, "/inbox/detuned.wav")["tuning_cents"] == -23.5
+    finally:
+        engine.dispose()

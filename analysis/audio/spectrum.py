@@ -88,3 +88,16 @@ def _spectrogram(signal: np.ndarray, frame_size: int, fps: float, sample_rate: i
         else:
             np.matmul(np.abs(spectrum, out=magnitude[: hi - lo]), filterbank, out=out[lo:hi])
     return out
+
+
+def retuned(filterbank: np.ndarray, frame_size: int, sample_rate: int, cents: float) -> np.ndarray:
+    """`filterbank` [shape=(frame_size // 2, bands)] for music tuned `cents` from A=440: each filter stretched
+    along frequency by that ratio (and normalised to area 1 again), so a note sharp by `cents` lands in its
+    band as it would at A=440. Same bands, same shape: the networks read it unchanged."""
+    if cents == 0:
+        return filterbank
+    frequencies = fft_frequencies(frame_size // 2, sample_rate)
+    stretched = np.stack([np.interp(frequencies / 2 ** (cents / 1200), frequencies, band) for band in filterbank.T],
+                         axis=1)
+    sums = stretched.sum(axis=0, keepdims=True)
+    return np.asarray(stretched / np.where(sums > 0, sums, 1.0), dtype=np.float32)

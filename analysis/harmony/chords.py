@@ -15,7 +15,7 @@ from madmom.models import CHORDS_CFCRF
 from scipy.special import logsumexp
 
 from beatwatch.analysis.audio.decode import SAMPLE_RATE
-from beatwatch.analysis.audio.spectrum import log_filtered_spectrogram, log_filterbank
+from beatwatch.analysis.audio.spectrum import log_filtered_spectrogram, log_filterbank, retuned
 
 from .vocabulary import simple
 
@@ -60,11 +60,14 @@ class ChordRecognizer:
         self._filterbank = log_filterbank(FRAME_SIZE, SAMPLE_RATE, BANDS_PER_OCTAVE, FMIN, FMAX)
         self.crf = ConditionalRandomField.load(CHORDS_CFCRF[0])
 
-    def spectrogram(self, mono: np.ndarray, sample_rate: int) -> np.ndarray:
-        """The feature CNN's input [shape=(frames, bands)] at CHORD_FPS; the network was trained at SAMPLE_RATE."""
+    def spectrogram(self, mono: np.ndarray, sample_rate: int, tuning_cents: float = 0.0) -> np.ndarray:
+        """The feature CNN's input [shape=(frames, bands)] at CHORD_FPS; the network was trained at SAMPLE_RATE,
+        on music at A=440, so its bands are moved to the recording's tuning (a band 40 cents flat read half its
+        chords a semitone off)."""
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"chord features expect {SAMPLE_RATE} Hz, got {sample_rate} Hz")
-        return log_filtered_spectrogram(mono, FRAME_SIZE, CHORD_FPS, SAMPLE_RATE, self._filterbank)
+        bank = retuned(self._filterbank, FRAME_SIZE, SAMPLE_RATE, tuning_cents)
+        return log_filtered_spectrogram(mono, FRAME_SIZE, CHORD_FPS, SAMPLE_RATE, bank)
 
     def frames(self, features: np.ndarray) -> ChordFrames:
         """CRF decoding over the whole file's features."""

@@ -5,13 +5,16 @@ Two passes over bars:
 1. Where the key changes. Each bar scores the 24 keys by how well its
    chords fit them (`tonality.harmonic_fit`) plus a little of the CNN's
    opinion on a window around it, counted once per window however many bars
-   share it. A Viterbi pass with a switching penalty keeps one key until the
-   evidence stays changed, and a key is cheaper to enter on its own tonic
-   chord, so a change lands on the bar where the new key arrives on its
-   tonic. Segments shorter than MIN_SEGMENT_BARS are folded into a
-   neighbour. (A key and its relative share their chords, so the penalty
-   also keeps this pass from flipping between them; which of the two a
-   segment is in is pass 2's question.)
+   share it. A key and its relative minor share one signature, and this
+   pass decodes signatures (each the better of its two keys): a minor song
+   whose chorus leans on its relative major (i-VI-III-VII, a chorus on III)
+   is one key to a musician, not two, and pass 1 on the 24 keys split such
+   songs at every chorus. A Viterbi pass with a switching penalty keeps one
+   signature until the evidence stays changed, and a signature is cheaper
+   to enter on one of its tonic chords, so a change lands on the bar where
+   the new key arrives on its tonic. Segments shorter than MIN_SEGMENT_BARS
+   are folded into a neighbour. Which of the two keys a segment is in is
+   pass 2's question.
 2. Which key each segment is in. The segment's chords (mean fit per bar),
    the CNN run over the segment's spectrogram, and where the music rests
    (its first and last chord, a chord held longer than the rest, a chord
@@ -37,7 +40,7 @@ import numpy as np
 from madmom.features.key import KEY_LABELS
 
 from beatwatch.analysis.audio.decode import SAMPLE_RATE
-from beatwatch.analysis.audio.spectrum import log_filtered_spectrogram, log_filterbank
+from beatwatch.analysis.audio.spectrum import log_filtered_spectrogram, log_filterbank, retuned
 from beatwatch.analysis.nearest import nearest
 from .tonality import NUM_KEYS, bar_weights, chord_runs, harmonic_fit, tonic_evidence
 from .viterbi import switch_path
@@ -55,7 +58,8 @@ PROBABILITY_FLOOR = 2e-2
 # Pass 1 (bars): emission = chord fit + LOCAL_CNN_WEIGHT * log p_cnn(window) * bar length / window length;
 # a change costs SWITCH_PENALTY, less ENTRY_BONUS times the share of the bar playing the new key's tonic chord.
 LOCAL_CNN_WEIGHT = 1.0
-SWITCH_PENALTY = 6.0
+MINOR_KEYS = 12  # keys 12..23 are the minor ones
+SWITCH_PENALTY = 8.5
 ENTRY_BONUS = 2.0
 MIN_SEGMENT_BARS = 4
 # Pass 2 (segments): FIT_WEIGHT * mean chord fit per bar + CNN_WEIGHT * log p_cnn(segment) + tonic evidence.
@@ -96,20 +100,25 @@ class KeyRecognizer:
     def __init__(self) -> None:
         self._filterbank = log_filterbank(FRAME_SIZE, SAMPLE_RATE, BANDS_PER_OCTAVE, FMIN, FMAX)
 
-    def spectrogram(self, mono: np.ndarray, sample_rate: int) -> np.ndarray:
+    def spectrogram(self, mono: np.ndarray, sample_rate: int, tuning_cents: float = 0.0) -> np.ndarray:
         """The CNN's input at KEY_FPS, madmom's log-filtered spectrogram from the blocked STFT; frame-local,
-        so chunks of a long file can be joined. The network was trained at SAMPLE_RATE."""
+        so chunks of a long file can be joined. The network was trained at SAMPLE_RATE, and its bands are
+        moved to the recording's tuning (`spectrum.retuned`) so that it hears a detuned band in tune."""
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"key spectrogram expects {SAMPLE_RATE} Hz, got {sample_rate} Hz")
-        return log_filtered_spectrogram(mono, FRAME_SIZE, KEY_FPS, SAMPLE_RATE, self._filterbank)
+        bank = retuned(self._filterbank, FRAME_SIZE, SAMPLE_RATE, tuning_cents)
+        return log_filtered_spectrogram(mono, FRAME_SIZE, KEY_FPS, SAMPLE_RATE, bank)
 
     def __call__(self, spec: np.ndarray, duration: float, cnn: KeyCnn, *, chords: Sequence = (),
-                 downbeats: np.ndarray | None = None) -> KeyResult:
+                 downbeats: np.ndarray | None = None,
+                 notes: Callable[[float, float], np.ndarray] | None = None) -> KeyResult:
         """The key timeline of one song from its whole spectrogram.
 
         cnn: madmom's key CNN (`Networks.key`), spectrogram slices -> softmax over KEY_LABELS each;
         chords: ChordSegment-like objects (start, end, label) from the chord recogniser;
-        downbeats: bar start times in seconds (the bar grid key changes snap to).
+        downbeats: bar start times in seconds (the bar grid key changes snap to);
+        notes(start, end): the pitch classes (12, from A) sounding then (`tuning.notes_between`), to read
+        the first chord's notes from.
         """
         if len(spec) < KEY_FPS:
             return KeyResult(None, 0.0, np.zeros(NUM_KEYS), [])
@@ -128,7 +137,8 @@ class KeyRecognizer:
             parts = np.array_split(piece, math.ceil(len(piece) / (CNN_MAX_S * KEY_FPS)))
             return np.average(cnn(parts), axis=0, weights=[len(part) for part in parts])
 
-        spans = decode(edges, chords, local_log, segment_cnn, beat_s=float(np.median(np.diff(edges))) / 4)
+        spans = decode(edges, chords, local_log, segment_cnn, beat_s=float(np.median(np.diff(edges))) / 4,
+                       notes=notes)
         segments = [KeySegment(start=float(edges[s.first]), end=float(edges[s.stop]), key=KEY_LABELS[s.key],
                                confidence=float(s.posterior[s.key])) for s in spans]
         main = max(spans, key=lambda s: (sum(edges[t.stop] - edges[t.first] for t in spans if t.key == s.key)))
@@ -150,19 +160,20 @@ def bar_edges(downbeats: np.ndarray | None, duration: float) -> np.ndarray:
     return np.concatenate([[0.0], marks, [duration]])
 
 
-def decode(edges: np.ndarray, chords: Sequence, local_log: np.ndarray, segment_cnn, *, beat_s: float) -> list[_Span]:
+def decode(edges: np.ndarray, chords: Sequence, local_log: np.ndarray, segment_cnn, *, beat_s: float,
+           notes: Callable[[float, float], np.ndarray] | None = None) -> list[_Span]:
     """Both passes: key spans over the bars between `edges`.
 
     local_log: (bars, 24) CNN log-probabilities around each bar; segment_cnn(first, stop) -> (24,) CNN
     probabilities for bars first..stop-1; beat_s: a beat's length, for "a chord held at least a beat"
-    (a quarter of the median bar).
+    (a quarter of the median bar); notes(start, end) -> (12,) pitch classes sounding then, or None.
     """
     runs = chord_runs(chords)
     weights = bar_weights(runs, edges)
     fit = harmonic_fit(weights)
     share = np.diff(edges)[:, None] / LOCAL_WINDOW_S
-    emission = fit + LOCAL_CNN_WEIGHT * share * local_log
-    path = switch_path(emission, SWITCH_PENALTY - ENTRY_BONUS * weights)
+    emission = signatures(fit + LOCAL_CNN_WEIGHT * share * local_log)
+    path = switch_path(emission, SWITCH_PENALTY - ENTRY_BONUS * signatures(weights))
     bounds = merge_short(path, emission, MIN_SEGMENT_BARS)
     spans: list[_Span] = []
     for first, stop in bounds:
@@ -171,7 +182,7 @@ def decode(edges: np.ndarray, chords: Sequence, local_log: np.ndarray, segment_c
         score = CNN_WEIGHT * _log(segment_cnn(first, stop))
         if played.any():
             score = score + FIT_WEIGHT * fit[first:stop][played].mean(axis=0)
-            score = score + tonic_evidence(inside, weights[first:stop], beat_s)
+            score = score + tonic_evidence(inside, weights[first:stop], beat_s, notes)
         else:
             score = score / CNN_WEIGHT  # no harmony recognised: the CNN decides alone
         posterior = np.exp(score - score.max())
@@ -184,6 +195,12 @@ def decode(edges: np.ndarray, chords: Sequence, local_log: np.ndarray, segment_c
             first = previous.first
         spans.append(_Span(first, stop, key, posterior))
     return spans
+
+
+def signatures(per_key: np.ndarray) -> np.ndarray:
+    """(bars, 24) per key -> (bars, 12) per key signature (index = its major key): the better of the major key
+    and its relative minor."""
+    return np.maximum(per_key[:, :MINOR_KEYS], per_key[:, MINOR_KEYS + (np.arange(MINOR_KEYS) + 9) % 12])
 
 
 def merge_short(path: np.ndarray, emission: np.ndarray, min_bars: int) -> list[tuple[int, int]]:

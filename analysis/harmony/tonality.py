@@ -15,15 +15,20 @@ so key k's tonic triad is chord class k.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .chords import CHORD_LABELS, NO_CHORD
+from .spelling import pitch_class
 
 NUM_KEYS = 24
 MAJOR, MINOR = 0, 1
+A_PITCH_CLASS = 9  # madmom's classes start at A
+# Harte qualities by the triad they stand on; the others (dim, hdim7, sus2, sus4, power chords) have no
+# major or minor third and say nothing about the mode.
+THIRDS = {"maj": MAJOR, "7": MAJOR, "maj7": MAJOR, "6": MAJOR, "maj6": MAJOR, "9": MAJOR, "maj9": MAJOR,
+          "min": MINOR, "min7": MINOR, "min6": MINOR, "min9": MINOR, "minmaj7": MINOR}
 # P(chord | key) by (semitones from the tonic to the root, quality 0 = major / 1 = minor), from common
 # practice and pop harmony; every chord not listed shares what is left. Tonic, subdominant and dominant
 # carry the most weight, so C G Am F leans to C major and Am Dm Em to A minor on harmony alone.
@@ -41,15 +46,23 @@ MOST_HELD_WEIGHT = 0.75
 MIN_CHORD_BEATS = 1.0
 HELD_EXCESS_FULL = 1.5
 CADENCE_WEIGHT = 1.5
+# A first chord X major whose note a minor third below is this loud (against X's own notes) may be that
+# note's minor seventh chord (`first_chord_readings`).
+SIXTH_RATIO = 0.6
 
 
 def chord_class(label: str) -> int | None:
-    """Index 0..23 of a majmin label ("A:maj" .. "G#:min"); None for "N" or anything else."""
-    try:
-        index = CHORD_LABELS.index(label)
-    except ValueError:
+    """Index 0..23 of the major or minor triad a Harte label stands on ("A:maj" .. "G#:min", "C:min7/b3" is
+    C minor, "G:7" G major); None for "N", for chords without a major or minor third, and anything else.
+
+    A seventh chord counts as the triad on its root, never as the triad above it: Cm7 sounds E♭ G B♭ too,
+    but its tonal function is C minor's."""
+    root, colon, rest = label.partition(":")
+    pc = pitch_class(root)
+    quality = rest.partition("/")[0] if colon else "maj"
+    if pc is None or quality not in THIRDS:
         return None
-    return None if index == NO_CHORD else index
+    return (pc - A_PITCH_CLASS) % 12 + (NUM_KEYS // 2 if THIRDS[quality] == MINOR else 0)
 
 
 def chord_given_key() -> np.ndarray:
@@ -123,22 +136,40 @@ def harmonic_fit(weights: np.ndarray) -> np.ndarray:
     return weights @ LOG_CHORD_GIVEN_KEY.T
 
 
-def tonic_evidence(runs: Sequence[Chord], weights: np.ndarray, beat_s: float) -> np.ndarray:
+def tonic_evidence(runs: Sequence[Chord], weights: np.ndarray, beat_s: float,
+                   notes: Callable[[float, float], np.ndarray] | None = None) -> np.ndarray:
     """Log-odds per key from where the music rests.
 
     runs: the chords in order; weights: (bars, 24) from `bar_weights`, so that "held longest" counts
     bars, not seconds, and a tempo ramp does not favour the chords played slowest. The first and the
     last chord are the first and last held at least MIN_CHORD_BEATS, so a stray frame does not count.
+    notes(start, end): the pitch classes sounding then (12, from A), to read the first chord with.
     """
     evidence = np.zeros(NUM_KEYS)
     held = [r for r in runs if r.duration >= MIN_CHORD_BEATS * beat_s * 0.95] or list(runs)
     if not held:
         return evidence
-    evidence[held[0].chord] += FIRST_CHORD_WEIGHT
+    first = held[0]
+    for chord, share in first_chord_readings(first.chord, notes(first.start, first.end) if notes else None):
+        evidence[chord] += share * FIRST_CHORD_WEIGHT
     evidence[held[-1].chord] += LAST_CHORD_WEIGHT
     evidence += MOST_HELD_WEIGHT * held_excess(weights.sum(axis=0))
     evidence += CADENCE_WEIGHT * cadences(held)
     return evidence
+
+
+def first_chord_readings(chord: int, notes: np.ndarray | None) -> list[tuple[int, float]]:
+    """(chord class, share of the first-chord evidence): the chord itself, or, for a major triad whose
+    minor third below sounds as loud as its own notes (SIXTH_RATIO of their mean), half to the minor
+    seventh chord on that note. The chord recogniser names Dm7 (D F A C) by its upper triad, F major, most
+    often where no bass plays its root (a pad intro), and a song that opens on it opens on D minor's
+    tonic; F6 would sound the same notes, which is why the evidence is split rather than moved."""
+    if notes is None or chord >= NUM_KEYS // 2 or not notes.sum() > 0:
+        return [(chord, 1.0)]
+    triad = notes[[chord, (chord + 4) % 12, (chord + 7) % 12]].mean()
+    if notes[(chord - 3) % 12] < SIXTH_RATIO * triad:
+        return [(chord, 1.0)]
+    return [(chord, 0.5), (NUM_KEYS // 2 + (chord - 3) % 12, 0.5)]
 
 
 def cadences(runs: Sequence[Chord]) -> np.ndarray:
