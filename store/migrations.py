@@ -203,34 +203,46 @@ CREATE TABLE jobs (
     FOREIGN KEY (analysis_id) REFERENCES analyses (id) ON DELETE SET NULL
 )"""
 
+
+def _tracks_view(columns: tuple[str, ...]) -> str:
+    """The tracks view over file_paths with these columns ("expression AS name"). Each step's column list below
+    is frozen once shipped, as all DDL here is; a later one is its predecessor plus what its step adds."""
+    return ("\nCREATE VIEW tracks AS\nSELECT\n    " + ",\n    ".join(columns)
+            + "\nFROM file_paths AS p\nJOIN files AS f ON f.id = p.file_id\n"
+            "JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)")
+
+
+def _inserted(columns: tuple[str, ...], after: str, new: tuple[str, ...]) -> tuple[str, ...]:
+    """`columns` with `new` after the column named `after`, where a view shows related columns together."""
+    at = next(i for i, column in enumerate(columns) if column.endswith(f" AS {after}")) + 1
+    return columns[:at] + new + columns[at:]
+
+
 # One row per path a file is at now, with the newest analysis of the content last seen there. Step 1's view
 # had a row per content, at the content's latest path: a file overwritten in place with other audio was listed
 # twice under one path (old and new content), and a copy's row hid the original's path.
-_TRACKS_PER_PATH = """
-CREATE VIEW tracks AS
-SELECT
-    f.id AS file_id,
-    a.id AS analysis_id,
-    p.path AS path,
-    f.content_hash AS content_hash,
-    f.format AS format,
-    f.size AS size,
-    a.duration AS duration,
-    a.bpm AS bpm,
-    a.bpm_confidence AS bpm_confidence,
-    a.meter AS meter,
-    a.key AS key,
-    a.key_confidence AS key_confidence,
-    a.loudness_lufs AS loudness_lufs,
-    a.loudness_range_lu AS loudness_range_lu,
-    a.danceability AS danceability,
-    a.energy AS energy,
-    a.analyzer_version AS analyzer_version,
-    a.created_at AS analyzed_at,
-    a.sidecar_path AS sidecar_path
-FROM file_paths AS p
-JOIN files AS f ON f.id = p.file_id
-JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
+_PER_PATH_COLUMNS = (
+    "f.id AS file_id",
+    "a.id AS analysis_id",
+    "p.path AS path",
+    "f.content_hash AS content_hash",
+    "f.format AS format",
+    "f.size AS size",
+    "a.duration AS duration",
+    "a.bpm AS bpm",
+    "a.bpm_confidence AS bpm_confidence",
+    "a.meter AS meter",
+    "a.key AS key",
+    "a.key_confidence AS key_confidence",
+    "a.loudness_lufs AS loudness_lufs",
+    "a.loudness_range_lu AS loudness_range_lu",
+    "a.danceability AS danceability",
+    "a.energy AS energy",
+    "a.analyzer_version AS analyzer_version",
+    "a.created_at AS analyzed_at",
+    "a.sidecar_path AS sidecar_path",
+)
+_TRACKS_PER_PATH = _tracks_view(_PER_PATH_COLUMNS)
 
 # Step 6: `path UNIQUE` made two names that differ only in bytes that are not UTF-8 one row (both print the same),
 # so each analysis of one took the other's row. SQLite cannot drop a column's UNIQUE, hence a new table.
@@ -245,96 +257,16 @@ CREATE TABLE file_paths_by_name (
 )"""
 
 # tracks as in step 4, with the exact bytes of names that are not UTF-8.
-_TRACKS_BY_NAME = """
-CREATE VIEW tracks AS
-SELECT
-    f.id AS file_id,
-    a.id AS analysis_id,
-    p.path AS path,
-    f.content_hash AS content_hash,
-    f.format AS format,
-    f.size AS size,
-    a.duration AS duration,
-    a.bpm AS bpm,
-    a.bpm_confidence AS bpm_confidence,
-    a.meter AS meter,
-    a.key AS key,
-    a.key_confidence AS key_confidence,
-    a.loudness_lufs AS loudness_lufs,
-    a.loudness_range_lu AS loudness_range_lu,
-    a.danceability AS danceability,
-    a.energy AS energy,
-    a.analyzer_version AS analyzer_version,
-    a.created_at AS analyzed_at,
-    a.sidecar_path AS sidecar_path,
-    p.raw_path AS raw_path
-FROM file_paths AS p
-JOIN files AS f ON f.id = p.file_id
-JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
+_BY_NAME_COLUMNS = _PER_PATH_COLUMNS + ("p.raw_path AS raw_path",)
+_TRACKS_BY_NAME = _tracks_view(_BY_NAME_COLUMNS)
 
 # tracks as _TRACKS_BY_NAME, plus whether the path was found gone by the last rescan (and since when).
-_TRACKS_WITH_MISSING = """
-CREATE VIEW tracks AS
-SELECT
-    f.id AS file_id,
-    a.id AS analysis_id,
-    p.path AS path,
-    f.content_hash AS content_hash,
-    f.format AS format,
-    f.size AS size,
-    a.duration AS duration,
-    a.bpm AS bpm,
-    a.bpm_confidence AS bpm_confidence,
-    a.meter AS meter,
-    a.key AS key,
-    a.key_confidence AS key_confidence,
-    a.loudness_lufs AS loudness_lufs,
-    a.loudness_range_lu AS loudness_range_lu,
-    a.danceability AS danceability,
-    a.energy AS energy,
-    a.analyzer_version AS analyzer_version,
-    a.created_at AS analyzed_at,
-    a.sidecar_path AS sidecar_path,
-    p.raw_path AS raw_path,
-    p.missing_since IS NOT NULL AS missing,
-    p.missing_since AS missing_since
-FROM file_paths AS p
-JOIN files AS f ON f.id = p.file_id
-JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
+_MISSING_COLUMNS = _BY_NAME_COLUMNS + ("p.missing_since IS NOT NULL AS missing", "p.missing_since AS missing_since")
+_TRACKS_WITH_MISSING = _tracks_view(_MISSING_COLUMNS)
 
 # tracks as _TRACKS_WITH_MISSING, plus the artist, title, album and year the file's tags name.
-_TRACKS_WITH_NAMES = """
-CREATE VIEW tracks AS
-SELECT
-    f.id AS file_id,
-    a.id AS analysis_id,
-    p.path AS path,
-    f.content_hash AS content_hash,
-    f.format AS format,
-    f.size AS size,
-    a.duration AS duration,
-    a.bpm AS bpm,
-    a.bpm_confidence AS bpm_confidence,
-    a.meter AS meter,
-    a.key AS key,
-    a.key_confidence AS key_confidence,
-    a.loudness_lufs AS loudness_lufs,
-    a.loudness_range_lu AS loudness_range_lu,
-    a.danceability AS danceability,
-    a.energy AS energy,
-    a.analyzer_version AS analyzer_version,
-    a.created_at AS analyzed_at,
-    a.sidecar_path AS sidecar_path,
-    p.raw_path AS raw_path,
-    p.missing_since IS NOT NULL AS missing,
-    p.missing_since AS missing_since,
-    f.artist AS artist,
-    f.title AS title,
-    f.album AS album,
-    f.year AS year
-FROM file_paths AS p
-JOIN files AS f ON f.id = p.file_id
-JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
+_NAMES_COLUMNS = _MISSING_COLUMNS + ("f.artist AS artist", "f.title AS title", "f.album AS album", "f.year AS year")
+_TRACKS_WITH_NAMES = _tracks_view(_NAMES_COLUMNS)
 
 # Other hashes of a file's content: its bytes after beatwatch wrote tags into it. The audio is the same, so the
 # daemon links such a file to the analysis instead of analysing it again.
@@ -347,77 +279,13 @@ CREATE TABLE content_aliases (
 )"""
 
 # tracks as _TRACKS_WITH_NAMES, plus the key in the notations DJs sort by (Camelot 8A, Open Key 1m).
-_TRACKS_WITH_NOTATIONS = """
-CREATE VIEW tracks AS
-SELECT
-    f.id AS file_id,
-    a.id AS analysis_id,
-    p.path AS path,
-    f.content_hash AS content_hash,
-    f.format AS format,
-    f.size AS size,
-    a.duration AS duration,
-    a.bpm AS bpm,
-    a.bpm_confidence AS bpm_confidence,
-    a.meter AS meter,
-    a.key AS key,
-    a.key_confidence AS key_confidence,
-    a.key_camelot AS key_camelot,
-    a.key_open AS key_open,
-    a.loudness_lufs AS loudness_lufs,
-    a.loudness_range_lu AS loudness_range_lu,
-    a.danceability AS danceability,
-    a.energy AS energy,
-    a.analyzer_version AS analyzer_version,
-    a.created_at AS analyzed_at,
-    a.sidecar_path AS sidecar_path,
-    p.raw_path AS raw_path,
-    p.missing_since IS NOT NULL AS missing,
-    p.missing_since AS missing_since,
-    f.artist AS artist,
-    f.title AS title,
-    f.album AS album,
-    f.year AS year
-FROM file_paths AS p
-JOIN files AS f ON f.id = p.file_id
-JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
+_NOTATION_COLUMNS = _inserted(_NAMES_COLUMNS, "key_confidence",
+                              ("a.key_camelot AS key_camelot", "a.key_open AS key_open"))
+_TRACKS_WITH_NOTATIONS = _tracks_view(_NOTATION_COLUMNS)
 
 # tracks as _TRACKS_WITH_NOTATIONS, plus the recording's tuning (cents from A=440).
-_TRACKS_WITH_TUNING = """
-CREATE VIEW tracks AS
-SELECT
-    f.id AS file_id,
-    a.id AS analysis_id,
-    p.path AS path,
-    f.content_hash AS content_hash,
-    f.format AS format,
-    f.size AS size,
-    a.duration AS duration,
-    a.bpm AS bpm,
-    a.bpm_confidence AS bpm_confidence,
-    a.meter AS meter,
-    a.key AS key,
-    a.key_confidence AS key_confidence,
-    a.key_camelot AS key_camelot,
-    a.key_open AS key_open,
-    a.tuning_cents AS tuning_cents,
-    a.loudness_lufs AS loudness_lufs,
-    a.loudness_range_lu AS loudness_range_lu,
-    a.danceability AS danceability,
-    a.energy AS energy,
-    a.analyzer_version AS analyzer_version,
-    a.created_at AS analyzed_at,
-    a.sidecar_path AS sidecar_path,
-    p.raw_path AS raw_path,
-    p.missing_since IS NOT NULL AS missing,
-    p.missing_since AS missing_since,
-    f.artist AS artist,
-    f.title AS title,
-    f.album AS album,
-    f.year AS year
-FROM file_paths AS p
-JOIN files AS f ON f.id = p.file_id
-JOIN analyses AS a ON a.id = (SELECT max(id) FROM analyses WHERE file_id = f.id)"""
+_TUNING_COLUMNS = _inserted(_NOTATION_COLUMNS, "key_open", ("a.tuning_cents AS tuning_cents",))
+_TRACKS_WITH_TUNING = _tracks_view(_TUNING_COLUMNS)
 
 # One row per section of an analysis's form; `bar` is its first bar as the bars table numbers them, `bars` how many.
 _SECTIONS = """
