@@ -19,7 +19,7 @@ from __future__ import annotations
 import colorsys
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -286,10 +286,13 @@ def _draw_beats_and_bars(ax: Axes, doc: dict, numbered: list[dict], px_per_s: fl
 
 def merged_bar_chords(bars: Sequence[dict]) -> list[tuple[float, float, str]]:
     """Consecutive bars with the same chord merged into (start, end, label); bars without a chord end a run."""
+    return merged_runs((bar["time"], bar["time"] + (bar.get("duration") or 0.0), bar.get("chord")) for bar in bars)
+
+
+def merged_runs(spans: Iterable[tuple[float, float, str | None]]) -> list[tuple[float, float, str]]:
+    """(start, end, label) spans with touching repeats of one label merged; no-chord spans dropped."""
     runs: list[tuple[float, float, str]] = []
-    for bar in bars:
-        label, start = bar.get("chord"), bar["time"]
-        end = start + (bar.get("duration") or 0.0)
+    for start, end, label in spans:
         if not label or label == "N":
             continue
         if runs and runs[-1][2] == label and abs(runs[-1][1] - start) < 1e-3:

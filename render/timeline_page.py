@@ -27,8 +27,8 @@ import numpy as np
 
 from beatwatch.analysis.audio.decode import Audio
 
-from .plot import (chord_name, harmony_colour, merged_bar_chords, section_colours, title_text, timeline_duration,
-                   waveform_envelope)
+from .plot import (chord_name, harmony_colour, merged_bar_chords, merged_runs, section_colours, title_text,
+                   timeline_duration, waveform_envelope)
 
 # The waveform lane gets this many min/max columns per second, up to WAVE_MAX_COLUMNS for long mixes.
 WAVE_COLUMNS_PER_S = 25
@@ -53,17 +53,7 @@ def _chord_runs(timeline: dict) -> list[tuple[float, float, str]]:
     """Chord spans: the chord timeline when there is one (it sees changes inside a bar), else the bars' chords;
     no-chord spans dropped, repeats merged."""
     spans = [(c["start"], c["end"], c["label"]) for c in timeline.get("chords") or []]
-    if not spans:
-        return merged_bar_chords(timeline.get("bars") or [])
-    runs: list[tuple[float, float, str]] = []
-    for start, end, label in spans:
-        if not label or label == "N":
-            continue
-        if runs and runs[-1][2] == label and abs(runs[-1][1] - start) < 1e-3:
-            runs[-1] = (runs[-1][0], end, label)
-        else:
-            runs.append((start, end, label))
-    return runs
+    return merged_runs(spans) if spans else merged_bar_chords(timeline.get("bars") or [])
 
 
 def _rounded(values: Any, digits: int) -> list[float | None]:
