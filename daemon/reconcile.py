@@ -18,7 +18,6 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from pathlib import Path
 from stat import S_ISREG as stat_is_regular
 from typing import TypeVar
 
@@ -55,7 +54,7 @@ def batches(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
         yield batch
 
 
-def reconcile(engine: Engine, found: Iterable[Path], *, settle_s: float, writers_visible: bool, now: float,
+def reconcile(engine: Engine, found: Iterable[str], *, settle_s: float, writers_visible: bool, now: float,
               recent: Callable[[Listed], None] | None = None, size: int = BATCH) -> Tally:
     """Queue each found file that needs a job and is complete; hand those still settling to `recent`.
 
@@ -86,7 +85,7 @@ def reconcile(engine: Engine, found: Iterable[Path], *, settle_s: float, writers
     return tally
 
 
-def _listed(paths: list[Path]) -> list[Listed]:
+def _listed(paths: list[str]) -> list[Listed]:
     """A name gone or no longer a regular file since the walk is left out."""
     files = []
     for path in paths:
@@ -95,5 +94,5 @@ def _listed(paths: list[Path]) -> list[Listed]:
         except OSError:
             continue
         if stat_is_regular(st.st_mode):
-            files.append(Listed(str(path), st.st_size, st.st_mtime, (st.st_dev, st.st_ino)))
+            files.append(Listed(path, st.st_size, st.st_mtime, (st.st_dev, st.st_ino)))
     return files
