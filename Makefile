@@ -11,7 +11,7 @@ MODELS := models/msd-musicnn.pb models/mtt-musicnn.pb
 TYPING := build/typing/beatwatch
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: install system-deps link run test lint bench bench-accuracy bench-queue clean
+.PHONY: install system-deps link run test lint bench bench-accuracy bench-queue bench-library clean
 
 install: system-deps $(STAMP) $(MODELS)
 
@@ -68,6 +68,10 @@ bench: install
 # The job queue alone: claim -> complete of 20,000 no-op jobs by 1, 4 and 16 claimers, SQLite vs PostgreSQL.
 bench-queue: install
 	$(BIN)/python -m bench.queue
+
+# `rescan` of a generated library of 1,000,000 empty files, twice (all new, then nothing new): seconds and peak RSS.
+bench-library: install
+	$(BIN)/python -m bench.library
 
 # ACCURACY_FLAGS passes options on, e.g. make bench-accuracy ACCURACY_FLAGS=--real-dev-only
 bench-accuracy: install

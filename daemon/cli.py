@@ -576,12 +576,11 @@ def cmd_jobs(args) -> int:
 
 
 def cmd_rescan(args) -> int:
-    import os
     import time
 
-    from beatwatch.store import jobs
-    from .stability import files_open_for_writing, other_writers_visible
     from .missing import check_paths
+    from .reconcile import reconcile
+    from .stability import other_writers_visible
     from .watcher import NameFilter
 
     settings = config_mod.load(args.config)
@@ -590,20 +589,14 @@ def cmd_rescan(args) -> int:
     # A scan sees no writer's close: with writers out of sight, only the longer window says a file is complete.
     visible = other_writers_visible()
     settle_s = settings.watch.settle_s if visible else max(settings.watch.settle_s, settings.watch.unclosed_settle_s)
-    writing = files_open_for_writing() if visible else set()
-    now = time.time()
-    items = []
-    for path in names.scan():
-        st = os.stat(path)
-        # Still being written: the daemon will see it settle.
-        if now - st.st_mtime >= settle_s and (st.st_dev, st.st_ino) not in writing:
-            items.append((str(path), st.st_size, st.st_mtime))
     engine = _open_store(settings)
-    added = jobs.enqueue_many(engine, items, now=now)
-    print(f"{len(items)} file(s) in {settings.inbox.path}; queued {len(added)} new")
+    # Files still being written are left for the daemon to see settle.
+    tally = reconcile(engine, names.scan(), settle_s=settle_s, writers_visible=visible, now=time.time())
+    waiting = f" ({tally.recent} changed too recently or still being written)" if tally.recent else ""
+    print(f"{tally.listed} file(s) in {settings.inbox.path}{waiting}; queued {tally.queued} new")
     gone, back = check_paths(engine)
     if gone or back:
-        print(f"{len(gone)} analysed file(s) newly missing, {len(back)} back (`beatwatch prune` removes missing rows)")
+        print(f"{gone} analysed file(s) newly missing, {back} back (`beatwatch prune` removes missing rows)")
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from beatwatch.store import jobs
 
 from .missing import check_paths
+from .reconcile import reconcile
 from .stability import StabilityTracker
 from .watcher import InboxWatcher, NameFilter
 
@@ -46,25 +47,35 @@ class Intake:
     def rescan_soon(self) -> None:
         self._next_rescan = 0.0
 
-    def step(self, monotonic_s: float) -> list[int]:
-        """Take in events (and a full scan when due or after an overflow); queue what has settled."""
+    def step(self, monotonic_s: float) -> int:
+        """Take in events (and a full scan when due or after an overflow); queue what has settled. Returns how
+        many jobs were queued."""
         self._follow_inbox()
+        queued = 0
         if self.watcher.overflow.is_set() or monotonic_s >= self._next_rescan:
             self.watcher.overflow.clear()
             self._next_rescan = monotonic_s + self.rescan_interval_s
-            for path in self.names.scan():
-                self.tracker.observe(str(path), monotonic_s)
+            queued = reconcile(self.engine, self.names.scan(), settle_s=self._scan_settle_s,
+                               writers_visible=self.tracker.writers_visible, now=time.time(),
+                               recent=lambda found: self.tracker.observe(found.path, monotonic_s)).queued
+            if queued:
+                log.info("queued %d new file(s) found by the reconcile pass", queued)
             check_paths(self.engine)
         for name, finished in self.watcher.drain():
             if self.names.admits(name):
                 self.tracker.observe(name, monotonic_s, closed=finished)
         stable = self.tracker.due(monotonic_s)
-        if not stable:
-            return []
-        added = jobs.enqueue_many(self.engine, [(f.path, f.size, f.mtime) for f in stable], now=time.time())
-        if added:
-            log.info("queued %d new file(s)", len(added))
-        return added
+        if stable:
+            added = len(jobs.enqueue_many(self.engine, [(f.path, f.size, f.mtime) for f in stable], now=time.time()))
+            if added:
+                log.info("queued %d new file(s)", added)
+            queued += added
+        return queued
+
+    @property
+    def _scan_settle_s(self) -> float:
+        """A walk sees no writer's close: with writers out of sight, only the longer window says a file is done."""
+        return self.tracker.settle_s if self.tracker.writers_visible else self.tracker.unclosed_settle_s
 
     def _follow_inbox(self) -> None:
         """inotify watches a folder, not a name: after `mv inbox inbox_old; mkdir inbox` it goes on watching

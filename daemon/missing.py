@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from beatwatch.store.records import known_paths, mark_missing, remove_paths
+from beatwatch.store.records import known_path_batches, known_paths, mark_missing, remove_paths
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +27,24 @@ def _gone(path: str) -> bool:
     return UNDECODABLE not in path and not os.path.exists(path)
 
 
-def check_paths(engine: Engine) -> tuple[list[str], list[str]]:
-    """Look at every path with rows; mark the newly gone and unmark the returned. Returns (gone, back)."""
-    gone, back = [], []
-    for path, since in known_paths(engine):
-        if _gone(path):
-            if since is None:
-                gone.append(path)
-        elif since is not None:
-            back.append(path)
-    if gone or back:
-        mark_missing(engine, gone=gone, back=back, now=datetime.now(UTC).isoformat(timespec="seconds"))
+def check_paths(engine: Engine) -> tuple[int, int]:
+    """Look at every path with rows, a batch at a time; mark the newly gone and unmark the returned. Returns how
+    many of each."""
+    gone = back = 0
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    for batch in known_path_batches(engine):
+        newly_gone, returned = [], []
+        for path, since in batch:
+            if _gone(path):
+                if since is None:
+                    newly_gone.append(path)
+            elif since is not None:
+                returned.append(path)
+        if newly_gone or returned:
+            mark_missing(engine, gone=newly_gone, back=returned, now=now)
+        gone, back = gone + len(newly_gone), back + len(returned)
     if gone:
-        log.info("%d analysed file(s) gone from disk, marked missing (beatwatch prune removes their rows)", len(gone))
+        log.info("%d analysed file(s) gone from disk, marked missing (beatwatch prune removes their rows)", gone)
     return gone, back
 
 

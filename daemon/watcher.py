@@ -12,6 +12,7 @@ import fnmatch
 import logging
 import os
 import queue
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -42,6 +43,7 @@ class NameFilter:
         self.skip_result_folders = skip_result_folders
         self.follow_symlinks = follow_symlinks
         self._refused: set[str] = set()
+        self._ignored = re.compile("|".join(map(fnmatch.translate, self.ignore)) or "(?!)")
 
     def accepts(self, path: str | os.PathLike) -> bool:
         path = Path(path)
@@ -49,13 +51,16 @@ class NameFilter:
             parts = path.relative_to(self.inbox).parts
         except ValueError:
             return False
-        if not parts or path.suffix.lower() not in AUDIO_EXTENSIONS:
+        if not parts:
             return False
         if self.skip_result_folders and len(parts) > 1 and parts[0] in RESULT_FOLDERS:
             return False
         if any(part.startswith(".") for part in parts[:-1]):
             return False
-        return not any(fnmatch.fnmatchcase(parts[-1], pattern) for pattern in self.ignore)
+        return self._music_name(parts[-1])
+
+    def _music_name(self, name: str) -> bool:
+        return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS and not self._ignored.match(name)
 
     def admits(self, path: str | os.PathLike) -> bool:
         """A regular file, or a symlink the policy follows to one; decided without opening it. Anything else is
@@ -71,7 +76,7 @@ class NameFilter:
         return False
 
     def _unlisted(self, error: OSError) -> None:
-        """os.walk could not list a folder (a path past PATH_MAX, no permission): say so instead of skipping
+        """The walk could not list a folder (a path past PATH_MAX, no permission): say so instead of skipping
         everything below it in silence."""
         self._warn_once(error.filename, f"cannot look into {error.filename}: {error.strerror}; "
                                         "nothing below it is analysed")
@@ -81,14 +86,32 @@ class NameFilter:
             self._refused.add(str(path))
             log.warning("%s", message)
 
-    def scan(self) -> Iterator[Path]:
-        """Every accepted and admitted file under the inbox (the reconcile pass)."""
-        for root, dirs, files in os.walk(self.inbox, onerror=self._unlisted):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            for name in files:
-                path = Path(root, name)
-                if self.accepts(path) and self.admits(path):
-                    yield path
+    def scan(self) -> Iterator[str]:
+        """Every accepted and admitted file under the inbox (the reconcile pass), one folder's listing at a time.
+
+        A plain file met on a walk that follows no folder symlink lies inside the inbox, so only symlinks and
+        special files are put to `admits` (a realpath of each name on the way): a library of a million files
+        is walked from the listings' file types alone, as `accepts` would judge each path.
+        """
+        pending = [(str(self.inbox), True)]
+        while pending:
+            folder, top = pending.pop()
+            try:
+                with os.scandir(folder) as listing:
+                    entries = list(listing)
+            except OSError as error:
+                self._unlisted(error)
+                continue
+            below = []
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if not entry.name.startswith(".") and not (
+                            top and self.skip_result_folders and entry.name in RESULT_FOLDERS):
+                        below.append((entry.path, False))
+                elif self._music_name(entry.name) and (entry.is_file(follow_symlinks=False) or (
+                        not entry.is_dir() and self.admits(entry.path))):
+                    yield entry.path
+            pending.extend(reversed(below))
 
 
 class _Handler(FileSystemEventHandler):

@@ -144,25 +144,19 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
                  now: float) -> list[int]:
     """Queue every (path, size, mtime) that needs a job, in one transaction; return the new ids.
 
-    The reconcile pass offers the whole inbox at once, so the latest job of
-    each path is looked up in batches and the new rows go in as one
-    multi-row INSERT. A path is skipped while it has an active job, or when
+    The reconcile pass offers the inbox a batch at a time (daemon/reconcile.py),
+    so the latest job of each path is looked up in chunks by the indexed path
+    and the new rows go in as one multi-row INSERT. A path is skipped while it has an active job, or when
     its latest job finished (done or failed) with the same size and mtime:
     only a changed file is worth another try without `retry`. The first
     occurrence of a path repeated in `items` wins.
     """
-    wanted: dict[str, tuple[int | None, float | None]] = {}
-    for path, size, mtime in items:
-        wanted.setdefault(path, (size, mtime))
     with write_transaction(engine) as conn:
         now = now_in(conn, now)
-        by_name = _latest_jobs(conn, sorted({printable(path) for path in wanted}))
-        latest = {path: by_name.get((printable(path), raw_bytes(path))) for path in wanted}
         rows = [
             {"path": printable(path), "raw_path": raw_bytes(path), "state": "queued", "attempts": 0, "size": size,
              "mtime": mtime, "created_at": now, "updated_at": now}
-            for path, (size, mtime) in wanted.items()
-            if _needs_job(latest.get(path), size, mtime)
+            for path, size, mtime in _without_job(conn, items)
         ]
         if not rows:
             return []
@@ -176,6 +170,14 @@ def enqueue_many(engine: Engine, items: Iterable[tuple[str, int | None, float | 
             return added
         statement = insert(models.JobRow).returning(models.JobRow.id, sort_by_parameter_order=True)
         return list(conn.execute(statement, rows).scalars())
+
+
+def unqueued(engine: Engine, items: Iterable[tuple[str, int | None, float | None]]
+             ) -> list[tuple[str, int | None, float | None]]:
+    """The (path, size, mtime) that enqueue_many would queue now, found without writing: the reconcile pass sorts
+    a batch of the library with it, so only new or changed files reach the stability tracker."""
+    with engine.connect() as conn:
+        return _without_job(conn, items)
 
 
 def claim(engine: Engine, owner: str, *, lease_s: float, now: float) -> Job | None:
@@ -459,6 +461,17 @@ def _latest_jobs(conn: Connection, paths: list[str]) -> dict[tuple[str, bytes | 
         for row in conn.execute(_LATEST, {"paths": paths[start:start + _LOOKUP_CHUNK]}):
             latest[(row.path, row.raw_path)] = row
     return latest
+
+
+def _without_job(conn: Connection, items: Iterable[tuple[str, int | None, float | None]]
+                 ) -> list[tuple[str, int | None, float | None]]:
+    """The items that need a job (see enqueue_many), each path once, its first occurrence winning."""
+    wanted: dict[str, tuple[int | None, float | None]] = {}
+    for path, size, mtime in items:
+        wanted.setdefault(path, (size, mtime))
+    by_name = _latest_jobs(conn, sorted({printable(path) for path in wanted}))
+    return [(path, size, mtime) for path, (size, mtime) in wanted.items()
+            if _needs_job(by_name.get((printable(path), raw_bytes(path))), size, mtime)]
 
 
 def _needs_job(latest: Row[Any] | None, size: int | None, mtime: float | None) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -322,6 +323,20 @@ def known_paths(engine: Engine) -> list[tuple[str, str | None]]:
     """Every path with rows, and since when a rescan has found it gone (None: present at the last look)."""
     with engine.connect() as conn:
         return [(path, since) for path, since in conn.execute(select(FilePathRow.path, FilePathRow.missing_since))]
+
+
+def known_path_batches(engine: Engine, size: int = 5000) -> Iterator[list[tuple[str, str | None]]]:
+    """known_paths a batch at a time, each read in its own short transaction and walked by the primary key, so a
+    library of a million paths is never one list and writes between batches are not held up."""
+    after = 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(select(FilePathRow.id, FilePathRow.path, FilePathRow.missing_since)
+                                .where(FilePathRow.id > after).order_by(FilePathRow.id).limit(size)).all()
+        if not rows:
+            return
+        after = rows[-1].id
+        yield [(path, since) for _, path, since in rows]
 
 
 def mark_missing(engine: Engine, *, gone: list[str], back: list[str], now: str) -> None:

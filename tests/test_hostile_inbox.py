@@ -136,7 +136,7 @@ def test_the_name_filter_admits_regular_files_only(tmp_path):
     (inbox / "zero.wav").symlink_to("/dev/zero")
     (inbox / "song.wav").write_bytes(b"x")
     names = NameFilter(inbox, DEFAULT_IGNORE, skip_result_folders=True, follow_symlinks="all")
-    assert list(names.scan()) == [inbox / "song.wav"]
+    assert list(names.scan()) == [str(inbox / "song.wav")]
     assert refusal(inbox / "pipe.wav", inbox, "all") == "not a regular file"
     assert refusal(inbox / "zero.wav", inbox, "all") == "not a regular file"
 
