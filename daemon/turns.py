@@ -5,6 +5,8 @@ first to ask for a content goes at once; another asking for the same content
 waits until the first one's task has ended, its result stored by then, so
 it finds that analysis and links to it instead of analysing the same audio
 again. The supervisor keeps this table in its one thread; nothing is shared.
+Other hosts' workers are not in it: a turn given here is then asked of the
+database (store/content_turns.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ class ContentTurns:
     def __init__(self) -> None:
         self._holders: dict[str, Slot] = {}
         self._waiting: dict[str, list[Slot]] = {}
+        # Contents whose holder here waits for a job on another host: that job's id.
+        self.elsewhere: dict[str, int] = {}
 
     def ask(self, slot: Slot, content_hash: str) -> bool:
         """True when slot may go now; else it waits for `end` of the slot that holds the content."""
@@ -25,6 +29,14 @@ class ContentTurns:
         self._waiting.setdefault(content_hash, []).append(slot)
         return False
 
+    def held_by(self, slot: Slot) -> str | None:
+        """The content whose turn slot holds, if any."""
+        return next((content_hash for content_hash, holder in self._holders.items() if holder is slot), None)
+
+    def waiting_elsewhere(self) -> list[Slot]:
+        """The holders here whose content a job on another host is analysing."""
+        return [self._holders[content_hash] for content_hash in self.elsewhere]
+
     def end(self, slot: Slot) -> list[Slot]:
         """Slot's task ended (stored, failed or killed): the slots whose turn comes now, one per content it held."""
         for waiters in self._waiting.values():
@@ -33,6 +45,7 @@ class ContentTurns:
         turns = []
         for content_hash in [h for h, holder in self._holders.items() if holder is slot]:
             del self._holders[content_hash]
+            self.elsewhere.pop(content_hash, None)
             waiters = self._waiting.pop(content_hash, [])
             if waiters:
                 self._holders[content_hash] = waiters[0]

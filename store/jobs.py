@@ -100,9 +100,11 @@ SELECT min(id) FROM (
     SELECT min(id) FROM jobs WHERE state = 'retry_wait' AND not_before <= :now
 )""")
 
+# content_hash cleared: on a running job it means "holds this content's turn" (store/content_turns.py).
 _TAKEN = """
 UPDATE jobs SET state = 'running', lease_owner = :owner, lease_expires = :expires, attempts = attempts + 1,
-    not_before = NULL, stage = 'claimed', progress = 0, started_at = :now, finished_at = NULL, updated_at = :now"""
+    not_before = NULL, stage = 'claimed', progress = 0, content_hash = NULL, started_at = :now, finished_at = NULL,
+    updated_at = :now"""
 _RUNNABLE = "(state = 'queued' OR (state = 'retry_wait' AND not_before <= :now))"
 _TAKE = text(f"{_TAKEN} WHERE id = :id AND {_RUNNABLE}")
 # PostgreSQL: find and take in one statement; a row another claimer holds is passed over, not waited for.
