@@ -450,8 +450,9 @@ class Supervisor:
             return
         assert outcome.document is not None, "every outcome but an error carries its document"
         try:
+            assert outcome.opened is not None, "a worker's document comes with the file it read"
             sidecar = self.publisher.publish_job(outcome.document, task.path, job_id=task.job_id, token=task.token,
-                                                 outcome=outcome.kind, now=now)
+                                                 outcome=outcome.kind, opened=outcome.opened, now=now)
         except FileChanged as exc:
             self._finish(task, Outcome("error", error=str(exc), permanent=False), now)
             return

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from beatwatch.daemon.publish import Publisher
+from beatwatch.daemon.publish import Publisher, file_stamp
 from beatwatch.store import jobs
 from beatwatch.store.content_turns import take_content
 from beatwatch.store.db import open_database
@@ -70,10 +70,11 @@ def test_a_copy_on_another_host_waits_and_links_and_a_dead_hosts_copy_is_analyse
             shutil.copy(live, songs / "live copy.wav")
             os.rename(songs / "live copy.wav", inbox / "live copy.wav")
             wait_for(lambda: f"job {job.id} on another host" in log.read_text(), 60, "b to wait for host a's job")
+            opened = file_stamp(live.stat())
             document = analyzer.analyze(live)
             finished.set()
             assert Publisher(engine).publish_job(document, str(live), job_id=job.id, token="a:1:w0",
-                                                 outcome="analysed", now=time.time())
+                                                 outcome="analysed", opened=opened, now=time.time())
         wait_for(lambda: b.drained(2), 60, "b to link its copy")
         assert b.query("SELECT outcome FROM jobs WHERE path LIKE '%live copy.wav'") == [("linked",)]
 
