@@ -385,7 +385,10 @@ def tracks_where(engine: Engine, where: str) -> list[dict[str, Any]]:
     """The `tracks` rows a user's WHERE clause selects, ordered by path; the clause can only read.
 
     It goes to the driver as written (no bind-parameter parsing, so `key = 'A:min'` keeps its colon) inside
-    a read-only connection: SQLite's query_only, any other database's READ ONLY transaction.
+    a read-only connection: SQLite's query_only, any other database's READ ONLY transaction. sqlite3 runs
+    one statement per call; psycopg runs a string of several (`1; COMMIT; DELETE ...`) when it has no
+    parameters, so there the query gets one, which makes it a single statement: the clause cannot end the
+    read-only transaction and write after it.
     """
     from sqlalchemy.exc import DBAPIError
 
@@ -393,7 +396,12 @@ def tracks_where(engine: Engine, where: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA query_only = ON" if sqlite else "SET TRANSACTION READ ONLY")
         try:
-            result = conn.exec_driver_sql(f"SELECT * FROM tracks WHERE {where} ORDER BY path")
+            if sqlite:
+                result = conn.exec_driver_sql(f"SELECT * FROM tracks WHERE {where} ORDER BY path")
+            else:  # the clause's own % are literal, as they were without parameters
+                result = conn.exec_driver_sql(
+                    f"SELECT * FROM tracks WHERE ({where.replace('%', '%%')}) AND %(one_statement)s ORDER BY path",
+                    {"one_statement": True})
             return [dict(row) for row in result.mappings()]
         except DBAPIError as exc:
             raise BadFilter(f"the filter {where!r} is not a valid WHERE clause on tracks ({exc.orig})") from None
