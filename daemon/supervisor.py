@@ -512,7 +512,7 @@ class Supervisor:
                 continue
             if task is None:
                 continue
-            if monotonic_s - slot.task_started > limits.timeout_s:
+            if monotonic_s - slot.task_started > limits.timeout_s and not self.turns.waiting(slot):
                 self.pool.kill(slot, f"job {task.job_id} exceeded jobs.timeout_s")
                 self._fail_killed(task, f"timed out after {limits.timeout_s:g} s {TIMEOUT_MARK}", now)
                 self._end_turn(slot, now)

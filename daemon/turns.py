@@ -33,6 +33,11 @@ class ContentTurns:
         """The content whose turn slot holds, if any."""
         return next((content_hash for content_hash, holder in self._holders.items() if holder is slot), None)
 
+    def waiting(self, slot: Slot) -> bool:
+        """Whether slot waits for its turn, behind a worker here or a job on another host."""
+        return any(slot in waiters for waiters in self._waiting.values()) \
+            or any(self._holders[content_hash] is slot for content_hash in self.elsewhere)
+
     def waiting_elsewhere(self) -> list[Slot]:
         """The holders here whose content a job on another host is analysing."""
         return [self._holders[content_hash] for content_hash in self.elsewhere]

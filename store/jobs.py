@@ -520,7 +520,8 @@ def note_rewritten(engine: Engine, path: str, *, size: int, mtime: float) -> Non
     name = (printable(path), raw_bytes(path))
     with write_transaction(engine) as conn:
         latest = conn.execute(
-            text("SELECT id, state FROM jobs WHERE path = :path AND raw_path IS NOT DISTINCT FROM :raw ORDER BY id DESC LIMIT 1"),
+            text("SELECT id, state FROM jobs WHERE path = :path AND raw_path IS NOT DISTINCT FROM :raw"
+                 " ORDER BY id DESC LIMIT 1"),
             {"path": name[0], "raw": name[1]}).first()
         if latest is None or latest.state in ACTIVE:
             return

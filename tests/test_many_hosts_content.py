@@ -22,6 +22,7 @@ from tests.helpers import click_track, write_wav
 from tests.test_many_hosts import HostDaemon
 
 LEASE = 5.0
+TIMEOUT = 12.0
 
 
 @contextmanager
@@ -55,6 +56,7 @@ def host_a_analysing(engine, path, owner: str, *, arriving_from=None) -> Iterato
 
 @pytest.mark.slow
 def test_a_copy_on_another_host_waits_and_links_and_a_dead_hosts_copy_is_analysed(postgres, analyzer, tmp_path):
+    """Host a is the test (host_a_analysing); host b a real daemon with one worker on the same database and inbox."""
     url = postgres.new_database()
     engine = open_database(url)
     inbox, songs = tmp_path / "inbox", tmp_path / "songs"
@@ -62,7 +64,8 @@ def test_a_copy_on_another_host_waits_and_links_and_a_dead_hosts_copy_is_analyse
     songs.mkdir()
     live = write_wav(inbox / "live.wav", click_track(100, seconds=6.0)[0])
     dead = write_wav(songs / "dead.wav", click_track(130, seconds=6.0)[0])
-    b = HostDaemon(tmp_path / "b", url=url, host="b", inbox=inbox, config=f"[jobs]\nlease_s = {LEASE}\n")
+    b = HostDaemon(tmp_path / "b", url=url, host="b", inbox=inbox,
+                   config=f"[jobs]\nlease_s = {LEASE}\ntimeout_s = {TIMEOUT}\n")
     log = tmp_path / "b" / "daemon.log"
     try:
         with host_a_analysing(engine, live, "a:1:w0") as (job, finished):
@@ -70,13 +73,15 @@ def test_a_copy_on_another_host_waits_and_links_and_a_dead_hosts_copy_is_analyse
             shutil.copy(live, songs / "live copy.wav")
             os.rename(songs / "live copy.wav", inbox / "live copy.wav")
             wait_for(lambda: f"job {job.id} on another host" in log.read_text(), 60, "b to wait for host a's job")
+            time.sleep(TIMEOUT + 2)  # waiting is not analysing: jobs.timeout_s does not end the wait
             opened = file_stamp(live.stat())
             document = analyzer.analyze(live)
             finished.set()
             assert Publisher(engine).publish_job(document, str(live), job_id=job.id, token="a:1:w0",
                                                  outcome="analysed", opened=opened, now=time.time())
         wait_for(lambda: b.drained(2), 60, "b to link its copy")
-        assert b.query("SELECT outcome FROM jobs WHERE path LIKE '%live copy.wav'") == [("linked",)]
+        assert b.query("SELECT outcome, attempts FROM jobs WHERE path LIKE '%live copy.wav'") == [("linked", 1)]
+        assert "timed out" not in log.read_text()
 
         with host_a_analysing(engine, inbox / "dead.wav", "a:1:w1", arriving_from=dead) as (job, died):
             shutil.copy(inbox / "dead.wav", songs / "dead copy.wav")
