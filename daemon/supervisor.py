@@ -371,6 +371,8 @@ class Supervisor:
         elif isinstance(message, Hashed):
             if self.turns.ask(slot, message.content_hash):
                 self._take_content(slot, now)
+            else:
+                self._show_waiting(slot, now)
         elif isinstance(message, Result):
             slot.task, slot.jobs_done, slot.idle_since = None, slot.jobs_done + 1, monotonic_s
             self._last_beat_write.pop(message.job_id, None)
@@ -424,6 +426,13 @@ class Supervisor:
             self.turns.elsewhere[content_hash] = holder
             log.info("job %d: job %d on another host is analysing the same content; waiting to link to it",
                      slot.task.job_id, holder)
+            self._show_waiting(slot, now)
+
+    def _show_waiting(self, slot: Slot, now: float) -> None:
+        """`status` and `jobs` say the job waits for its turn rather than showing it stuck at 'claimed'."""
+        assert slot.task is not None
+        slot.stage = "waiting"
+        self._beat(slot.task, now, time.monotonic(), stage="waiting", force=True)
 
     def _end_turn(self, slot: Slot, now: float) -> None:
         """After slot's task ended (its result stored), the next worker waiting for the same content goes."""

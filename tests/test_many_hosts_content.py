@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from sqlalchemy import text
 
 from beatwatch.daemon.publish import Publisher, file_stamp
 from beatwatch.store import jobs
@@ -32,9 +33,14 @@ def host_a_analysing(engine, path, owner: str, *, arriving_from=None) -> Iterato
     once claimed, so host b's watcher finds it taken."""
     source = arriving_from or path
     stat = os.stat(source)
-    jobs.enqueue(engine, str(path), size=stat.st_size, mtime=stat.st_mtime, now=time.time())
-    job = jobs.claim(engine, owner, lease_s=LEASE, now=time.time())
-    assert job is not None and job.path == str(path)
+    with engine.begin() as conn:  # queued and claimed in one step: host b, woken by a queued job, could take it
+        job_id = conn.execute(text(
+            "INSERT INTO jobs (path, state, attempts, size, mtime, lease_owner, lease_expires, stage, progress,"
+            " created_at, updated_at, started_at) SELECT :path, 'running', 1, :size, :mtime, :owner, now + :lease,"
+            " 'claimed', 0, now, now, now FROM (SELECT extract(epoch FROM clock_timestamp())::float8 AS now) AS t"
+            " RETURNING id"), {"path": str(path), "size": stat.st_size, "mtime": stat.st_mtime, "owner": owner,
+                               "lease": LEASE}).scalar_one()
+    [job] = jobs.listing(engine, ids=[job_id])
     assert take_content(engine, job.id, owner, hashlib.sha256(source.read_bytes()).hexdigest(),
                         now=time.time()) is None
     if arriving_from is not None:
@@ -73,6 +79,7 @@ def test_a_copy_on_another_host_waits_and_links_and_a_dead_hosts_copy_is_analyse
             shutil.copy(live, songs / "live copy.wav")
             os.rename(songs / "live copy.wav", inbox / "live copy.wav")
             wait_for(lambda: f"job {job.id} on another host" in log.read_text(), 60, "b to wait for host a's job")
+            assert b.query("SELECT stage FROM jobs WHERE path LIKE '%live copy.wav'") == [("waiting",)]
             time.sleep(TIMEOUT + 2)  # waiting is not analysing: jobs.timeout_s does not end the wait
             opened = file_stamp(live.stat())
             document = analyzer.analyze(live)
