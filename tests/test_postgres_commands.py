@@ -88,3 +88,27 @@ def test_tag_writes_into_a_file_analysed_in_postgresql_and_stores_its_new_hash(a
     new_hash = hashlib.sha256(mp3.read_bytes()).hexdigest()
     shown = beatwatch(config, "show", new_hash[:16])
     assert shown.returncode == 0 and "song.mp3" in shown.stdout, shown.stderr
+
+
+@pytest.mark.slow
+def test_export_and_playlist_select_tracks_from_postgresql_and_a_writing_clause_changes_nothing(analysed):
+    url, config = analysed
+    root = config.parent
+    exported = beatwatch(config, "export", "--where", "path LIKE '%song.%'", "--format", "lab",
+                         "--out", str(root / "labels"))
+    assert exported.returncode == 0, exported.stderr
+    labels = sorted(path.name for path in (root / "labels").iterdir())
+    assert [name for name in labels if "song.wav" in name] and [name for name in labels if "song.mp3" in name]
+    playlist = beatwatch(config, "playlist", "bpm > 100", "--m3u", str(root / "fast.m3u"))
+    assert playlist.returncode == 0, playlist.stderr
+    assert [line for line in (root / "fast.m3u").read_text().splitlines() if not line.startswith("#")] == [
+        "song.mp3", "song.wav"]
+    clause = "true; COMMIT; UPDATE analyses SET bpm = 0; SELECT * FROM tracks WHERE true"
+    writing = beatwatch(config, "playlist", clause, "--m3u", str(root / "x.m3u"))
+    assert writing.returncode == 1 and "not a valid WHERE clause" in writing.stderr
+    engine = open_database(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM analyses WHERE bpm > 100")).scalar() == 2
+    finally:
+        engine.dispose()
