@@ -398,7 +398,7 @@ def tracks_where(engine: Engine, where: str) -> list[dict[str, Any]]:
         try:
             if sqlite:
                 result = conn.exec_driver_sql(f"SELECT * FROM tracks WHERE {where} ORDER BY path")
-            else:  # the clause's own % are literal, as they were without parameters
+            else:  # the clause's own % doubled: psycopg reads %% as a literal %, a lone one as a placeholder
                 result = conn.exec_driver_sql(
                     f"SELECT * FROM tracks WHERE ({where.replace('%', '%%')}) AND %(one_statement)s ORDER BY path",
                     {"one_statement": True})
