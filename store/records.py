@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (ColumnElement, Connection, CursorResult, Engine, and_, delete, insert, or_, select, text,
                         update)
+from sqlalchemy.dialects import postgresql, sqlite
 
 from beatwatch.analysis.document import SCHEMA, printable
 
@@ -294,13 +295,20 @@ def content_hashes(engine: Engine, content_hash: str) -> set[str]:
 
 
 def add_alias(engine: Engine, content_hash: str, alias: str) -> None:
-    """The content `content_hash` (or one of its aliases) now also lies on disk as bytes hashing to `alias`."""
+    """The content `content_hash` (or one of its aliases) now also lies on disk as bytes hashing to `alias`.
+
+    Copies of one song tagged alike are the same bytes again, and two hosts may tag two copies at once (one
+    links while the other, its analysis just stored, is still tagging): the second to insert the alias finds
+    it there and keeps it, instead of failing on its key.
+    """
     now = datetime.now(UTC).isoformat(timespec="seconds")
     with write_transaction(engine) as conn:
         file_id = _file_of_hash(conn, content_hash)
         if file_id is None or _file_of_hash(conn, alias) is not None:
             return
-        conn.execute(insert(ContentAliasRow).values(content_hash=alias, file_id=file_id, created_at=now))
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(dialect_insert(ContentAliasRow).values(content_hash=alias, file_id=file_id, created_at=now)
+                     .on_conflict_do_nothing())
 
 
 def rename_path(engine: Engine, old: str, new: str, *, sidecar_path: str | None) -> None:
