@@ -418,11 +418,12 @@ class Supervisor:
         content_hash = self.turns.held_by(slot)
         if slot.task is None or content_hash is None:
             return
+        self.turns.elsewhere.setdefault(content_hash, None)  # asked again each CONTENT_POLL_S should this fail
         holder = take_content(self.engine, slot.task.job_id, slot.task.token, content_hash, now=now)
         if holder is None:
-            self.turns.elsewhere.pop(content_hash, None)
+            del self.turns.elsewhere[content_hash]
             self._go(slot)
-        elif self.turns.elsewhere.get(content_hash) != holder:
+        elif self.turns.elsewhere[content_hash] != holder:
             self.turns.elsewhere[content_hash] = holder
             log.info("job %d: job %d on another host is analysing the same content; waiting to link to it",
                      slot.task.job_id, holder)

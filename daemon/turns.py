@@ -18,8 +18,9 @@ class ContentTurns:
     def __init__(self) -> None:
         self._holders: dict[str, Slot] = {}
         self._waiting: dict[str, list[Slot]] = {}
-        # Contents whose holder here waits for a job on another host: that job's id.
-        self.elsewhere: dict[str, int] = {}
+        # Contents whose holder here waits for the database's turn: the id of the job on another host that has
+        # it, or None while the database has not answered (it is asked again).
+        self.elsewhere: dict[str, int | None] = {}
 
     def ask(self, slot: Slot, content_hash: str) -> bool:
         """True when slot may go now; else it waits for `end` of the slot that holds the content."""
@@ -39,7 +40,7 @@ class ContentTurns:
             or any(self._holders[content_hash] is slot for content_hash in self.elsewhere)
 
     def waiting_elsewhere(self) -> list[Slot]:
-        """The holders here whose content a job on another host is analysing."""
+        """The holders here that wait for the database's turn (another host's job has it, or no answer yet)."""
         return [self._holders[content_hash] for content_hash in self.elsewhere]
 
     def end(self, slot: Slot) -> list[Slot]:
