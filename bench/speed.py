@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -185,7 +186,7 @@ def writing_s(documents: list[dict], folder: Path) -> float:
     """The supervisor's publishing path (`Publisher.publish_job`: lease check, atomic sidecar and rows in one
     transaction) run again on the batch's documents into a fresh database and folder: the daemon stores after
     the sidecar's own timings are taken. The jobs are queued and claimed before the clock starts."""
-    from beatwatch.daemon.publish import Publisher
+    from beatwatch.daemon.publish import Publisher, file_stamp
     from beatwatch.store import jobs
     from beatwatch.store.db import open_database, sqlite_url
 
@@ -199,7 +200,7 @@ def writing_s(documents: list[dict], folder: Path) -> float:
     started = time.perf_counter()
     for job in claimed:
         stored = publisher.publish_job(by_path[job.path], job.path, job_id=job.id, token=job.lease_owner,
-                                       outcome=jobs.ANALYSED, now=now)
+                                       outcome=jobs.ANALYSED, opened=file_stamp(os.stat(job.path)), now=now)
         assert stored is not None, f"{job.path}: the bench's own lease was lost"
     elapsed = time.perf_counter() - started
     engine.dispose()

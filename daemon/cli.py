@@ -549,10 +549,12 @@ def cmd_retry(args) -> int:
     settings = config_mod.load(args.config)
     engine = _read_store(settings)
     requeued = jobs.retry(engine, ids=args.ids or None, failed_only=args.failed, now=time.time())
-    refusals = retry_refusals(engine, args.ids, requeued, failed_only=args.failed)
+    refusals, notices = retry_refusals(engine, args.ids, requeued, failed_only=args.failed)
     for reason in refusals:
         _error(reason)
     print(f"requeued {len(requeued)} job(s)" + (": " + " ".join(map(str, requeued)) if requeued else ""))
+    for notice in notices:
+        print(notice)
     return EXIT_FAILED if refusals else EXIT_OK
 
 

@@ -35,16 +35,28 @@ def render_jobs(found: list[jobs.Job]) -> str:
     return "\n".join(lines)
 
 
-def retry_refusals(engine: Engine, asked: list[int], requeued: list[int], *, failed_only: bool) -> list[str]:
-    """Why each asked-for id was not requeued, one sentence each."""
+def retry_refusals(engine: Engine, asked: list[int], requeued: list[int], *, failed_only: bool
+                   ) -> tuple[list[str], list[str]]:
+    """Why each asked-for id was not requeued, one sentence each: (refusals, notices).
+
+    A notice is a job whose file has an active job already, most likely
+    queued by a watcher (on this host or another) while `retry` ran: the file
+    will be analysed, so that is not the user's mistake, only worth saying.
+    """
     left = [i for i in asked if i not in set(requeued)]
     known = {job.id: job for job in jobs.listing(engine, ids=left)} if left else {}
-    reasons = []
+    refusals, notices = [], []
     for job_id in left:
         job = known.get(job_id)
         if job is None:
-            reasons.append(f"no job with id {job_id}")
-        else:
-            which = "failed" if failed_only else "done or failed"
-            reasons.append(f"job {job_id} is {job.state}: only a file's latest {which} job can be retried")
-    return reasons
+            refusals.append(f"no job with id {job_id}")
+            continue
+        latest = jobs.job_for_path(engine, job.path)
+        if latest is not None and latest.id != job_id and latest.state in jobs.ACTIVE:
+            notices.append(f"job {job_id} not requeued: {escape_controls(job.path)} is queued already, as job "
+                           f"{latest.id} ({latest.state})")
+            continue
+        which = "failed" if failed_only else "done or failed"
+        newer = f" (job {latest.id} is)" if latest is not None and latest.id != job_id else ""
+        refusals.append(f"job {job_id} is {job.state}: only a file's latest {which} job can be retried{newer}")
+    return refusals, notices

@@ -55,6 +55,10 @@ class Task:
 
 
 OutcomeKind = Literal["analysed", "linked", "error"]
+# The file a worker read, as (st_dev, st_ino, st_ctime_ns) when it opened it: publish.py compares it with the path's
+# now. Comparing stamps of one file, not a ctime with the claim's time, holds when clocks disagree (hosts, a
+# PostgreSQL server, a file server).
+FileStamp = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Outcome:
     document: dict[str, Any] | None = None
     error: str | None = None
     permanent: bool = False
+    opened: FileStamp | None = None  # with a document: the file it was computed from
 
 
 @dataclass(frozen=True)

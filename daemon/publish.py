@@ -27,6 +27,7 @@ from beatwatch.store.sidecar import PLOT_SUFFIX, SUFFIX, create_temp, sidecar_pa
 from beatwatch.store.transactions import write_transaction
 
 from .moves import move_aside
+from .protocol import FileStamp
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +83,13 @@ class Publisher:
         return target
 
     def publish_job(self, document: dict[str, Any], audio_path: str, *, job_id: int, token: str, outcome: str,
-                    now: float) -> Path | None:
+                    opened: FileStamp, now: float) -> Path | None:
         """The daemon's job: done, sidecar and rows in one transaction while `token` holds the lease; None (and
-        nothing written) when the lease was lost. Raises FileChanged when the path holds other content than the
-        result was computed for, FileGone when nothing is at the path any more, and anything else when storing
-        fails; the job then stays running."""
+        nothing written) when the lease was lost. opened: the file the result was computed from (file_stamp).
+        Raises FileChanged when the path holds other content than the result was computed for, FileGone when
+        nothing is at the path any more, and anything else when storing fails; the job then stays running."""
         assert self.engine is not None, "a job's result needs the job's database"
-        _check_unchanged(self.engine, audio_path, job_id)
+        _check_unchanged(audio_path, opened)
         target = self.sidecar_path(audio_path)
         mtime = _mtime(audio_path)
         done = jobs.complete(self.engine, job_id, token, now=now,
@@ -139,19 +140,25 @@ class FileChanged(Exception):
     storing it would tie the path to content it no longer holds. Analysing again gets it right."""
 
 
-def _check_unchanged(engine: Engine, audio_path: str, job_id: int) -> None:
-    """Refuse a result when the file's inode changed (written to, renamed over, touched) after the job was claimed.
+def file_stamp(stat: os.stat_result) -> FileStamp:
+    return stat.st_dev, stat.st_ino, stat.st_ctime_ns
 
-    The worker hashes the file after the claim and analyses it after that, so any change the hash did not see has
-    a later ctime, which no user can set back. Hashing the file again here would be exact but would stall the
+
+def _check_unchanged(audio_path: str, opened: FileStamp) -> None:
+    """Refuse a result when the path is another file now, or the file's inode changed (written to, touched) since
+    the worker opened it.
+
+    The worker stamps the file before it reads a byte, and any change after that sets a new ctime, which no user
+    can set back. The stamp is compared with the file's own, never with the claim's time: on PostgreSQL that is
+    the server's clock, and a host or file server whose clock runs minutes behind it would stamp a change
+    "before the claim" and have it stored. Hashing the file again here would be exact but would stall the
     supervisor on long files and load numpy into it; a change of metadata alone costs one needless analysis.
     """
     try:
-        changed_at = os.stat(audio_path).st_ctime
+        now = file_stamp(os.stat(audio_path))
     except FileNotFoundError:
         raise FileGone(f"{printable(audio_path)}: file deleted or renamed during analysis; nothing stored") from None
-    job = jobs.job_for_path(engine, audio_path)
-    if job is not None and job.id == job_id and job.started_at is not None and changed_at >= job.started_at:
+    if now != opened:
         raise FileChanged(f"{printable(audio_path)}: file changed during analysis; it will be analysed again")
 
 

@@ -27,6 +27,7 @@ from beatwatch.analysis.nets.device import Device, resolve_device
 from beatwatch.store import jobs
 from beatwatch.store.db import open_database, store_trouble
 from beatwatch.store.clock import database_now
+from beatwatch.store.content_turns import take_content
 from beatwatch.store.daemon_status import read_hosts, write_status
 from beatwatch.store.wakeups import Listener
 from beatwatch.store.sidecar import remove_stray_temp_files
@@ -55,6 +56,8 @@ TICK_S = 1.0
 CLAIM_POLL_S = 10.0
 STATUS_EVERY_S = 5.0
 HEARTBEAT_WRITE_EVERY_S = 5.0
+# How often a worker waiting for another host's analysis of the same content asks whether its turn has come.
+CONTENT_POLL_S = 1.0
 # In every timeout's error text: the second timeout in a row of the same job fails it for good (jobs.fail).
 TIMEOUT_MARK = "(jobs.timeout_s)"
 STORE_TROUBLE_LOG_EVERY_S = 30.0
@@ -114,6 +117,7 @@ class Supervisor:
         self.pool = Pool(self.worker_count, self._worker_settings())
         self.intake: Intake | None = None
         self.turns = ContentTurns()
+        self._next_content_poll = 0.0
         self._next_claim = 0.0
         self._next_expire = 0.0
         self._next_status = 0.0
@@ -252,7 +256,11 @@ class Supervisor:
                 self._next_claim = 0.0
             for slot in self.pool.slots:  # a stalled worker's result will be discarded: the next in line goes
                 if slot.task is not None and slot.task.job_id in expired:
-                    self._end_turn(slot)
+                    self._end_turn(slot, now)
+        if self.turns.elsewhere and monotonic_s >= self._next_content_poll:
+            self._next_content_poll = monotonic_s + CONTENT_POLL_S
+            for slot in self.turns.waiting_elsewhere():
+                self._take_content(slot, now)
         self._handle_messages(now, monotonic_s, timeout=0)
         self._police_workers(now, monotonic_s)
         if self.inference is not None:
@@ -362,12 +370,14 @@ class Supervisor:
             self._beat(task, now, monotonic_s)
         elif isinstance(message, Hashed):
             if self.turns.ask(slot, message.content_hash):
-                self._go(slot)
+                self._take_content(slot, now)
+            else:
+                self._show_waiting(slot, now)
         elif isinstance(message, Result):
             slot.task, slot.jobs_done, slot.idle_since = None, slot.jobs_done + 1, monotonic_s
             self._last_beat_write.pop(message.job_id, None)
             self._finish(task, message.outcome, now)
-            self._end_turn(slot)
+            self._end_turn(slot, now)
             self._next_claim = 0.0
             if slot.jobs_done >= self.settings.workers.max_jobs_per_child:
                 slot.retiring = True
@@ -394,16 +404,41 @@ class Supervisor:
             self._next_listen = monotonic_s + CLAIM_POLL_S
 
     def _go(self, slot: Slot) -> None:
+        """The worker's turn: it analyses or links now, and jobs.timeout_s counts from here, not from the claim,
+        since waiting for another worker's analysis of the same content is not analysing."""
         if slot.task is not None:
+            slot.task_started = time.monotonic()
             try:
                 slot.conn.send(Go(slot.task.job_id))
             except OSError:
                 pass  # the worker is gone; _police_workers deals with it
 
-    def _end_turn(self, slot: Slot) -> None:
+    def _take_content(self, slot: Slot, now: float) -> None:
+        """Slot holds this daemon's turn on its content; it goes once no job on another host is analysing it."""
+        content_hash = self.turns.held_by(slot)
+        if slot.task is None or content_hash is None:
+            return
+        self.turns.elsewhere.setdefault(content_hash, None)  # asked again each CONTENT_POLL_S should this fail
+        holder = take_content(self.engine, slot.task.job_id, slot.task.token, content_hash, now=now)
+        if holder is None:
+            del self.turns.elsewhere[content_hash]
+            self._go(slot)
+        elif self.turns.elsewhere[content_hash] != holder:
+            self.turns.elsewhere[content_hash] = holder
+            log.info("job %d: job %d on another host is analysing the same content; waiting to link to it",
+                     slot.task.job_id, holder)
+            self._show_waiting(slot, now)
+
+    def _show_waiting(self, slot: Slot, now: float) -> None:
+        """`status` and `jobs` say the job waits for its turn rather than showing it stuck at 'claimed'."""
+        assert slot.task is not None
+        slot.stage = "waiting"
+        self._beat(slot.task, now, time.monotonic(), stage="waiting", force=True)
+
+    def _end_turn(self, slot: Slot, now: float) -> None:
         """After slot's task ended (its result stored), the next worker waiting for the same content goes."""
         for waiting in self.turns.end(slot):
-            self._go(waiting)
+            self._take_content(waiting, now)
 
     def _beat(self, task: Task, now: float, monotonic_s: float, *, stage=None, progress=None, force=False) -> None:
         last = self._last_beat_write.get(task.job_id, 0.0)
@@ -425,8 +460,9 @@ class Supervisor:
             return
         assert outcome.document is not None, "every outcome but an error carries its document"
         try:
+            assert outcome.opened is not None, "a worker's document comes with the file it read"
             sidecar = self.publisher.publish_job(outcome.document, task.path, job_id=task.job_id, token=task.token,
-                                                 outcome=outcome.kind, now=now)
+                                                 outcome=outcome.kind, opened=outcome.opened, now=now)
         except FileChanged as exc:
             self._finish(task, Outcome("error", error=str(exc), permanent=False), now)
             return
@@ -482,18 +518,18 @@ class Supervisor:
                 self.pool.kill(slot, f"exited with code {code}")
                 if task is not None:
                     self._fail_killed(task, f"worker died (exit code {code}) while analysing", now)
-                self._end_turn(slot)
+                self._end_turn(slot, now)
                 continue
             if task is None:
                 continue
-            if monotonic_s - slot.task_started > limits.timeout_s:
+            if monotonic_s - slot.task_started > limits.timeout_s and not self.turns.waiting(slot):
                 self.pool.kill(slot, f"job {task.job_id} exceeded jobs.timeout_s")
                 self._fail_killed(task, f"timed out after {limits.timeout_s:g} s {TIMEOUT_MARK}", now)
-                self._end_turn(slot)
+                self._end_turn(slot, now)
             elif (rss := slot.rss_mb()) > limits.memory_mb:
                 self.pool.kill(slot, f"job {task.job_id} used {rss:.0f} MB")
                 self._fail_killed(task, f"used {rss:.0f} MB, more than jobs.memory_mb = {limits.memory_mb}", now)
-                self._end_turn(slot)
+                self._end_turn(slot, now)
 
     def _fail_killed(self, task: Task, why: str, now: float) -> None:
         """A killed worker's job is transient (the machine may have been busy), except a second timeout."""

@@ -23,7 +23,7 @@ from .admission import Refused, open_admitted
 from .memory import release_free_memory
 from .protocol import (Alive, Go, Hashed, Outcome, OutcomeKind, Progress, Ready, Result, Task, WorkerMessage,
                        WorkerSettings)
-from .publish import write_plot
+from .publish import file_stamp, write_plot
 
 HEARTBEAT_S = 1.0
 
@@ -132,6 +132,7 @@ def run_task(analyzer, engine, task: Task, *, progress: Callable[[str, float], N
     except PermissionError as exc:
         return _no_permission(task, exc)
     try:
+        opened = file_stamp(os.fstat(fd))  # before the first byte is read: any later change gets another ctime
         digest = content_hash(fd)
         if not task.force:
             wait_turn(digest)
@@ -144,7 +145,7 @@ def run_task(analyzer, engine, task: Task, *, progress: Callable[[str, float], N
         if task.plot_path:  # drawn here, not in the supervisor: a figure takes a second, its loop must not wait
             progress("plot", 0.97)
             write_plot(document, Path(task.plot_path))
-        return Outcome(kind, document=document)
+        return Outcome(kind, document=document, opened=opened)
     except AnalysisError as exc:
         return Outcome("error", error=str(exc), permanent=exc.permanent)
     except PermissionError as exc:

@@ -31,8 +31,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
-from sqlalchemy import BindParameter, Connection, Engine, Row, bindparam, insert, text
+from sqlalchemy import BindParameter, Connection, Engine, Row, TextClause, bindparam, insert, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
 
 from beatwatch.analysis.document import printable
 
@@ -100,9 +101,11 @@ SELECT min(id) FROM (
     SELECT min(id) FROM jobs WHERE state = 'retry_wait' AND not_before <= :now
 )""")
 
+# content_hash cleared: on a running job it means "holds this content's turn" (store/content_turns.py).
 _TAKEN = """
 UPDATE jobs SET state = 'running', lease_owner = :owner, lease_expires = :expires, attempts = attempts + 1,
-    not_before = NULL, stage = 'claimed', progress = 0, started_at = :now, finished_at = NULL, updated_at = :now"""
+    not_before = NULL, stage = 'claimed', progress = 0, content_hash = NULL, started_at = :now, finished_at = NULL,
+    updated_at = :now"""
 _RUNNABLE = "(state = 'queued' OR (state = 'retry_wait' AND not_before <= :now))"
 _TAKE = text(f"{_TAKEN} WHERE id = :id AND {_RUNNABLE}")
 # PostgreSQL: find and take in one statement; a row another claimer holds is passed over, not waited for.
@@ -333,28 +336,50 @@ def retry(engine: Engine, *, ids: list[int] | None = None, failed_only: bool = F
     without, every failed job. Only a path's latest job is retried: older
     ones are history, and the latest being finished also means the path has
     no active job that the requeued one would collide with.
+
+    On PostgreSQL another host's watcher may queue one of these files while
+    this runs: its new row and a requeued one then meet on the unique index
+    of active names. Each job is requeued in a transaction of its own, tried
+    again once the other host's row is in, when the job is no longer its
+    file's latest and is left alone: the file is queued once, and one job
+    per transaction cannot wait in a cycle with a watcher's batch.
     """
     if ids is not None and not ids:
         return []
-    states = ["failed"] if failed_only or ids is None else ["failed", "done"]
     where = f"state IN :states AND id = (SELECT max(later.id) FROM jobs AS later WHERE {_SAME_NAME})"
-    params: dict[str, Any] = {"states": states, "now": now}
-    binds: list[BindParameter[Any]] = [bindparam("states", expanding=True)]
+    params: dict[str, Any] = {"states": ["failed"] if failed_only or ids is None else ["failed", "done"]}
     if ids is not None:
         where += " AND id IN :ids"
         params["ids"] = ids
-        binds.append(bindparam("ids", expanding=True))
-    statement = text(f"""
+    if engine.dialect.name != "postgresql":
+        return _requeue(engine, where, params, now=now)  # SQLite's one writer: nobody can queue in between
+    with engine.connect() as conn:
+        candidates = conn.execute(_expanding(f"SELECT id FROM jobs WHERE {where} ORDER BY id"), params).scalars().all()
+    return [job_id for candidate in candidates
+            for job_id in _requeue(engine, f"{where} AND id = :id", {**params, "id": candidate}, now=now)]
+
+
+def _requeue(engine: Engine, where: str, params: dict[str, Any], *, now: float) -> list[int]:
+    statement = _expanding(f"""
         UPDATE jobs SET state = 'queued', attempts = 0, force = 1, {_NO_LEASE}, not_before = NULL, error = NULL,
             stage = NULL, progress = NULL, content_hash = NULL, analysis_id = NULL, audio_duration = NULL,
             wall_s = NULL, outcome = NULL, started_at = NULL, finished_at = NULL, updated_at = :now
-        WHERE {where} RETURNING id""").bindparams(*binds)
-    with write_transaction(engine) as conn:
-        params["now"] = now_in(conn, now)
-        requeued = sorted(conn.execute(statement, params).scalars())
-        if requeued:
-            notify(conn)
-        return requeued
+        WHERE {where} RETURNING id""")
+    for _ in range(3):
+        try:
+            with write_transaction(engine) as conn:
+                requeued = sorted(conn.execute(statement, {**params, "now": now_in(conn, now)}).scalars())
+                if requeued:
+                    notify(conn)
+                return requeued
+        except IntegrityError:  # another host queued the file first; looked at again, this job is not its latest
+            continue
+    return []
+
+
+def _expanding(sql: str) -> TextClause:
+    """The statement with its list parameters (:states, :ids) bound as lists."""
+    return text(sql).bindparams(*[bindparam(name, expanding=True) for name in ("states", "ids") if f":{name}" in sql])
 
 
 def listing(engine: Engine, *, states: Iterable[State] | None = None, limit: int | None = None,
@@ -495,7 +520,8 @@ def note_rewritten(engine: Engine, path: str, *, size: int, mtime: float) -> Non
     name = (printable(path), raw_bytes(path))
     with write_transaction(engine) as conn:
         latest = conn.execute(
-            text("SELECT id, state FROM jobs WHERE path = :path AND raw_path IS :raw ORDER BY id DESC LIMIT 1"),
+            text("SELECT id, state FROM jobs WHERE path = :path AND raw_path IS NOT DISTINCT FROM :raw"
+                 " ORDER BY id DESC LIMIT 1"),
             {"path": name[0], "raw": name[1]}).first()
         if latest is None or latest.state in ACTIVE:
             return

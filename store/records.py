@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (ColumnElement, Connection, CursorResult, Engine, and_, delete, insert, or_, select, text,
                         update)
+from sqlalchemy.dialects import postgresql, sqlite
 
 from beatwatch.analysis.document import SCHEMA, printable
 
@@ -294,13 +295,20 @@ def content_hashes(engine: Engine, content_hash: str) -> set[str]:
 
 
 def add_alias(engine: Engine, content_hash: str, alias: str) -> None:
-    """The content `content_hash` (or one of its aliases) now also lies on disk as bytes hashing to `alias`."""
+    """The content `content_hash` (or one of its aliases) now also lies on disk as bytes hashing to `alias`.
+
+    Copies of one song tagged alike are the same bytes again, and two hosts may tag two copies at once (one
+    links while the other, its analysis just stored, is still tagging): the second to insert the alias finds
+    it there and keeps it, instead of failing on its key.
+    """
     now = datetime.now(UTC).isoformat(timespec="seconds")
     with write_transaction(engine) as conn:
         file_id = _file_of_hash(conn, content_hash)
         if file_id is None or _file_of_hash(conn, alias) is not None:
             return
-        conn.execute(insert(ContentAliasRow).values(content_hash=alias, file_id=file_id, created_at=now))
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(dialect_insert(ContentAliasRow).values(content_hash=alias, file_id=file_id, created_at=now)
+                     .on_conflict_do_nothing())
 
 
 def rename_path(engine: Engine, old: str, new: str, *, sidecar_path: str | None) -> None:
@@ -385,7 +393,10 @@ def tracks_where(engine: Engine, where: str) -> list[dict[str, Any]]:
     """The `tracks` rows a user's WHERE clause selects, ordered by path; the clause can only read.
 
     It goes to the driver as written (no bind-parameter parsing, so `key = 'A:min'` keeps its colon) inside
-    a read-only connection: SQLite's query_only, any other database's READ ONLY transaction.
+    a read-only connection: SQLite's query_only, any other database's READ ONLY transaction. sqlite3 runs
+    one statement per call; psycopg runs a string of several (`1; COMMIT; DELETE ...`) when it has no
+    parameters, so there the query gets one, which makes it a single statement: the clause cannot end the
+    read-only transaction and write after it.
     """
     from sqlalchemy.exc import DBAPIError
 
@@ -393,7 +404,12 @@ def tracks_where(engine: Engine, where: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA query_only = ON" if sqlite else "SET TRANSACTION READ ONLY")
         try:
-            result = conn.exec_driver_sql(f"SELECT * FROM tracks WHERE {where} ORDER BY path")
+            if sqlite:
+                result = conn.exec_driver_sql(f"SELECT * FROM tracks WHERE {where} ORDER BY path")
+            else:  # the clause's own % doubled: psycopg reads %% as a literal %, a lone one as a placeholder
+                result = conn.exec_driver_sql(
+                    f"SELECT * FROM tracks WHERE ({where.replace('%', '%%')}) AND %(one_statement)s ORDER BY path",
+                    {"one_statement": True})
             return [dict(row) for row in result.mappings()]
         except DBAPIError as exc:
             raise BadFilter(f"the filter {where!r} is not a valid WHERE clause on tracks ({exc.orig})") from None

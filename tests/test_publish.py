@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from beatwatch.daemon.publish import FileChanged, Publisher, plot_path, write_plot
+from beatwatch.daemon.publish import FileChanged, Publisher, file_stamp, plot_path, write_plot
 from beatwatch.store import jobs
 from beatwatch.store.sidecar import MAX_NAME_BYTES, remove_stray_temp_files, sidecar_path, temp_path, write_sidecar
 
@@ -53,13 +53,15 @@ def test_without_a_database_only_the_sidecar_is_written(tmp_path):
 def test_a_job_publishes_only_while_its_lease_is_held(engine, tmp_path):
     audio, document = song(tmp_path / "inbox")
     publisher = Publisher(engine)
-    now = time.time()  # the real clock: the claim is compared with the file's ctime
+    now = time.time()
     jobs.enqueue(engine, str(audio), size=4, mtime=1.0, now=now)
     job = jobs.claim(engine, "w1", lease_s=30, now=now)
+    opened = file_stamp(audio.stat())
     assert publisher.publish_job(document, str(audio), job_id=job.id, token="someone else", outcome="analysed",
-                                 now=now + 1) is None
+                                 opened=opened, now=now + 1) is None
     assert not sidecar_path(audio).exists() and tracks(engine) == []
-    target = publisher.publish_job(document, str(audio), job_id=job.id, token="w1", outcome="analysed", now=now + 1)
+    target = publisher.publish_job(document, str(audio), job_id=job.id, token="w1", outcome="analysed",
+                                   opened=opened, now=now + 1)
     assert target == sidecar_path(audio) and target.is_file()
     assert tracks(engine) == [(str(audio), str(target))]
     with engine.connect() as conn:
@@ -74,6 +76,7 @@ def test_a_file_rewritten_after_its_claim_is_not_published(engine, tmp_path):
     now = time.time()
     jobs.enqueue(engine, str(audio), size=4, mtime=1.0, now=now)
     job = jobs.claim(engine, "w1", lease_s=30, now=now)
+    opened = file_stamp(audio.stat())
     time.sleep(0.05)
     replacement = audio.with_name(".song.wav.part")
     replacement.write_bytes(b"RIFF other audio")
@@ -81,7 +84,7 @@ def test_a_file_rewritten_after_its_claim_is_not_published(engine, tmp_path):
     os.replace(replacement, audio)
     with pytest.raises(FileChanged, match="changed during analysis"):
         Publisher(engine).publish_job(document, str(audio), job_id=job.id, token="w1", outcome="analysed",
-                                      now=now + 1)
+                                      opened=opened, now=now + 1)
     assert not sidecar_path(audio).exists() and tracks(engine) == []
     assert jobs.job_for_path(engine, str(audio)).state == "running"
 
