@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from beatwatch.store.records import rename_path, save_timeline_in
 from beatwatch.store.sidecar import PLOT_SUFFIX, SUFFIX, create_temp, sidecar_path, write_sidecar
 from beatwatch.store.transactions import write_transaction
 
+from .library_paths import Library
 from .moves import move_aside
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,13 @@ def write_plot(document: dict[str, Any], out: Path) -> Path:
 class Publisher:
     """Stores finished analyses. engine None: sidecars only (`analyze --no-db`); inbox: the folders below it are
     kept in output_dir; set_aside_in: the inbox, when `inbox.after = "move"` sends finished files to done/ or
-    failed/ (the daemon only)."""
+    failed/ (the daemon only); library: this host's library roots, which rows name files and sidecars by."""
 
     engine: Engine | None
     output_dir: Path | None = None
     set_aside_in: Path | None = None
     inbox: Path | None = None
+    library: Library = field(default_factory=Library)
 
     def sidecar_path(self, audio_path: str | os.PathLike[str]) -> Path:
         return sidecar_path(audio_path, self.output_dir, self.inbox)
@@ -88,7 +90,7 @@ class Publisher:
         result was computed for, FileGone when nothing is at the path any more, and anything else when storing
         fails; the job then stays running."""
         assert self.engine is not None, "a job's result needs the job's database"
-        _check_unchanged(self.engine, audio_path, job_id)
+        _check_unchanged(self.engine, audio_path, self.library.stored(audio_path), job_id)
         target = self.sidecar_path(audio_path)
         mtime = _mtime(audio_path)
         done = jobs.complete(self.engine, job_id, token, now=now,
@@ -115,18 +117,18 @@ class Publisher:
                 sidecar = new_sidecar
                 if plot.exists():
                     os.replace(plot, self.plot_path(moved))
-            rename_path(self.engine, audio_path, str(moved), sidecar_path=str(sidecar) if sidecar else None)
+            rename_path(self.engine, self.library.stored(audio_path), self.library.stored(moved),
+                        sidecar_path=self.library.stored(sidecar) if sidecar else None)
             return str(moved), sidecar
         except OSError as exc:  # UnsafeMove included: the job keeps its state, the file stays where it was
             log.error("not moved to %s/, left where it is: %s: %s", folder, audio_path, exc)
             return audio_path, sidecar
 
-    @staticmethod
-    def _store(conn: Connection, document: dict[str, Any], target: Path, mtime: float | None,
+    def _store(self, conn: Connection, document: dict[str, Any], target: Path, mtime: float | None,
                audio_path: str | os.PathLike[str], *, linked: bool) -> int:
         write_sidecar(document, target)
-        return save_timeline_in(conn, document, sidecar_path=str(target), mtime=mtime, path=os.fspath(audio_path),
-                                linked=linked)
+        return save_timeline_in(conn, document, sidecar_path=self.library.stored(target), mtime=mtime,
+                                path=self.library.stored(audio_path), linked=linked)
 
 
 class FileGone(Exception):
@@ -139,7 +141,7 @@ class FileChanged(Exception):
     storing it would tie the path to content it no longer holds. Analysing again gets it right."""
 
 
-def _check_unchanged(engine: Engine, audio_path: str, job_id: int) -> None:
+def _check_unchanged(engine: Engine, audio_path: str, stored: str, job_id: int) -> None:
     """Refuse a result when the file's inode changed (written to, renamed over, touched) after the job was claimed.
 
     The worker hashes the file after the claim and analyses it after that, so any change the hash did not see has
@@ -150,7 +152,7 @@ def _check_unchanged(engine: Engine, audio_path: str, job_id: int) -> None:
         changed_at = os.stat(audio_path).st_ctime
     except FileNotFoundError:
         raise FileGone(f"{printable(audio_path)}: file deleted or renamed during analysis; nothing stored") from None
-    job = jobs.job_for_path(engine, audio_path)
+    job = jobs.job_for_path(engine, stored)
     if job is not None and job.id == job_id and job.started_at is not None and changed_at >= job.started_at:
         raise FileChanged(f"{printable(audio_path)}: file changed during analysis; it will be analysed again")
 
