@@ -600,6 +600,7 @@ def cmd_jobs(args) -> int:
 def cmd_rescan(args) -> int:
     import time
 
+    from .library_paths import adopt_absolute_paths
     from .missing import check_paths
     from .reconcile import reconcile
     from .stability import other_writers_visible
@@ -614,6 +615,9 @@ def cmd_rescan(args) -> int:
     engine = _open_store(settings)
     # Files still being written are left for the daemon to see settle.
     library = _library(settings)
+    adopted = adopt_absolute_paths(engine, library)
+    if adopted:
+        print(f"{adopted} path(s) stored by absolute path now named by their library root")
     tally = reconcile(engine, names.scan(), settle_s=settle_s, writers_visible=visible, now=time.time(),
                       library=library)
     waiting = f" ({tally.recent} changed too recently or still being written)" if tally.recent else ""

@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine
+
+from beatwatch.store.prefixes import replace_prefix
+
 SEPARATOR = ":"
 # A root's name: what `library.roots` keys may be, and what marks a stored name as library-relative.
 NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -41,7 +45,8 @@ class Library:
     """This host's mounts of the named library roots; empty, every path is stored as given (single host)."""
 
     roots: Mapping[str, Path] = field(default_factory=dict)
-    _forms: tuple[tuple[str, str], ...] = field(init=False, default=(), repr=False, compare=False)
+    # (name, root) for each root as configured and as resolved: what stored() matches a path against.
+    spellings: tuple[tuple[str, str], ...] = field(init=False, default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Each root as configured and as the kernel resolves it, so a file reached through either spelling (a
@@ -51,7 +56,7 @@ class Library:
             lexical = os.path.abspath(root)
             forms += [(name, lexical)] + ([(name, os.path.realpath(lexical))]
                                           if os.path.realpath(lexical) != lexical else [])
-        object.__setattr__(self, "_forms", tuple(forms))
+        object.__setattr__(self, "spellings", tuple(forms))
 
     @classmethod
     def of(cls, roots: Mapping[str, Path] | None) -> Library:
@@ -60,10 +65,10 @@ class Library:
     def stored(self, path: str | os.PathLike[str]) -> str:
         """The name a local path is kept under: `name:relative` below a root, else the path as given."""
         text = os.fspath(path)
-        if not self._forms:
+        if not self.spellings:
             return text
         absolute = os.path.abspath(text)
-        for name, root in self._forms:
+        for name, root in self.spellings:
             if absolute.startswith(root + os.sep) and len(absolute) > len(root) + 1:
                 return f"{name}{SEPARATOR}{absolute[len(root) + 1:]}"
         return text
@@ -102,3 +107,10 @@ class Library:
         if out.get("paths"):
             out["paths"] = [self.local_or_none(path) or path for path in out["paths"]]
         return out
+
+
+def adopt_absolute_paths(engine: Engine, library: Library) -> int:
+    """Rows this host stored by absolute path before it named its roots now name the files by root, as new rows
+    would: otherwise the next rescan queues each file again under its new name and `tracks` lists it twice.
+    Both spellings of a root (as configured, as resolved) are adopted. Returns how many paths were renamed."""
+    return sum(replace_prefix(engine, root + os.sep, name + SEPARATOR) for name, root in library.spellings)

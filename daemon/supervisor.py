@@ -39,7 +39,7 @@ from .instance import AlreadyRunning, InstanceLock, check_host_name_free, this_m
 from .notify import Notifier
 from .pool import Pool, Slot
 from .intake import Intake
-from .library_paths import Library, NotMounted
+from .library_paths import Library, NotMounted, adopt_absolute_paths
 from .protocol import (Alive, Go, Hashed, InferenceSettings, Outcome, Progress, Ready, Result, Task, WorkerMessage,
                        WorkerSettings)
 from .publish import FileChanged, FileGone, Publisher
@@ -154,6 +154,9 @@ class Supervisor:
                                             owner_prefix=f"{self.host}:" if self.shared else None)
         if requeued:
             log.warning("requeued %d job(s) left running by a previous run", requeued)
+        adopted = adopt_absolute_paths(self.engine, self.library)
+        if adopted:
+            log.warning("%d path(s) stored by absolute path now named by their library root", adopted)
         for folder in {inbox, self.settings.output.dir or inbox}:
             removed = remove_stray_temp_files(folder)
             if removed:

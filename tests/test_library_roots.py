@@ -19,11 +19,13 @@ from sqlalchemy import create_engine, text
 
 from beatwatch.daemon import config as config_mod
 from beatwatch.daemon.cli import main
-from beatwatch.daemon.library_paths import Library, NotMounted, library_of
+from beatwatch.daemon.library_paths import Library, NotMounted, adopt_absolute_paths, library_of
 from beatwatch.daemon.missing import check_paths
 from beatwatch.daemon.protocol import Task
 from beatwatch.daemon.publish import Publisher
+from beatwatch.daemon.reconcile import reconcile
 from beatwatch.daemon.worker import run_task
+from beatwatch.store import jobs
 from beatwatch.store.db import open_database
 from beatwatch.store.migrations import STEPS, current_version, migrate
 from beatwatch.store.records import save_timeline
@@ -210,3 +212,35 @@ def test_a_file_queued_by_one_host_is_analysed_moved_and_linked_by_another(tmp_p
         assert b.stop() == 0
     finally:
         b.close()
+
+
+def test_a_host_that_names_its_root_later_renames_its_absolute_rows_and_queues_nothing_again(any_engine, tmp_path):
+    mount = tmp_path / "catalogue"
+    (mount / "album").mkdir(parents=True)
+    song, twice = mount / "album" / "song.wav", mount / "album" / "twice.wav"
+    for n, audio in enumerate((song, twice)):
+        audio.write_bytes(b"x" * (n + 1))
+        os.utime(audio, (1000.0, 1000.0))
+        jobs.enqueue(any_engine, str(audio), size=n + 1, mtime=1000.0, now=time.time())
+        claimed = jobs.claim(any_engine, "a:1:w0", lease_s=60, now=time.time())
+        jobs.complete(any_engine, claimed.id, "a:1:w0", now=time.time(), write=lambda conn: None,
+                      outcome="analysed")
+        save_timeline(any_engine, make_doc(path=str(audio), content_hash=str(n) * 64),
+                      sidecar_path=f"{audio}.beatwatch.json")
+    save_timeline(any_engine, make_doc(path="/else/solo.mp3", content_hash=HASH_B), sidecar_path=None)
+    # Seen again under its root's name before the rename: that name is kept, the absolute row left for prune.
+    save_timeline(any_engine, make_doc(path=str(twice), content_hash="1" * 64), sidecar_path=None,
+                  path="catalogue:album/twice.wav")
+    library = Library.of({"catalogue": mount})
+
+    assert adopt_absolute_paths(any_engine, library) == 1
+    assert tracks(any_engine) == [("/else/solo.mp3", None), (str(twice), None),
+                                  ("catalogue:album/song.wav", "catalogue"), ("catalogue:album/twice.wav", "catalogue")]
+    with any_engine.connect() as conn:
+        assert conn.execute(text("SELECT path FROM jobs ORDER BY id")).scalars().all() == [
+            "catalogue:album/song.wav", "catalogue:album/twice.wav"]
+        assert conn.execute(text("SELECT sidecar_path FROM tracks WHERE path = 'catalogue:album/song.wav'")
+                            ).scalar() == "catalogue:album/song.wav.beatwatch.json"
+    assert reconcile(any_engine, [str(song), str(twice)], settle_s=0, writers_visible=False, now=time.time(),
+                     library=library).queued == 0
+    assert adopt_absolute_paths(any_engine, library) == 0
