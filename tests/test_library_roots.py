@@ -199,10 +199,11 @@ def test_a_file_queued_by_one_host_is_analysed_moved_and_linked_by_another(tmp_p
         b.start()
         wait_for(lambda: b.drained(1), 120, "host B to finish host A's job")
         assert b.query("SELECT path, state, outcome FROM jobs") == [("catalogue:inbox/song.wav", "done", "analysed")]
+        moved = [("catalogue:inbox/done/song.wav", "catalogue", "catalogue:inbox/done/song.wav.beatwatch.json")]
+        # The job is done when its rows commit; the move to done/ and the rows following it come just after.
+        wait_for(lambda: b.query("SELECT path, library, sidecar_path FROM tracks") == moved, 30, "the move to done/")
         done = share / "inbox" / "done" / "song.wav"
         assert done.is_file() and Path(str(done) + ".beatwatch.json").is_file()
-        assert b.query("SELECT path, library, sidecar_path FROM tracks") == [
-            ("catalogue:inbox/done/song.wav", "catalogue", "catalogue:inbox/done/song.wav.beatwatch.json")]
 
         (mount_b / "inbox" / "copy.wav").write_bytes(done.read_bytes())
         wait_for(lambda: b.drained(2), 120, "the copy's job")
