@@ -7,9 +7,9 @@ knows no mounts: the daemon says which prefix becomes which, and this
 rewrites the names set-wise, in one transaction, so a million rows take one
 statement per table rather than a million round trips.
 
-A name is only renamed where the new one is free: a path already stored
-under both names (a file seen again after the roots were set) keeps its
-absolute row, which the missing-file check and `prune` treat as any other.
+A path already stored under both names (a file seen again after the roots
+were set) keeps the newer, root-relative row; its absolute row goes, as it
+names the same file (the content and its analyses stay, found by hash).
 Names that are not UTF-8 (raw_path set) are left as they are: their exact
 bytes are the key, and they are rare enough not to need rewriting.
 """
@@ -30,11 +30,12 @@ def replace_prefix(engine: Engine, old: str, new: str) -> int:
     """Rename names that start with `old` to start with `new` instead (jobs, file_paths, files, sidecar paths);
     returns how many file_paths rows were renamed."""
     values = {"old": old, "new": new, "n": len(old), "cut": len(old) + 1}
+    taken = (f"EXISTS (SELECT 1 FROM file_paths AS taken WHERE taken.path = {_NEW.format(table='file_paths')}"
+             " AND taken.raw_path IS NULL)")
     with write_transaction(engine) as conn:
-        renamed = conn.execute(text(
-            f"UPDATE file_paths SET path = {_NEW.format(table='file_paths')}"
-            f" WHERE {_UNDER.format(table='file_paths')} AND NOT EXISTS (SELECT 1 FROM file_paths AS taken"
-            f" WHERE taken.path = {_NEW.format(table='file_paths')} AND taken.raw_path IS NULL)"), values).rowcount
+        renamed = conn.execute(text(f"UPDATE file_paths SET path = {_NEW.format(table='file_paths')}"
+                                    f" WHERE {_UNDER.format(table='file_paths')} AND NOT {taken}"), values).rowcount
+        conn.execute(text(f"DELETE FROM file_paths WHERE {_UNDER.format(table='file_paths')} AND {taken}"), values)
         # Finished jobs are history and may share a name; an active one must not meet another active one.
         conn.execute(text(
             f"UPDATE jobs SET path = {_NEW.format(table='jobs')} WHERE {_UNDER.format(table='jobs')}"

@@ -229,14 +229,14 @@ def test_a_host_that_names_its_root_later_renames_its_absolute_rows_and_queues_n
         save_timeline(any_engine, make_doc(path=str(audio), content_hash=str(n) * 64),
                       sidecar_path=f"{audio}.beatwatch.json")
     save_timeline(any_engine, make_doc(path="/else/solo.mp3", content_hash=HASH_B), sidecar_path=None)
-    # Seen again under its root's name before the rename: that name is kept, the absolute row left for prune.
+    # Seen again under its root's name before the rename: the newer name stays, the absolute row goes.
     save_timeline(any_engine, make_doc(path=str(twice), content_hash="1" * 64), sidecar_path=None,
                   path="catalogue:album/twice.wav")
     library = Library.of({"catalogue": mount})
 
     assert adopt_absolute_paths(any_engine, library) == 1
-    assert tracks(any_engine) == [("/else/solo.mp3", None), (str(twice), None),
-                                  ("catalogue:album/song.wav", "catalogue"), ("catalogue:album/twice.wav", "catalogue")]
+    assert tracks(any_engine) == [("/else/solo.mp3", None), ("catalogue:album/song.wav", "catalogue"),
+                                  ("catalogue:album/twice.wav", "catalogue")]
     with any_engine.connect() as conn:
         assert conn.execute(text("SELECT path FROM jobs ORDER BY id")).scalars().all() == [
             "catalogue:album/song.wav", "catalogue:album/twice.wav"]
