@@ -98,7 +98,7 @@ def run_daemon(files: list[Path], *, mode: str, device: str = "cpu", watch_memor
                 for name, seconds in document["performance"]["stages"].items():
                     stages[name] = stages.get(name, 0.0) + seconds
             stages["writing"] = writing_s(documents, root / "rewrite")
-            status = json.loads(_query(root, "SELECT data FROM daemon_status")[0][0])
+            status = json.loads(_query(root, "SELECT data FROM host_status")[0][0])
             tags = sum(bool(json.loads(s.read_text())["summary"]["tags"]) for s in inbox.glob("*.beatwatch.json"))
         finally:
             daemon.terminate()
@@ -158,7 +158,7 @@ def _latency(root: Path, inbox: Path, song: Path, *, expected: int) -> float:
 def _wait_asleep(root: Path) -> None:
     deadline = time.monotonic() + IDLE_EXIT_S + 120
     while time.monotonic() < deadline:
-        rows = _query(root, "SELECT data FROM daemon_status")
+        rows = _query(root, "SELECT data FROM host_status")
         status = json.loads(rows[0][0]) if rows else {}
         if status.get("workers_asleep") and not status.get("workers"):
             return
@@ -219,7 +219,7 @@ def _query(root: Path, sql: str) -> list[tuple]:
 def _wait_ready(root: Path) -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        rows = _query(root, "SELECT data FROM daemon_status")
+        rows = _query(root, "SELECT data FROM host_status")
         if rows and all(w["ready"] for w in json.loads(rows[0][0])["workers"]):
             return
         time.sleep(0.5)

@@ -42,6 +42,14 @@ def test_make_targets_are_in_the_readme():
         assert f"`{target}`" in README or f"{target} " in README
 
 
+def test_every_module_is_in_the_readme_layout():
+    layout = README[README.index("## Layout"):README.index("## Contributing")]
+    modules = [path for package in ("analysis", "daemon", "store", "render")
+               for path in (ROOT / package).rglob("*.py") if path.name != "__init__.py"]
+    assert len(modules) >= 60
+    assert [str(m.relative_to(ROOT)) for m in modules if not re.search(rf"^ +{re.escape(m.name)} ", layout, re.M)] == []
+
+
 def test_readme_queries_run_unchanged_on_both_backends(any_engine):
     """The same SQL, word for word, on SQLite and PostgreSQL; the rows they give must agree with what was stored."""
     from sqlalchemy import text
