@@ -245,3 +245,36 @@ def test_a_host_that_names_its_root_later_renames_its_absolute_rows_and_queues_n
     assert reconcile(any_engine, [str(song), str(twice)], settle_s=0, writers_visible=False, now=time.time(),
                      library=library).queued == 0
     assert adopt_absolute_paths(any_engine, library) == 0
+
+
+@pytest.mark.slow
+def test_two_daemons_mounting_one_share_at_different_paths_queue_each_file_once(postgres, tmp_path):
+    """Both hosts watch the shared inbox, each through its own mount: every file has one name, one job, one
+    analysis, whichever host ran it, and `show` on either host answers with its own path."""
+    from tests.test_many_hosts import HostDaemon, beatwatch
+
+    url = postgres.new_database()
+    share = tmp_path / "share"
+    (share / "inbox").mkdir(parents=True)
+    (tmp_path / "mnt-b").symlink_to(share)
+    mounts = {"a": share, "b": tmp_path / "mnt-b"}
+    hosts = [HostDaemon(tmp_path / name, url=url, host=name, inbox=mounts[name] / "inbox",
+                        config=f'[library]\nroots = {{ catalogue = "{mounts[name]}" }}\n') for name in mounts]
+    try:
+        for d in hosts:
+            d.start()
+        for n in range(6):
+            wav = write_wav(tmp_path / f"song{n}.wav", click_track(90 + 10 * n, seconds=4.0)[0])
+            os.rename(wav, share / "inbox" / wav.name)
+        a, b = hosts
+        wait_for(lambda: a.drained(6), 180, "every file done")
+        assert a.query("SELECT path, state FROM jobs ORDER BY path") == [
+            (f"catalogue:inbox/song{n}.wav", "done") for n in range(6)]
+        assert a.query("SELECT count(*), count(DISTINCT file_id), count(DISTINCT library) FROM tracks") == [(6, 6, 1)]
+        for name, d in zip(mounts, hosts):
+            shown = beatwatch(d.config, "show", str(mounts[name] / "inbox" / "song3.wav"))
+            assert shown.returncode == 0, shown.stderr
+            assert f"{mounts[name] / 'inbox' / 'song3.wav'}.beatwatch.json" in shown.stdout
+    finally:
+        for d in hosts:
+            d.close()
