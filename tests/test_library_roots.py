@@ -278,3 +278,26 @@ def test_two_daemons_mounting_one_share_at_different_paths_queue_each_file_once(
     finally:
         for d in hosts:
             d.close()
+
+
+@pytest.mark.slow
+def test_a_job_in_a_library_this_host_does_not_mount_is_left_to_the_hosts_that_do(tmp_path):
+    """Not analysed, not failed for good: the attempt fails saying which root to add, and the job waits for its
+    backoff, when any host (this one once its config names the root) may claim it again."""
+    d = Daemon(tmp_path, config=f'[library]\nroots = {{ catalogue = "{tmp_path / "inbox"}" }}\n')
+    try:
+        d.start()
+        engine = open_database(f"sqlite:///{d.db_path}")
+        try:
+            job_id = jobs.enqueue(engine, "stems:kick.wav", size=1, mtime=1.0, now=time.time())
+        finally:
+            engine.dispose()
+        wait_for(lambda: d.query("SELECT state FROM jobs WHERE id = ?", job_id) == [("retry_wait",)], 60,
+                 "the attempt to fail")
+        [(attempts, error)] = d.query("SELECT attempts, error FROM jobs WHERE id = ?", job_id)
+        assert attempts == 1
+        assert error == ("stems:kick.wav: the library 'stems' has no root on this host; "
+                         'add `stems = "<its mount here>"` to [library] roots')
+        assert d.proc.poll() is None and d.stop() == 0
+    finally:
+        d.close()
