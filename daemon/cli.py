@@ -327,8 +327,8 @@ def cmd_show(args) -> int:
 
 def _load_track(args) -> tuple[dict, Path, bool]:
     """The sidecar document named by a sidecar file, an audio path or a hash; where its audio is on this host (the
-    database's path through this host's library mounts; a sidecar file's own record otherwise); whether it is
-    there."""
+    database's path through this host's library mounts; for a sidecar file, library_paths.audio_of_sidecar);
+    whether it is there."""
     target = Path(args.target)
     if target.name.endswith(".beatwatch.json") and target.is_file():
         sidecar, audio = target, None
@@ -345,7 +345,10 @@ def _load_track(args) -> tuple[dict, Path, bool]:
         document = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise TrackError(f"{args.target}: cannot read sidecar {sidecar} ({exc})") from None
-    audio = audio or Path(document["file"]["path"])
+    if audio is None:
+        from .library_paths import audio_of_sidecar
+
+        audio = audio_of_sidecar(sidecar, document["file"]["path"])
     return document, audio, audio.is_file()
 
 

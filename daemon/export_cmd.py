@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from beatwatch.render.tracks import Track
 from beatwatch.store.sidecar import SUFFIX, create_temp
 
-from .library_paths import Library
+from .library_paths import Library, audio_of_sidecar
 
 # Formats whose output is one file for all tracks; the others write files per track into a folder.
 COLLECTION_FORMATS = ("rekordbox", "traktor")
@@ -41,7 +41,7 @@ def select_tracks(engine: Engine, targets: list[str], where: str | None,
     for target in targets:
         if target.endswith(SUFFIX) and Path(target).is_file():  # a sidecar itself, as `plot` and `click` take
             document = _read_sidecar(target, target)
-            rows.append((document["file"]["path"], target))
+            rows.append((str(audio_of_sidecar(Path(target), document["file"]["path"])), target))
             continue
         try:
             found = find_analysis(engine, library.lookup_name(target))

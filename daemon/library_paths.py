@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from beatwatch.store.prefixes import replace_prefix
+from beatwatch.store.sidecar import SUFFIX as SIDECAR_SUFFIX
 
 SEPARATOR = ":"
 # A root's name: what `library.roots` keys may be, and what marks a stored name as library-relative.
@@ -107,6 +108,17 @@ class Library:
         if out.get("paths"):
             out["paths"] = [self.local_or_none(path) or path for path in out["paths"]]
         return out
+
+
+
+def audio_of_sidecar(sidecar: Path, recorded: str) -> Path:
+    """The audio a sidecar file describes, on this host: the path it records, written by the host that analysed
+    it, when that exists here; else the file beside the sidecar (where sidecars lie unless output.dir moves
+    them), as the share is mounted here."""
+    if Path(recorded).is_file():
+        return Path(recorded)
+    beside = sidecar.with_name(sidecar.name.removesuffix(SIDECAR_SUFFIX))
+    return beside if beside.is_file() else Path(recorded)
 
 
 def adopt_absolute_paths(engine: Engine, library: Library) -> int:

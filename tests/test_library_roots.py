@@ -119,6 +119,14 @@ def test_analysed_on_one_host_shown_plotted_exported_and_linked_on_another(store
                      "--config", str(config_b)]) == 0
         exported = xml.read_text()
         assert f'Location="file://localhost{here}"' in exported and "host-a" not in exported
+        # A sidecar file itself records host A's path: host B finds the audio beside it, on its own mount.
+        (here.parent / "song.wav.beatwatch.png").unlink()
+        capsys.readouterr()
+        assert main(["plot", str(here) + ".beatwatch.json", "--config", str(config_b)]) == 0
+        assert capsys.readouterr().out.strip() == str(here) + ".beatwatch.png"
+        assert main(["export", str(here) + ".beatwatch.json", "--format", "rekordbox", "--out", str(xml),
+                     "--config", str(config_b)]) == 0
+        assert f'Location="file://localhost{here}"' in xml.read_text()
 
         copy = mount_b / "later" / "copy.wav"
         copy.parent.mkdir()
