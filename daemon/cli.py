@@ -207,6 +207,21 @@ def _open_store(settings: config_mod.Settings):
     return open_database(settings.store.url)
 
 
+def _library(settings: config_mod.Settings):
+    from .library_paths import Library
+
+    return Library.of(settings.library.roots)
+
+
+def _find(engine, target: str, library) -> dict | None:
+    """find_analysis by this host's path (its stored name, library_paths.py) or hash; paths in the answer are
+    this host's. Raises LookupError (AmbiguousHash) as find_analysis does."""
+    from beatwatch.store.records import find_analysis
+
+    found = find_analysis(engine, library.lookup_name(target))
+    return library.localised(found) if found is not None else None
+
+
 def _read_store(settings: config_mod.Settings):
     """The database for a command that only reads it: read-only when this user may not write it."""
     from sqlalchemy.exc import OperationalError
@@ -237,7 +252,8 @@ def _analyze_all(files: list[Path], settings: config_mod.Settings, *, output_dir
     analysis = settings.analysis
     analyzer = Analyzer(networks, chunk_s=analysis.chunk_s, min_bpm=analysis.min_bpm, max_bpm=analysis.max_bpm,
                         after_chunk=release_free_memory)
-    publisher = Publisher(engine, output_dir=output_dir, inbox=settings.inbox.path.absolute())
+    publisher = Publisher(engine, output_dir=output_dir, inbox=settings.inbox.path.absolute(),
+                          library=_library(settings))
     display = for_analyze(sys.stdout, sys.stderr, json_output=quiet)
     documents, failed = [], 0
     for path in files:
@@ -280,12 +296,12 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from beatwatch.store.records import find_analysis, form_line, sections_of
+    from beatwatch.store.records import form_line, sections_of
 
     settings = config_mod.load(args.config)
     engine = _read_store(settings)
     try:
-        found = find_analysis(engine, args.target)
+        found = _find(engine, args.target, _library(settings))
     except LookupError as exc:
         _error(f"{args.target}: {exc}")
         return EXIT_FAILED
@@ -309,27 +325,31 @@ def cmd_show(args) -> int:
     return EXIT_OK
 
 
-def _load_track(args) -> tuple[dict, Path | None]:
-    """The sidecar document named by a sidecar file, an audio path or a hash, and the audio file if it still exists."""
+def _load_track(args) -> tuple[dict, Path, bool]:
+    """The sidecar document named by a sidecar file, an audio path or a hash; where its audio is on this host (the
+    database's path through this host's library mounts; for a sidecar file, library_paths.audio_of_sidecar);
+    whether it is there."""
     target = Path(args.target)
     if target.name.endswith(".beatwatch.json") and target.is_file():
-        sidecar = target
+        sidecar, audio = target, None
     else:
-        from beatwatch.store.records import find_analysis
-
+        settings = config_mod.load(args.config)
         try:
-            found = find_analysis(_read_store(config_mod.load(args.config)), args.target)
+            found = _find(_read_store(settings), args.target, _library(settings))
         except LookupError as exc:
             raise TrackError(f"{args.target}: {exc}") from None
         if found is None:
             raise TrackError(f"{args.target}: no analysed track with this path or hash")
-        sidecar = Path(found["sidecar_path"] or "")
+        sidecar, audio = Path(found["sidecar_path"] or ""), Path(found["path"])
     try:
         document = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise TrackError(f"{args.target}: cannot read sidecar {sidecar} ({exc})") from None
-    audio = Path(document["file"]["path"])
-    return document, (audio if audio.is_file() else None)
+    if audio is None:
+        from .library_paths import audio_of_sidecar
+
+        audio = audio_of_sidecar(sidecar, document["file"]["path"])
+    return document, audio, audio.is_file()
 
 
 def _decode(path: Path):
@@ -344,17 +364,18 @@ def cmd_plot(args) -> int:
     from .publish import plot_path
 
     try:
-        document, audio_path = _load_track(args)
-        if args.embed_audio and audio_path is None:
-            raise TrackError(f"{args.target}: the audio file {document['file']['path']} is gone, nothing to embed")
-        audio = _decode(audio_path) if audio_path else None
+        document, audio_path, present = _load_track(args)
+        if args.embed_audio and not present:
+            raise TrackError(f"{args.target}: the audio file {audio_path} is gone, nothing to embed")
+        audio = _decode(audio_path) if present else None
     except (TrackError, AnalysisError) as exc:
         _error(str(exc))
         return EXIT_FAILED
     settings = config_mod.load(args.config)
-    out = args.out or plot_path(document["file"]["path"], settings.output.dir, settings.inbox.path.absolute())
+    out = args.out or plot_path(audio_path, settings.output.dir, settings.inbox.path.absolute())
     try:
-        written = render_plot(document, out, audio=audio, audio_path=audio_path, embed_audio=args.embed_audio)
+        written = render_plot(document, out, audio=audio, audio_path=audio_path if present else None,
+                              embed_audio=args.embed_audio)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(escape_controls(str(written)))
@@ -366,9 +387,9 @@ def cmd_click(args) -> int:
     from beatwatch.analysis.errors import AnalysisError
 
     try:
-        document, audio_path = _load_track(args)
-        if audio_path is None:
-            raise TrackError(f"{args.target}: the audio file {document['file']['path']} is gone")
+        document, audio_path, present = _load_track(args)
+        if not present:
+            raise TrackError(f"{args.target}: the audio file {audio_path} is gone")
         audio = _decode(audio_path)
     except (TrackError, AnalysisError) as exc:
         _error(str(exc))
@@ -386,9 +407,10 @@ def cmd_export(args) -> int:
 
     if not args.targets and args.where is None:
         raise UsageError("export needs tracks (paths or hashes) or --where")
-    engine = _read_store(config_mod.load(args.config))
+    settings = config_mod.load(args.config)
+    engine = _read_store(settings)
     try:
-        tracks = select_tracks(engine, args.targets, args.where)
+        tracks = select_tracks(engine, args.targets, args.where, _library(settings))
         if not tracks:
             _error(f"no analysed track matches {args.where!r}; nothing written")
             return EXIT_FAILED
@@ -406,9 +428,11 @@ def cmd_playlist(args) -> int:
 
     if args.tempo_range <= 0:
         raise UsageError(f"--tempo-range must be above 0, not {args.tempo_range}")
-    engine = _read_store(config_mod.load(args.config))
+    settings = config_mod.load(args.config)
+    engine = _read_store(settings)
     try:
-        count = write_playlist(engine, args.where, args.m3u, harmonic=args.harmonic, tempo_percent=args.tempo_range)
+        count = write_playlist(engine, args.where, args.m3u, harmonic=args.harmonic, tempo_percent=args.tempo_range,
+                               library=_library(settings))
     except ExportError as exc:
         _error(str(exc))
         return EXIT_FAILED
@@ -418,20 +442,21 @@ def cmd_playlist(args) -> int:
 
 def cmd_tag(args) -> int:
     from beatwatch.render.file_tags import KeyNotation, TagError
-    from beatwatch.store.records import find_analysis
 
     from .tagging import tag_file
 
-    engine = _open_store(config_mod.load(args.config))
+    settings = config_mod.load(args.config)
+    engine, library = _open_store(settings), _library(settings)
     notation: KeyNotation = "camelot" if args.camelot else "open_key" if args.open_key else "standard"
     failed = 0
     for target in args.targets:
         try:
-            found = find_analysis(engine, target)
+            found = _find(engine, target, library)
             if found is None:
                 raise TagError(f"{target}: no analysed track with this path or hash")
             document = json.loads(Path(found["sidecar_path"] or "").read_text(encoding="utf-8"))
-            values = tag_file(engine, found["path"], document, notation=notation, replaygain=args.replaygain)
+            values = tag_file(engine, found["path"], document, notation=notation, replaygain=args.replaygain,
+                              stored_as=library.stored(found["path"]))
         except (TagError, LookupError) as exc:
             failed += 1
             _error(str(exc) if isinstance(exc, TagError) else f"{target}: {exc}")
@@ -580,6 +605,7 @@ def cmd_jobs(args) -> int:
 def cmd_rescan(args) -> int:
     import time
 
+    from .library_paths import adopt_absolute_paths
     from .missing import check_paths
     from .reconcile import reconcile
     from .stability import other_writers_visible
@@ -593,10 +619,15 @@ def cmd_rescan(args) -> int:
     settle_s = settings.watch.settle_s if visible else max(settings.watch.settle_s, settings.watch.unclosed_settle_s)
     engine = _open_store(settings)
     # Files still being written are left for the daemon to see settle.
-    tally = reconcile(engine, names.scan(), settle_s=settle_s, writers_visible=visible, now=time.time())
+    library = _library(settings)
+    adopted = adopt_absolute_paths(engine, library)
+    if adopted:
+        print(f"{adopted} path(s) stored by absolute path now named by their library root")
+    tally = reconcile(engine, names.scan(), settle_s=settle_s, writers_visible=visible, now=time.time(),
+                      library=library)
     waiting = f" ({tally.recent} changed too recently or still being written)" if tally.recent else ""
     print(f"{tally.listed} file(s) in {settings.inbox.path}{waiting}; queued {tally.queued} new")
-    gone, back = check_paths(engine)
+    gone, back = check_paths(engine, library)
     if gone or back:
         print(f"{gone} analysed file(s) newly missing, {back} back (`beatwatch prune` removes missing rows)")
     return EXIT_OK
@@ -607,8 +638,9 @@ def cmd_prune(args) -> int:
 
     from .missing import prune
 
-    engine = open_existing(config_mod.load(args.config).store.url)  # it deletes rows: never a read-only snapshot
-    paths, contents = prune(engine, dry_run=args.dry_run)
+    settings = config_mod.load(args.config)
+    engine = open_existing(settings.store.url)  # it deletes rows: never a read-only snapshot
+    paths, contents = prune(engine, dry_run=args.dry_run, library=_library(settings))
     for path in paths:
         print(("would remove " if args.dry_run else "removed ") + escape_controls(path))
     if args.dry_run:

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from .admission import FollowSymlinks
 from .config_lookup import locate
+from .library_paths import NAME
 
 ENV_PREFIX = "BEATWATCH_"
 # The checkout `make install` installs (editable) and builds the tag models in.
@@ -59,6 +60,21 @@ class Store(Section):
     def host(self) -> str:
         """This daemon's name among the hosts sharing the database."""
         return self.host_name or socket.gethostname().replace(":", "-")
+
+
+class Library(Section):
+    """Named roots of the shared library, each as this host mounts it: files under one are stored relative to it
+    (library_paths.py), so hosts that mount it at different paths share rows. Empty: paths are stored absolute."""
+
+    roots: dict[str, Path] = Field(default_factory=dict)
+
+    @field_validator("roots")
+    @classmethod
+    def _named(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for name in value:
+            if not NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a root name (1-64 letters, digits, . _ -)")
+        return value
 
 
 class Output(Section):
@@ -162,6 +178,7 @@ class Settings(BaseSettings):
 
     inbox: Inbox = Inbox()
     store: Store = Store()
+    library: Library = Library()
     output: Output = Output()
     watch: Watch = Watch()
     jobs: Jobs = Jobs()
@@ -204,7 +221,9 @@ def load(path: str | os.PathLike | None = None) -> Settings:
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None
     _check_memory(settings, str(path) if path is not None else "config")
-    return resolve_paths(settings, located.base.resolve())
+    resolved = resolve_paths(settings, located.base.resolve())
+    _check_roots(resolved, str(path) if path is not None else "config")
+    return resolved
 
 
 def _check_memory(settings: Settings, where: str) -> None:
@@ -213,6 +232,16 @@ def _check_memory(settings: Settings, where: str) -> None:
         raise ConfigError(f"{where}: jobs.memory_mb = {settings.jobs.memory_mb} is below the {need} MB an idle "
                           f"worker needs with inference.mode = {settings.inference.mode!r}; every job would be "
                           "killed")
+
+
+def _check_roots(settings: Settings, where: str) -> None:
+    """One root inside another would give a file two stored names, one per root, and so two rows."""
+    roots = sorted(settings.library.roots.items(), key=lambda item: len(item[1].parts))
+    for i, (name, root) in enumerate(roots):
+        for other, below in roots[i + 1:]:
+            if below == root or below.is_relative_to(root):
+                raise ConfigError(f"{where}: library.roots: {other!r} ({below}) lies inside {name!r} ({root}); "
+                                  "a file must belong to one root")
 
 
 def check_usable(settings: Settings, own_folder: Path | None = None) -> list[str]:
@@ -230,12 +259,23 @@ def check_usable(settings: Settings, own_folder: Path | None = None) -> list[str
         if problem:
             raise ConfigError(f"{key}: {problem}")
     inbox = settings.inbox.path
+    warnings = _outside_roots(settings)
     if os.path.lexists(inbox):
-        return []
+        return warnings
     if not inbox.parent.is_dir() and inbox.parent != own_folder:
         raise ConfigError(f"inbox.path: {inbox} does not exist, nor does the folder it would be in ({inbox.parent}); "
                           "a typo? Create that folder first")
-    return [f"inbox.path: {inbox} does not exist yet; `beatwatch run` creates it"]
+    return warnings + [f"inbox.path: {inbox} does not exist yet; `beatwatch run` creates it"]
+
+
+def _outside_roots(settings: Settings) -> list[str]:
+    """With library roots set, an inbox under none of them is stored by this host's absolute paths, which other
+    hosts cannot resolve: allowed (a local inbox), but worth a line."""
+    roots = settings.library.roots
+    if not roots or any(settings.inbox.path.is_relative_to(root) for root in roots.values()):
+        return []
+    return [f"inbox.path: {settings.inbox.path} lies under no library.roots entry; its files are stored by this "
+            "host's absolute paths"]
 
 
 def _folder_problem(folder: Path) -> str | None:
@@ -285,6 +325,8 @@ def resolve_paths(settings: Settings, base: Path) -> Settings:
         "output": settings.output.model_copy(
             update={"dir": absolute(settings.output.dir) if settings.output.dir else None}),
         "store": settings.store.model_copy(update={"url": _resolve_sqlite_url(settings.store.url, base)}),
+        "library": settings.library.model_copy(
+            update={"roots": {name: absolute(root) for name, root in settings.library.roots.items()}}),
     }
     return settings.model_copy(update=update)
 

@@ -18,6 +18,8 @@ from sqlalchemy import Engine
 from beatwatch.render.tracks import Track
 from beatwatch.store.sidecar import SUFFIX, create_temp
 
+from .library_paths import Library, audio_of_sidecar
+
 # Formats whose output is one file for all tracks; the others write files per track into a folder.
 COLLECTION_FORMATS = ("rekordbox", "traktor")
 FOLDER_FORMATS = ("jams", "labels", "lab")
@@ -28,27 +30,30 @@ class ExportError(Exception):
     """A track cannot be found or read, or the output cannot be written: exit code 1."""
 
 
-def select_tracks(engine: Engine, targets: list[str], where: str | None) -> list[Track]:
+def select_tracks(engine: Engine, targets: list[str], where: str | None,
+                  library: Library | None = None) -> list[Track]:
     """Tracks named by path, hash or sidecar file (in the order given), then those the WHERE clause selects;
-    each once."""
+    each once, at the paths this host's library mounts give them."""
+    library = library or Library()
     from beatwatch.store.records import BadFilter, find_analysis, tracks_where
 
     rows: list[tuple[str, str | None]] = []
     for target in targets:
         if target.endswith(SUFFIX) and Path(target).is_file():  # a sidecar itself, as `plot` and `click` take
             document = _read_sidecar(target, target)
-            rows.append((document["file"]["path"], target))
+            rows.append((str(audio_of_sidecar(Path(target), document["file"]["path"])), target))
             continue
         try:
-            found = find_analysis(engine, target)
+            found = find_analysis(engine, library.lookup_name(target))
         except LookupError as exc:
             raise ExportError(f"{target}: {exc}") from None
         if found is None:
             raise ExportError(f"{target}: no analysed track with this path or hash")
+        found = library.localised(found)
         rows.append((found["path"], found["sidecar_path"]))
     if where is not None:
         try:
-            rows += [(row["path"], row["sidecar_path"]) for row in tracks_where(engine, where)]
+            rows += [(row["path"], row["sidecar_path"]) for row in map(library.localised, tracks_where(engine, where))]
         except BadFilter as exc:
             raise ExportError(str(exc)) from None
     tracks, seen = [], set()
@@ -106,13 +111,18 @@ def _per_track(fmt: str, track: Track) -> list[tuple[str, bytes]]:
     return [(f".{layer}.txt", label_track(track, layer).encode()) for layer in LAYERS]
 
 
-def write_playlist(engine: Engine, where: str, out: Path, *, harmonic: bool, tempo_percent: float) -> int:
-    """The M3U of the tracks the clause selects that are on disk now; returns how many it lists."""
+def write_playlist(engine: Engine, where: str, out: Path, *, harmonic: bool, tempo_percent: float,
+                   library: Library | None = None) -> int:
+    """The M3U of the tracks the clause selects that are on disk now, at this host's paths; returns how many it
+    lists."""
+    library = library or Library()
     from beatwatch.render.playlist import Entry, harmonic_order, m3u
     from beatwatch.store.records import BadFilter, tracks_where
 
     try:
-        rows = tracks_where(engine, where)
+        # A track in a library this host does not mount is not on this host's disk.
+        rows = [library.localised(row) for row in tracks_where(engine, where)
+                if library.local_or_none(row["path"]) is not None]
     except BadFilter as exc:
         raise ExportError(str(exc)) from None
     entries = [Entry(row["path"], row["duration"], row["bpm"], row["key"], row.get("artist"), row.get("title"))

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from beatwatch.store import jobs
 
+from .library_paths import Library
 from .missing import check_paths
 from .reconcile import reconcile
 from .stability import StabilityTracker
@@ -25,8 +26,10 @@ log = logging.getLogger(__name__)
 
 class Intake:
     def __init__(self, engine: Engine, names: NameFilter, *, settle_s: float, rescan_interval_s: float,
-                 polling: bool, writers_visible: bool = True, unclosed_settle_s: float = 0.0) -> None:
+                 polling: bool, writers_visible: bool = True, unclosed_settle_s: float = 0.0,
+                 library: Library | None = None) -> None:
         self.engine = engine
+        self.library = library or Library()
         self.names = names
         self.rescan_interval_s = rescan_interval_s
         self.tracker = StabilityTracker(settle_s, writers_visible=writers_visible,
@@ -57,16 +60,18 @@ class Intake:
             self._next_rescan = monotonic_s + self.rescan_interval_s
             queued = reconcile(self.engine, self.names.scan(), settle_s=self._scan_settle_s,
                                writers_visible=self.tracker.writers_visible, now=time.time(),
-                               recent=lambda found: self.tracker.observe(found.path, monotonic_s)).queued
+                               recent=lambda found: self.tracker.observe(found.path, monotonic_s),
+                               library=self.library).queued
             if queued:
                 log.info("queued %d new file(s) found by the reconcile pass", queued)
-            check_paths(self.engine)
+            check_paths(self.engine, self.library)
         for name, finished in self.watcher.drain():
             if self.names.admits(name):
                 self.tracker.observe(name, monotonic_s, closed=finished)
         stable = self.tracker.due(monotonic_s)
         if stable:
-            added = len(jobs.enqueue_many(self.engine, [(f.path, f.size, f.mtime) for f in stable], now=time.time()))
+            added = len(jobs.enqueue_many(self.engine, [(self.library.stored(f.path), f.size, f.mtime) for f in stable],
+                                          now=time.time()))
             if added:
                 log.info("queued %d new file(s)", added)
             queued += added

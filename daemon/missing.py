@@ -16,6 +16,8 @@ from sqlalchemy import Engine
 
 from beatwatch.store.records import known_path_batches, known_paths, mark_missing, remove_paths
 
+from .library_paths import Library
+
 log = logging.getLogger(__name__)
 
 # A name that is not valid UTF-8 is stored with U+FFFD for its odd bytes: it cannot be looked up on disk by that
@@ -23,19 +25,22 @@ log = logging.getLogger(__name__)
 UNDECODABLE = "\ufffd"
 
 
-def _gone(path: str) -> bool:
-    return UNDECODABLE not in path and not os.path.exists(path)
+def _gone(stored: str, library: Library) -> bool:
+    """A path in a library this host does not mount is never judged gone: another host may well see it."""
+    path = library.local_or_none(stored)
+    return path is not None and UNDECODABLE not in path and not os.path.exists(path)
 
 
-def check_paths(engine: Engine) -> tuple[int, int]:
-    """Look at every path with rows, a batch at a time; mark the newly gone and unmark the returned. Returns how
-    many of each."""
+def check_paths(engine: Engine, library: Library | None = None) -> tuple[int, int]:
+    """Look at every path with rows (through this host's library mounts), a batch at a time; mark the newly gone
+    and unmark the returned. Returns how many of each."""
+    library = library or Library()
     gone = back = 0
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for batch in known_path_batches(engine):
         newly_gone, returned = [], []
         for path, since in batch:
-            if _gone(path):
+            if _gone(path, library):
                 if since is None:
                     newly_gone.append(path)
             elif since is not None:
@@ -48,9 +53,10 @@ def check_paths(engine: Engine) -> tuple[int, int]:
     return gone, back
 
 
-def prune(engine: Engine, *, dry_run: bool = False) -> tuple[list[str], int]:
-    """The paths whose files are gone (looked at now), and how many contents went with them; unless dry_run,
-    their rows are removed."""
-    check_paths(engine)
-    doomed = [path for path, since in known_paths(engine) if since is not None and _gone(path)]
+def prune(engine: Engine, *, dry_run: bool = False, library: Library | None = None) -> tuple[list[str], int]:
+    """The paths (as stored) whose files are gone (looked at now), and how many contents went with them; unless
+    dry_run, their rows are removed."""
+    library = library or Library()
+    check_paths(engine, library)
+    doomed = [path for path, since in known_paths(engine) if since is not None and _gone(path, library)]
     return doomed, (0 if dry_run else remove_paths(engine, doomed))

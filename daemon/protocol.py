@@ -37,6 +37,8 @@ class WorkerSettings:
     models_dir: str
     device: str
     inference_address: str | None  # the inference process's socket, or None when the worker runs the networks
+    # library.roots, name -> this host's mount: a linked copy's document is read from the stored analysis's sidecar.
+    library_roots: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from beatwatch.store.records import rename_path, save_timeline_in
 from beatwatch.store.sidecar import PLOT_SUFFIX, SUFFIX, create_temp, sidecar_path, write_sidecar
 from beatwatch.store.transactions import write_transaction
 
+from .library_paths import Library
 from .moves import move_aside
 from .protocol import FileStamp
 
@@ -59,12 +60,13 @@ def write_plot(document: dict[str, Any], out: Path) -> Path:
 class Publisher:
     """Stores finished analyses. engine None: sidecars only (`analyze --no-db`); inbox: the folders below it are
     kept in output_dir; set_aside_in: the inbox, when `inbox.after = "move"` sends finished files to done/ or
-    failed/ (the daemon only)."""
+    failed/ (the daemon only); library: this host's library roots, which rows name files and sidecars by."""
 
     engine: Engine | None
     output_dir: Path | None = None
     set_aside_in: Path | None = None
     inbox: Path | None = None
+    library: Library = field(default_factory=Library)
 
     def sidecar_path(self, audio_path: str | os.PathLike[str]) -> Path:
         return sidecar_path(audio_path, self.output_dir, self.inbox)
@@ -116,18 +118,18 @@ class Publisher:
                 sidecar = new_sidecar
                 if plot.exists():
                     os.replace(plot, self.plot_path(moved))
-            rename_path(self.engine, audio_path, str(moved), sidecar_path=str(sidecar) if sidecar else None)
+            rename_path(self.engine, self.library.stored(audio_path), self.library.stored(moved),
+                        sidecar_path=self.library.stored(sidecar) if sidecar else None)
             return str(moved), sidecar
         except OSError as exc:  # UnsafeMove included: the job keeps its state, the file stays where it was
             log.error("not moved to %s/, left where it is: %s: %s", folder, audio_path, exc)
             return audio_path, sidecar
 
-    @staticmethod
-    def _store(conn: Connection, document: dict[str, Any], target: Path, mtime: float | None,
+    def _store(self, conn: Connection, document: dict[str, Any], target: Path, mtime: float | None,
                audio_path: str | os.PathLike[str], *, linked: bool) -> int:
         write_sidecar(document, target)
-        return save_timeline_in(conn, document, sidecar_path=str(target), mtime=mtime, path=os.fspath(audio_path),
-                                linked=linked)
+        return save_timeline_in(conn, document, sidecar_path=self.library.stored(target), mtime=mtime,
+                                path=self.library.stored(audio_path), linked=linked)
 
 
 class FileGone(Exception):

@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 
 from beatwatch.store import jobs
 
+from .library_paths import Library
 from .stability import files_open_for_writing
 
 T = TypeVar("T")
@@ -55,27 +56,33 @@ def batches(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
 
 
 def reconcile(engine: Engine, found: Iterable[str], *, settle_s: float, writers_visible: bool, now: float,
-              recent: Callable[[Listed], None] | None = None, size: int = BATCH) -> Tally:
+              recent: Callable[[Listed], None] | None = None, size: int = BATCH,
+              library: Library | None = None) -> Tally:
     """Queue each found file that needs a job and is complete; hand those still settling to `recent`.
+
+    Files are looked up and queued by the name `library` stores them under (library_paths.py), so a file
+    another host queued through its own mount of the library is not queued again.
 
     `now` is epoch seconds, compared with the files' mtimes. Open files are
     looked up in /proc once per batch that has a candidate, so a pass that
     finds nothing new never walks /proc.
     """
+    library = library or Library()
     tally = Tally()
     for paths in batches(found, size):
         files = _listed(paths)
         tally.listed += len(files)
-        fresh = {path for path, _, _ in jobs.unqueued(engine, [(f.path, f.size, f.mtime) for f in files])}
+        names = {f.path: library.stored(f.path) for f in files}
+        fresh = {path for path, _, _ in jobs.unqueued(engine, [(names[f.path], f.size, f.mtime) for f in files])}
         if not fresh:
             continue
         writing = files_open_for_writing() if writers_visible else set()
         complete = []
         for f in files:
-            if f.path not in fresh:
+            if names[f.path] not in fresh:
                 continue
             if now - f.mtime >= settle_s and f.identity not in writing:
-                complete.append((f.path, f.size, f.mtime))
+                complete.append((names[f.path], f.size, f.mtime))
             else:
                 tally.recent += 1
                 if recent is not None:

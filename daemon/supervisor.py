@@ -40,6 +40,7 @@ from .instance import AlreadyRunning, InstanceLock, check_host_name_free, this_m
 from .notify import Notifier
 from .pool import Pool, Slot
 from .intake import Intake
+from .library_paths import Library, NotMounted, adopt_absolute_paths
 from .protocol import (Alive, Go, Hashed, InferenceSettings, Outcome, Progress, Ready, Result, Task, WorkerMessage,
                        WorkerSettings)
 from .publish import FileChanged, FileGone, Publisher
@@ -140,8 +141,10 @@ class Supervisor:
         self.names = NameFilter(settings.inbox.path, settings.watch.ignore,
                                 skip_result_folders=settings.inbox.after == "move",
                                 follow_symlinks=settings.inbox.follow_symlinks)
+        self.library = Library.of(settings.library.roots)
         self.publisher = Publisher(self.engine, output_dir=settings.output.dir, inbox=settings.inbox.path,
-                                   set_aside_in=settings.inbox.path if settings.inbox.after == "move" else None)
+                                   set_aside_in=settings.inbox.path if settings.inbox.after == "move" else None,
+                                   library=self.library)
         self.tags_warning = tags_warning(settings.models.dir)
         if self.tags_warning:
             log.warning("%s", self.tags_warning)
@@ -155,6 +158,9 @@ class Supervisor:
                                             owner_prefix=f"{self.host}:" if self.shared else None)
         if requeued:
             log.warning("requeued %d job(s) left running by a previous run", requeued)
+        adopted = adopt_absolute_paths(self.engine, self.library)
+        if adopted:
+            log.warning("%d path(s) stored by absolute path now named by their library root", adopted)
         for folder in {inbox, self.settings.output.dir or inbox}:
             removed = remove_stray_temp_files(folder)
             if removed:
@@ -175,7 +181,8 @@ class Supervisor:
         watch = self.settings.watch
         return Intake(self.engine, self.names, settle_s=watch.settle_s,
                       rescan_interval_s=watch.rescan_interval_s, polling=watch.polling,
-                      writers_visible=self.writers_visible, unclosed_settle_s=watch.unclosed_settle_s)
+                      writers_visible=self.writers_visible, unclosed_settle_s=watch.unclosed_settle_s,
+                      library=self.library)
 
     def _worker_settings(self) -> WorkerSettings:
         """What workers started from now on get: resources.nice, jobs.memory_mb, the analysis section and
@@ -186,7 +193,8 @@ class Supervisor:
                               memory_mb=settings.jobs.memory_mb, chunk_s=analysis.chunk_s,
                               min_bpm=analysis.min_bpm, max_bpm=analysis.max_bpm,
                               models_dir=str(settings.models.dir), device=self.inference_device,
-                              inference_address=self.inference.address if self.inference else None)
+                              inference_address=self.inference.address if self.inference else None,
+                              library_roots=tuple((name, str(root)) for name, root in settings.library.roots.items()))
 
     def reload(self) -> None:
         """SIGHUP: re-read the config. The watcher restarts with the new values, the throttle, job limits, names
@@ -321,12 +329,19 @@ class Supervisor:
             job = jobs.claim(self.engine, token, lease_s=self.lease_s, now=now)
             if job is None:
                 return
-            plot_path = str(self.publisher.plot_path(job.path)) if self.settings.output.plots else None
-            self.pool.assign(slot, Task(job_id=job.id, token=token, path=job.path,
+            try:
+                path = self.library.local(job.path)
+            except NotMounted as exc:  # another host may mount it: a transient failure leaves the job to them
+                jobs.fail(self.engine, job.id, token, error=str(exc), permanent=False, now=now,
+                          max_attempts=self.settings.jobs.max_attempts)
+                log.warning("job %d: %s", job.id, exc)
+                continue
+            plot_path = str(self.publisher.plot_path(path)) if self.settings.output.plots else None
+            self.pool.assign(slot, Task(job_id=job.id, token=token, path=path,
                                         max_duration_s=self.settings.jobs.max_duration_s, force=job.force,
                                         plot_path=plot_path, inbox=str(self.settings.inbox.path),
                                         follow_symlinks=self.settings.inbox.follow_symlinks))
-            log.info("job %d: %s -> %s (attempt %d)", job.id, job.path, slot.name, job.attempts)
+            log.info("job %d: %s -> %s (attempt %d)", job.id, path, slot.name, job.attempts)
             self._next_status = 0.0
         self._next_claim = 0.0  # every worker got one: look again as soon as one is free
 
@@ -498,7 +513,7 @@ class Supervisor:
         output = self.settings.output
         try:
             tag_file(self.engine, path, document, notation=output.tag_key, replaygain=output.tag_replaygain,
-                     check_content=False)
+                     check_content=False, stored_as=self.library.stored(path))
         except TagError as exc:
             log.warning("%s", exc)
 

@@ -23,11 +23,12 @@ from beatwatch.store.records import add_alias, content_hashes
 
 
 def tag_file(engine: Engine, path: str, document: dict[str, Any], *, notation: KeyNotation = "standard",
-             replaygain: bool = False, check_content: bool = True) -> TagValues:
+             replaygain: bool = False, check_content: bool = True, stored_as: str | None = None) -> TagValues:
     """Write the analysis's tags into `path`; raises TagError with the file unchanged.
 
     check_content: hash the file first and refuse when it no longer holds the analysed audio (tagging another
-    song's BPM into it); the daemon, which tags right after its own check, skips the second read.
+    song's BPM into it); the daemon, which tags right after its own check, skips the second read. stored_as: the
+    name the queue keeps the file under (a library root's relative name, library_paths.py), when not `path`.
     """
     analysed = document["file"]["content_hash"]
     if check_content:
@@ -38,5 +39,5 @@ def tag_file(engine: Engine, path: str, document: dict[str, Any], *, notation: K
     values = tag_values(document, notation=notation, replaygain=replaygain)
     digest, stat = write_tags(path, values)
     add_alias(engine, analysed, digest)
-    jobs.note_rewritten(engine, os.fspath(path), size=stat.st_size, mtime=stat.st_mtime)
+    jobs.note_rewritten(engine, stored_as or os.fspath(path), size=stat.st_size, mtime=stat.st_mtime)
     return values

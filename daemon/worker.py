@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from .admission import Refused, open_admitted
+from .library_paths import Library
 from .memory import release_free_memory
 from .protocol import (Alive, Go, Hashed, Outcome, OutcomeKind, Progress, Ready, Result, Task, WorkerMessage,
                        WorkerSettings)
@@ -49,6 +50,7 @@ def main(conn: Connection, settings: WorkerSettings) -> None:
         with send_lock:
             conn.send(message)
 
+    library = Library.of({name: Path(root) for name, root in settings.library_roots})
     send(Ready(os.getpid()))
     while True:
         try:
@@ -62,7 +64,7 @@ def main(conn: Connection, settings: WorkerSettings) -> None:
         beat.start()
         try:
             outcome = run_task(analyzer, engine, task, progress=partial(_send_progress, send, task.job_id),
-                               wait_turn=partial(_wait_turn, conn, send, task.job_id))
+                               wait_turn=partial(_wait_turn, conn, send, task.job_id), library=library)
         finally:
             stop_beat.set()
             beat.join()
@@ -111,7 +113,7 @@ def _heartbeat(send: Callable[[WorkerMessage], None], job_id: int, stop: threadi
 
 
 def run_task(analyzer, engine, task: Task, *, progress: Callable[[str, float], None],
-             wait_turn: Callable[[str], None] = lambda content_hash: None) -> Outcome:
+             wait_turn: Callable[[str], None] = lambda content_hash: None, library: Library | None = None) -> Outcome:
     """Reuse an existing analysis of the same content (unless retry forces), else analyse; errors become outcomes.
 
     The file is opened once, checked, and only that open file is hashed and decoded, so a name swapped for
@@ -136,7 +138,7 @@ def run_task(analyzer, engine, task: Task, *, progress: Callable[[str, float], N
         digest = content_hash(fd)
         if not task.force:
             wait_turn(digest)
-        document = None if task.force else _linked_document(engine, digest, task.path)
+        document = None if task.force else _linked_document(engine, digest, task.path, library or Library())
         kind: OutcomeKind = "linked"
         if document is None:
             document = analyzer.analyze(task.path, max_duration_s=task.max_duration_s, progress=progress,
@@ -164,22 +166,24 @@ def _no_permission(task: Task, exc: PermissionError) -> Outcome:
                                   "able to read it", permanent=True)
 
 
-def _linked_document(engine, digest: str, path: str) -> dict | None:
+def _linked_document(engine, digest: str, path: str, library: Library) -> dict | None:
     """The stored analysis of this content as this file's document, or None when there is none to trust.
 
     The sidecar the analysis row names may hold other content by now (its audio was overwritten and analysed
     again, or another file's sidecar took its name), so its content_hash must be the stored content's: this
-    file's, or the untagged original's when this file is a copy beatwatch wrote tags into.
+    file's, or the untagged original's when this file is a copy beatwatch wrote tags into. The sidecar is read
+    through this host's mount of the library, wherever the host that wrote it mounts it.
     """
     from beatwatch.analysis import ANALYZER_VERSION
     from beatwatch.analysis.document import printable
     from beatwatch.store.records import existing_analysis
 
     found = existing_analysis(engine, digest, ANALYZER_VERSION)
-    if found is None or not found.sidecar_path:
+    sidecar = library.local_or_none(found.sidecar_path) if found is not None and found.sidecar_path else None
+    if found is None or sidecar is None:
         return None
     try:
-        document = json.loads(Path(found.sidecar_path).read_text(encoding="utf-8"))
+        document = json.loads(Path(sidecar).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(document, dict) or (document.get("file") or {}).get("content_hash") != found.content_hash:

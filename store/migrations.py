@@ -303,6 +303,14 @@ CREATE TABLE sections (
     FOREIGN KEY (analysis_id) REFERENCES analyses (id) ON DELETE CASCADE
 )"""
 
+# tracks as _TRACKS_WITH_TUNING, plus the library root a path is stored under. A file under a root is stored as
+# "name:path below the root" (daemon/library_paths.py), one text that stays the path's key everywhere; a path under
+# no root is absolute and has none. The name is allowed only letters, digits and . _ -, so the first ':' ends it.
+_LIBRARY_COLUMNS = _inserted(_TUNING_COLUMNS, "path", (
+    "CASE WHEN substr(p.path, 1, 1) <> '/' AND instr(p.path, ':') > 1"
+    " THEN substr(p.path, 1, instr(p.path, ':') - 1) END AS library",))
+_TRACKS_WITH_LIBRARY = _tracks_view(_LIBRARY_COLUMNS)
+
 STEPS: list[Step] = [
     Step(1, "files, their paths, analyses with beats, bars, chords, keys and tags; the tracks view", [
         _FILES,
@@ -406,6 +414,12 @@ STEPS: list[Step] = [
         "DROP VIEW tracks",
         _TRACKS_WITH_TUNING,
     ]),
+    # Nothing stored changes: paths written before this step are absolute, and show no library.
+    Step(13, "tracks.library: the named library root a path is stored relative to, for hosts that mount the "
+            "shared library at different paths", [
+        "DROP VIEW tracks",
+        _TRACKS_WITH_LIBRARY,
+    ]),
 ]
 
 _VERSION_TABLE = """
@@ -424,6 +438,7 @@ _POSTGRESQL_REWRITES = (
     (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
     (re.compile(r"\bBLOB\b"), "BYTEA"),
     (re.compile(r"\bx''"), "'\\x'::bytea"),
+    (re.compile(r"\binstr\("), "strpos("),  # same arguments, same 1-based answer, 0 when absent
 )
 
 # Taken by each migrating transaction on PostgreSQL, whose DDL does not wait for another host's as SQLite's lock does.

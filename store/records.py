@@ -80,7 +80,8 @@ def save_timeline_in(conn: Connection, doc: dict[str, Any], *, sidecar_path: str
     version is replaced, children and all, except for a linked copy
     (`linked`): it only adds its path to the stored analysis, which keeps its
     rows and its id, so jobs that name it keep naming it. path: the file's
-    exact name, when the caller has it (the document holds only its printable form).
+    exact name as stored, when the caller has it (the document holds only
+    its printable form, at the analysing host's path).
     """
     if doc.get("schema") != SCHEMA:
         raise ValueError(f"cannot store a sidecar of schema {doc.get('schema')!r}; expected {SCHEMA!r}")
@@ -90,8 +91,9 @@ def save_timeline_in(conn: Connection, doc: dict[str, Any], *, sidecar_path: str
         # finds the first's rows instead of colliding with them on the unique content hash.
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:content_hash, 0))"),
                      {"content_hash": doc["file"]["content_hash"]})
-    file_id = _upsert_file(conn, doc["file"], mtime, now)
-    _record_path(conn, file_id, path if path is not None else doc["file"]["path"], now)
+    name = path if path is not None else doc["file"]["path"]
+    file_id = _upsert_file(conn, doc["file"], printable(name), mtime, now)
+    _record_path(conn, file_id, name, now)
     version = doc["analyzer"]["version"]
     if linked:
         kept = conn.scalar(select(AnalysisRow.id).where(AnalysisRow.file_id == file_id,
@@ -150,9 +152,11 @@ def form_line(sections: list[dict[str, Any]]) -> str:
 METADATA_COLUMNS = ("artist", "title", "album", "year")
 
 
-def _upsert_file(conn: Connection, info: dict[str, Any], mtime: float | None, now: str) -> int:
+def _upsert_file(conn: Connection, info: dict[str, Any], path: str, mtime: float | None, now: str) -> int:
+    """path: the name the caller stores the file under, which may differ from the document's (a library root's
+    relative name, where the document has the analysing host's mount)."""
     metadata = info.get("metadata") or {}
-    values = {"path": info["path"], "size": info.get("size"), "format": info.get("format"), "last_seen": now,
+    values = {"path": path, "size": info.get("size"), "format": info.get("format"), "last_seen": now,
               **{name: metadata[name] for name in METADATA_COLUMNS if name in metadata}}
     if mtime is not None:
         values["mtime"] = mtime
