@@ -36,6 +36,7 @@ from beatwatch.analysis.rhythm.danceability import danceability
 from .errors import InputError
 from beatwatch.analysis.audio.features import RHYTHM_FPS, RhythmFeatureProcessor
 from beatwatch.analysis.rhythm.harmonic_rhythm import regroup
+from beatwatch.analysis.rhythm.offbeat_phase import onto_the_bass
 from beatwatch.analysis.harmony.key import KEY_FPS, KeyRecognizer
 from beatwatch.analysis.harmony.tuning import (BINS as TUNING_BINS, deviation_histogram, notes_between, pitch_classes,
                                               spectral_peaks, tuning_cents)
@@ -92,6 +93,7 @@ class _Frames:
 
     activations: list[np.ndarray] = field(default_factory=list)
     flux: list[np.ndarray] = field(default_factory=list)
+    register: list[np.ndarray] = field(default_factory=list)
     chord_features: list[np.ndarray] = field(default_factory=list)
     key_spectrogram: list[np.ndarray] = field(default_factory=list)
     chroma: list[Chroma] = field(default_factory=list)
@@ -222,6 +224,7 @@ class Analyzer:
         rhythm_core = core_frames(chunk, len(activations), RHYTHM_FPS)
         frames.activations.append(activations[rhythm_core])
         frames.flux.append(features.flux[rhythm_core])
+        frames.register.append(features.register[rhythm_core])
         frames.timbre.append(block_means(features.coarse[rhythm_core], RHYTHM_FPS // TIMBRE_FPS))
         frames.chord_features.append(chord_features[core_frames(chunk, len(chord_features), CHORD_FPS)])
         chroma_core = core_frames(chunk, len(chroma.treble), CHORD_FPS)
@@ -236,8 +239,9 @@ class Analyzer:
         with stage("beats", 0.8):
             # The harmony decides how beats group into bars, and when the bars are twice the tracked length,
             # which level is the beat: tempo and everything built on the beats come after it.
-            beats = results.beats = regroup(self._tracker(activations), chord_segments(chord_frames), activations,
-                                            self._min_bpm)
+            tracked = onto_the_bass(self._tracker(activations), np.concatenate(frames.register), activations,
+                                    results.duration)
+            beats = results.beats = regroup(tracked, chord_segments(chord_frames), activations, self._min_bpm)
             onsets = detect_onsets(np.concatenate(frames.flux), RHYTHM_FPS)
             results.transients = match_beats(beats.times, onsets)
             results.tempo = estimate_tempo(beats.times, beats.confidence)

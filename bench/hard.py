@@ -81,6 +81,8 @@ SPECS: tuple[HardSpec, ...] = (
     HardSpec("offbeat", 96.0, 4, 7, 0, 14, 8),
     HardSpec("offbeat", 112.0, 4, 2, 4, 16, 9),
     HardSpec("offbeat", 128.0, 4, 0, 16, 18, 10),
+    HardSpec("offbeat", 90.0, 4, 0, 24, 14, 17),
+    HardSpec("offbeat", 120.0, 4, 7, 0, 16, 18),
     HardSpec("waltz", 96.0, 3, 0, 48, 16, 11),
     HardSpec("waltz", 126.0, 3, 7, 0, 20, 12),
     HardSpec("waltz", 150.0, 3, 5, 48, 24, 13),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from bench import hard
@@ -61,3 +62,32 @@ def test_chords_on_every_and_over_a_bass_on_one_and_three_keep_the_full_tempo(an
     assert scores["tempo_acc1"] == 1.0
     assert scores["beat_f"] >= 0.95
     assert scores["downbeat_f"] >= 0.9
+
+
+def test_piano_stabs_on_every_and_over_a_bass_on_one_and_three_are_the_off_beats(analyzer, render):
+    """The network fires on the stabs and the tracker follows it; the sound half way between them enters an
+    octave lower (the bass), which is where the beat is."""
+    scores = _scores(analyzer, *render(hard.HardSpec("offbeat", 96.0, 4, 7, 0, 8, 8)))
+    assert scores["beat_f"] >= 0.95
+    assert scores["downbeat_f"] >= 0.9
+    assert scores["tempo_acc1"] == 1.0
+
+
+def test_beats_with_a_hi_hat_between_them_stay_where_they_are():
+    """The rule's other side, on onsets built by hand: when the sound between the beats sits higher (a hi-hat
+    or picking between bass-and-chord beats) or hardly sounds, the tracked beats are the beats."""
+    from beatwatch.analysis.rhythm.offbeat_phase import bass_between_beats
+
+    fps, period = 100, 50
+    register = np.zeros((40 * period, 2))
+    beats = np.arange(1, 38) * period
+
+    def sound(frames, rise, log2_hz):
+        register[frames] = [rise, rise * log2_hz]
+    sound(beats, 1.0, np.log2(400.0))
+    sound(beats + period // 2, 0.5, np.log2(100.0))
+    assert bass_between_beats(register, beats / fps, fps)
+    sound(beats + period // 2, 0.5, np.log2(3000.0))
+    assert not bass_between_beats(register, beats / fps, fps)
+    sound(beats + period // 2, 0.1, np.log2(100.0))
+    assert not bass_between_beats(register, beats / fps, fps)
