@@ -211,7 +211,7 @@ class Analyzer:
             features = self._features(mono, SAMPLE_RATE)
             key_spec = self._key.spectrogram(mono, SAMPLE_RATE, tuning)
             chord_spec = self._chords.spectrogram(mono, SAMPLE_RATE, tuning)
-            chroma = self._chroma(mono)
+            chroma = self._chroma(mono, tuning)
         with stage("inference"):
             activations = self.networks.downbeats([features.stacked])[0]
             chord_features = self.networks.chord_features([chord_spec])[0]
@@ -256,9 +256,9 @@ class Analyzer:
         if beat_chords:
             with stage("chords"):
                 # Full names come after the key: a richer chord's added tones are expected in the key's scale.
-                bass, treble, _cents = Chroma.concatenate(frames.chroma).tuned()
-                results.chords = name_chords(beat_chords, beat_grid(beats.times, results.duration), bass, treble,
-                                             CHORD_FPS, results.key.segments if results.key else ())
+                chroma = Chroma.concatenate(frames.chroma)
+                results.chords = name_chords(beat_chords, beat_grid(beats.times, results.duration), chroma.bass,
+                                             chroma.treble, CHORD_FPS, results.key.segments if results.key else ())
         with stage("sections", 0.93):
             bars = bars_from_beats(beats, results.duration)
             if not bars:
