@@ -23,7 +23,7 @@ onto it so that, kept in, it would make every other note look faint. The
 bass names an inversion only when one chord tone other than the root
 clearly dominates the bass register. The naming runs after the key, and a
 quality whose added tones leave the key's scale pays for each such tone
-(`OUTSIDE_KEY_COST`).
+(`OUTSIDE_KEY_COST`); a suspension may only open a chord (`_resolved`).
 
 The constants were chosen on the arranged benchmark songs (bench/arranged.py);
 there they reach sevenths ≈ 0.86 from the triads' 0.54, with majmin unchanged
@@ -130,17 +130,18 @@ def name_chords(segments: list[ChordSegment], grid: np.ndarray, bass: np.ndarray
 
 
 def _resolved(evidence: np.ndarray, family: tuple[str, ...]) -> np.ndarray:
-    """The best quality path over a segment's cells in which a suspension resolves: a sus chord either holds
-    from the segment's start or is followed by its resolution. A sus that only ends a chord, after its own
-    triad, is a melody note leaning on the next chord, and those cells keep the best other quality."""
+    """The best quality path over a segment's cells in which a suspension comes first: a suspended note is held
+    over into the new chord and resolves within it (Gsus4 -> G7), so a sus may open a chord, never follow its
+    own triad. A fourth or second sung after the triad is a melody note (a passing or neighbour note), and
+    those cells keep the best other quality."""
     path = switch_path(evidence, np.full(len(evidence), SWITCH_COST))
     suspended = [i for i, q in enumerate(family) if q in SUSPENDED]
-    if suspended and path[-1] in suspended and path[0] != path[-1]:
-        start = len(path) - 1
-        while path[start - 1] == path[-1]:
-            start -= 1
+    first = 1
+    while first < len(path) and path[first] == path[0]:
+        first += 1
+    if suspended and any(p in suspended for p in path[first:]):
         evidence = evidence.copy()
-        evidence[start:, suspended] = -np.inf
+        evidence[first:, suspended] = -np.inf
         path = switch_path(evidence, np.full(len(evidence), SWITCH_COST))
     return path
 
