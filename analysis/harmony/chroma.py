@@ -53,13 +53,14 @@ class Chroma:
 
 
 class ChromaProcessor:
-    """The semitone filterbanks, built per tuning (to the cent) and kept; `__call__` turns mono audio into a
-    Chroma at `fps`."""
+    """The semitone filterbanks, built for a tuning (to the cent); `__call__` turns mono audio into a Chroma
+    at `fps`."""
 
     def __init__(self, sample_rate: int, fps: int) -> None:
         self.sample_rate, self.fps = sample_rate, fps
         self._rate = sample_rate / DECIMATE
-        self._banks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._cents: int | None = None
+        self._banks = (np.zeros((0, 12)), np.zeros((0, 12)))
 
     def __call__(self, mono: np.ndarray, tuning_cents: float = 0.0) -> Chroma:
         """tuning_cents: the recording's tuning from A=440 (`tuning.tuning_cents`)."""
@@ -70,12 +71,13 @@ class ChromaProcessor:
                       treble=self._register(low, TREBLE_FRAME, treble, frames))
 
     def _bank(self, tuning_cents: float) -> tuple[np.ndarray, np.ndarray]:
+        """The (bass, treble) filterbanks at the nearest cent, kept while a file's chunks agree on it."""
         cents = int(round(tuning_cents))
-        if cents not in self._banks:
-            self._banks[cents] = (
+        if cents != self._cents:
+            self._cents, self._banks = cents, (
                 _filterbank(np.arange(BASS_FRAME // 2) * self._rate / BASS_FRAME, BASS, cents),
                 _filterbank(np.arange(TREBLE_FRAME // 2) * self._rate / TREBLE_FRAME, TREBLE, cents))
-        return self._banks[cents]
+        return self._banks
 
     def _register(self, low: np.ndarray, frame_size: int, bank: np.ndarray, frames: int) -> np.ndarray:
         return _fit(magnitude_spectrogram(low, frame_size, self.fps, self._rate), frames) @ bank  # type: ignore[arg-type]
