@@ -213,7 +213,7 @@ class Analyzer:
             features = self._features(mono, SAMPLE_RATE)
             key_spec = self._key.spectrogram(mono, SAMPLE_RATE, tuning)
             chord_spec = self._chords.spectrogram(mono, SAMPLE_RATE, tuning)
-            chroma = self._chroma(mono)
+            chroma = self._chroma(mono, tuning)
         with stage("inference"):
             activations = self.networks.downbeats([features.stacked])[0]
             chord_features = self.networks.chord_features([chord_spec])[0]
@@ -252,15 +252,17 @@ class Analyzer:
             beat_chords = self._beat_chords(chord_features, chord_frames.posteriors, beats, results.duration)
             majmin = beat_chords or chord_segments(chord_frames)
             results.chords = majmin
-            if beat_chords:
-                bass, treble, _cents = Chroma.concatenate(frames.chroma).tuned()
-                results.chords = name_chords(beat_chords, beat_grid(beats.times, results.duration), bass, treble,
-                                             CHORD_FPS)
         with stage("key", 0.9):
             # The key reads the majmin chords its chord-given-key table was built for.
             results.key = self._key(np.concatenate(frames.key_spectrogram), results.duration, self.networks.key,
                                     chords=majmin, downbeats=beats.times[beats.positions == 1],
                                     notes=notes_between(np.concatenate(frames.pitch_classes), SAMPLE_RATE))
+        if beat_chords:
+            with stage("chords"):
+                # Full names come after the key: a richer chord's added tones are expected in the key's scale.
+                chroma = Chroma.concatenate(frames.chroma)
+                results.chords = name_chords(beat_chords, beat_grid(beats.times, results.duration), chroma.bass,
+                                             chroma.treble, CHORD_FPS, results.key.segments if results.key else ())
         with stage("sections", 0.93):
             bars = bars_from_beats(beats, results.duration)
             if not bars:

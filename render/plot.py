@@ -86,9 +86,9 @@ def label_stride(n_items: int, width_px: float, min_px: float) -> int:
 
 
 # Harte qualities as a lead sheet writes them (hdim7 as m7b5: every font has those glyphs).
-LEAD_SHEET = {"": "", "maj": "", "min": "m", "min7": "m7", "hdim7": "m7b5"}
+LEAD_SHEET = {"": "", "maj": "", "min": "m", "min7": "m7", "hdim7": "m7b5", "maj6": "6", "min6": "m6"}
 # Harte bass degrees in semitones above the root, to name the bass note as a lead sheet does (C/E).
-BASS_SEMITONES = {"2": 2, "b3": 3, "3": 4, "4": 5, "b5": 6, "5": 7, "b7": 10, "7": 11}
+BASS_SEMITONES = {"2": 2, "b3": 3, "3": 4, "4": 5, "b5": 6, "5": 7, "#5": 8, "6": 9, "b7": 10, "7": 11}
 FLAT_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
 SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 

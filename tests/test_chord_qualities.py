@@ -15,9 +15,10 @@ import pytest
 
 from beatwatch.analysis.audio.decode import SAMPLE_RATE, probe, stream
 from beatwatch.analysis.harmony.chords import ChordSegment
-from beatwatch.analysis.harmony.chroma import TUNINGS_CENTS, ChromaProcessor
+from beatwatch.analysis.harmony.chroma import ChromaProcessor
 from beatwatch.analysis.harmony.qualities import name_chords
 from beatwatch.analysis.harmony.spelling import SHARP_ROOTS
+from beatwatch.analysis.harmony.tuning import deviation_histogram, spectral_peaks, tuning_cents
 from beatwatch.analysis.harmony.vocabulary import BASS_DEGREES, QUALITIES, harte, simple
 from bench.songs import synthesize
 
@@ -67,18 +68,20 @@ def _midi(path, cases, cents: float) -> None:
 
 
 def _named(tmp_path, cents: float) -> list[list[ChordSegment]]:
-    """Render the cases, and name each one's span from the chroma of the whole render."""
+    """Render the cases, and name each one's span from the chroma of the whole render, at the tuning `tuning.py`
+    hears in it."""
     _midi(tmp_path / "chords.mid", CASES, cents)
     synthesize(tmp_path / "chords.mid", tmp_path / "chords.wav")
     chunks = stream(probe(tmp_path / "chords.wav"), chunk_s=3600.0, margin_s=0.0)
     mono = np.concatenate([c.mono[c.core_start:c.core_end] for c in chunks])
-    bass, treble, tuning = ChromaProcessor(SAMPLE_RATE, 10)(mono).tuned()
-    assert abs(tuning - cents) <= np.diff(TUNINGS_CENTS)[0] / 2
+    tuning = tuning_cents(deviation_histogram(spectral_peaks(mono, SAMPLE_RATE)))
+    assert tuning is not None and abs(tuning - cents) <= 5.0
+    chroma = ChromaProcessor(SAMPLE_RATE, 10)(mono, tuning)
     grid = np.arange(0.0, len(CASES) * CHORD_S + BEAT_S / 2, BEAT_S)
     named = []
     for n, (quality, root, _bass, _base) in enumerate(CASES):
         majmin = ChordSegment(n * CHORD_S, (n + 1) * CHORD_S, simple(_label(quality, root, 0)), 0.9)
-        named.append(name_chords([majmin], grid, bass, treble, 10))
+        named.append(name_chords([majmin], grid, chroma.bass, chroma.treble, 10))
     return named
 
 
@@ -110,12 +113,14 @@ def test_each_rendered_chord_keeps_its_root_and_third_and_names_a_chord_tone_as_
 
 def test_rendered_single_chords_get_their_full_name_at_least_as_often_as_measured(in_tune):
     """A floor, not the goal: a lone piano chord over a bass note is harder than a band's (this set measured 15
-    of 38 exact names and 16 of 38 exact qualities when written, where the arranged benchmark songs score 0.86
-    on mir_eval's sevenths): the bass's overtones and the piano's own weigh more against four notes."""
+    of 36 exact names and 16 of 36 exact qualities when written, 14 and 15 with the chroma at `tuning.py`'s
+    estimate, where the arranged benchmark songs score 0.86 on mir_eval's sevenths): the bass's overtones (a
+    fifth and a major third above it) land in the upper register and read as the chord's own fifth and third.
+    Stronger compression of the chroma names 17 and 18 here but costs the arranged songs' suspensions."""
     exact = [[s.label for s in named] == [_label(q, r, b)] for named, (q, r, b, _o) in zip(in_tune, CASES)]
     quality = [[s.label.partition("/")[0] for s in named] == [_label(q, r, 0)]
                for named, (q, r, _b, _o) in zip(in_tune, CASES)]
-    assert sum(exact) >= 15 and sum(quality) >= 16
+    assert sum(exact) >= 14 and sum(quality) >= 15
 
 
 def test_thirty_cents_of_detuning_changes_few_labels(in_tune, detuned):

@@ -256,8 +256,8 @@ def test_label_stride_is_the_smallest_power_of_two_that_leaves_room(n_items, wid
 
 def test_chord_names_use_lead_sheet_spelling():
     assert [chord_name(c) for c in ["A:min", "C:maj", "G:7", "D:min7", "F#:maj/3", "Bb:min/b3", "B:hdim7",
-                                    "C:maj7/7", "G:sus4"]] == \
-        ["Am", "C", "G7", "Dm7", "F#/A#", "Bbm/Db", "Bm7b5", "Cmaj7/B", "Gsus4"]
+                                    "C:maj7/7", "G:sus4", "C:maj6", "A:min6/6", "C:aug/#5", "B:dim7"]] == \
+        ["Am", "C", "G7", "Dm7", "F#/A#", "Bbm/Db", "Bm7b5", "Cmaj7/B", "Gsus4", "C6", "Am6/F#", "Caug/G#", "Bdim7"]
 
 
 def test_full_chord_names_where_they_fit_majmin_names_where_space_is_short():

@@ -11,9 +11,11 @@ upper register are kept apart (`BASS`, `TREBLE`): the bass names the
 inversion, the upper register the quality.
 
 Detuned recordings would smear every note over two semitone filters, so the
-semitone filters are built at TUNINGS_CENTS offsets from A=440 and the
-whole file later keeps the one that captures the most energy. Cost: one
-decimation and one small STFT per chunk, about 1 % of the analysis time.
+filters are centred on the recording's own tuning: the one estimate of
+`tuning.py` (the chord CNN's and the key CNN's bands follow the same
+number), the filterbank rebuilt only when that estimate moves by a cent.
+Cost: one decimation and one small STFT per chunk, about 1 % of the
+analysis time.
 """
 
 from __future__ import annotations
@@ -32,62 +34,63 @@ BASS_FRAME, TREBLE_FRAME = 4096, 2048
 # MIDI pitch ranges [low, high): the bass from A1, the upper register from C3 to C7.
 BASS = (33, 57)
 TREBLE = (48, 96)
-TUNINGS_CENTS = (-40.0, -20.0, 0.0, 20.0, 40.0)
 # A bin feeds a semitone when it lies within this many semitones of its centre (cos² taper).
 HALF_WIDTH = 0.5
 
 
 @dataclass(frozen=True)
 class Chroma:
-    """Per-frame pitch-class energy [shape=(frames, tunings, 12)] of each register, pitch class 0 = C."""
+    """Per-frame pitch-class energy [shape=(frames, 12)] of each register, pitch class 0 = C."""
 
     bass: np.ndarray
     treble: np.ndarray
 
-    def tuned(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """(bass, treble) [shape=(frames, 12)] at the tuning that holds the most energy, and that tuning in
-        cents from A=440: a note between two semitone filters spreads its energy, one on a filter keeps it."""
-        if len(self.treble) == 0:
-            return np.zeros((0, 12)), np.zeros((0, 12)), 0.0
-        peaks = (self.treble.max(axis=2) + self.bass.max(axis=2)).sum(axis=0)
-        best = int(np.argmax(peaks))
-        return self.bass[:, best], self.treble[:, best], TUNINGS_CENTS[best]
-
     @staticmethod
     def concatenate(parts: list[Chroma]) -> Chroma:
+        if not parts:
+            return Chroma(np.zeros((0, 12)), np.zeros((0, 12)))
         return Chroma(np.concatenate([p.bass for p in parts]), np.concatenate([p.treble for p in parts]))
 
 
 class ChromaProcessor:
-    """The semitone filterbanks, built once; `__call__` turns mono audio into a Chroma at `fps`."""
+    """The semitone filterbanks, built for a tuning (to the cent); `__call__` turns mono audio into a Chroma
+    at `fps`."""
 
     def __init__(self, sample_rate: int, fps: int) -> None:
         self.sample_rate, self.fps = sample_rate, fps
-        rate = sample_rate / DECIMATE
-        self._rate = rate
-        self._bass = _filterbank(np.arange(BASS_FRAME // 2) * rate / BASS_FRAME, BASS)
-        self._treble = _filterbank(np.arange(TREBLE_FRAME // 2) * rate / TREBLE_FRAME, TREBLE)
+        self._rate = sample_rate / DECIMATE
+        self._cents: int | None = None
+        self._banks = (np.zeros((0, 12)), np.zeros((0, 12)))
 
-    def __call__(self, mono: np.ndarray) -> Chroma:
+    def __call__(self, mono: np.ndarray, tuning_cents: float = 0.0) -> Chroma:
+        """tuning_cents: the recording's tuning from A=440 (`tuning.tuning_cents`)."""
+        bass, treble = self._bank(tuning_cents)
         low = scipy.signal.resample_poly(mono, 1, DECIMATE).astype(np.float32)
         frames = -(-len(mono) * self.fps // self.sample_rate)  # the chord CNN's frame count for this signal
-        return Chroma(bass=self._register(low, BASS_FRAME, self._bass, frames),
-                      treble=self._register(low, TREBLE_FRAME, self._treble, frames))
+        return Chroma(bass=self._register(low, BASS_FRAME, bass, frames),
+                      treble=self._register(low, TREBLE_FRAME, treble, frames))
+
+    def _bank(self, tuning_cents: float) -> tuple[np.ndarray, np.ndarray]:
+        """The (bass, treble) filterbanks at the nearest cent, kept while a file's chunks agree on it."""
+        cents = int(round(tuning_cents))
+        if cents != self._cents:
+            self._cents, self._banks = cents, (
+                _filterbank(np.arange(BASS_FRAME // 2) * self._rate / BASS_FRAME, BASS, cents),
+                _filterbank(np.arange(TREBLE_FRAME // 2) * self._rate / TREBLE_FRAME, TREBLE, cents))
+        return self._banks
 
     def _register(self, low: np.ndarray, frame_size: int, bank: np.ndarray, frames: int) -> np.ndarray:
-        spec = _fit(magnitude_spectrogram(low, frame_size, self.fps, self._rate), frames)  # type: ignore[arg-type]
-        return (spec @ bank.reshape(len(bank), -1)).reshape(frames, *bank.shape[1:])
+        return _fit(magnitude_spectrogram(low, frame_size, self.fps, self._rate), frames) @ bank  # type: ignore[arg-type]
 
 
-def _filterbank(frequencies: np.ndarray, pitches: tuple[int, int]) -> np.ndarray:
-    """Weights [shape=(bins, tunings, 12)]: bin energy onto pitch classes, one set per tuning offset."""
+def _filterbank(frequencies: np.ndarray, pitches: tuple[int, int], cents: float) -> np.ndarray:
+    """Weights [shape=(bins, 12)]: bin energy onto pitch classes whose semitones sit `cents` from A=440."""
     midi = 69.0 + 12.0 * np.log2(np.maximum(frequencies, 1.0) / 440.0)  # the DC bin lands far below any pitch
-    bank = np.zeros((len(frequencies), len(TUNINGS_CENTS), 12), dtype=np.float32)
-    for t, cents in enumerate(TUNINGS_CENTS):
-        for pitch in range(*pitches):
-            distance = np.abs(midi - pitch - cents / 100.0)
-            weight = np.where(distance < HALF_WIDTH, np.cos(np.pi / 2 * distance / HALF_WIDTH) ** 2, 0.0)
-            bank[:, t, pitch % 12] += weight
+    bank = np.zeros((len(frequencies), 12), dtype=np.float32)
+    for pitch in range(*pitches):
+        distance = np.abs(midi - pitch - cents / 100.0)
+        weight = np.where(distance < HALF_WIDTH, np.cos(np.pi / 2 * distance / HALF_WIDTH) ** 2, 0.0)
+        bank[:, pitch % 12] += weight
     return bank
 
 
