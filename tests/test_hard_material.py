@@ -73,6 +73,23 @@ def test_piano_stabs_on_every_and_over_a_bass_on_one_and_three_are_the_off_beats
     assert scores["tempo_acc1"] == 1.0
 
 
+def _ritardando_grid(spec: hard.HardSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Every four-bar phrase slows over its last two bars to about half tempo, under the tracker's range."""
+    positions = np.concatenate([np.arange(1, n + 1) for n in hard.bar_lengths(spec)])
+    phrase = 4 * spec.meter
+    slowing = np.clip((np.arange(len(positions)) % phrase - 2 * spec.meter) / (2 * spec.meter), 0, None)
+    period = 60.0 / spec.bpm * (1 + slowing ** 1.5) * rng.normal(1.0, 0.02, len(positions))
+    return hard.LEAD_IN_S + np.concatenate([[0.0], np.cumsum(period[:-1])]), positions
+
+
+def test_phrases_slowing_to_half_tempo_keep_the_song_tempo(analyzer, render, monkeypatch):
+    """The ritardandos go below the slowest tempo the tracker follows, so it takes the eighths for a phrase
+    and the quarters for the rest: the song's tempo is the quarters', not the median of both (104 for 82)."""
+    monkeypatch.setattr(hard, "beat_grid", _ritardando_grid)
+    scores = _scores(analyzer, *render(hard.HardSpec("rubato", 84.0, 4, 9, 0, 12, 102)))
+    assert scores["tempo_acc1"] == 1.0
+
+
 def test_beats_with_a_hi_hat_between_them_stay_where_they_are():
     """The rule's other side, on onsets built by hand: when the sound between the beats sits higher (a hi-hat
     or picking between bass-and-chord beats) or hardly sounds, the tracked beats are the beats."""

@@ -52,6 +52,21 @@ def test_a_tempo_that_wanders_is_followed_beat_by_beat():
     assert np.max(np.abs(curve / (60.0 / period) - 1)) < 0.04
 
 
+def test_a_song_tracked_at_two_levels_reads_the_tempo_it_holds_longest():
+    """A ritardando takes the tracker onto the eighths (167 BPM) for the first phrase and back to the quarters
+    (84) for the rest: the median over the beats (104) is a tempo never played; read in one octave the stretches
+    agree, and the quarters, held for most of the song's seconds, are the octave."""
+    eighths = 0.5 + np.arange(20) * 60.0 / 167.0
+    slowing = eighths[-1] + np.cumsum(60.0 / np.linspace(160.0, 90.0, 12))
+    quarters = slowing[-1] + np.arange(1, 32) * 60.0 / 84.0
+    beats = _on_frames(np.concatenate([eighths, slowing, quarters]))
+    assert 90.0 < float(np.median(local_tempo(beats))) < 110.0  # what the plain median says
+    assert estimate_tempo(beats, np.ones(len(beats))).bpm == pytest.approx(84.0, rel=0.01)
+    swapped = _on_frames(np.concatenate([0.5 + np.arange(60) * 60.0 / 167.0, 0.5 + 60 * 60.0 / 167.0
+                                         + np.arange(1, 10) * 60.0 / 84.0]))
+    assert estimate_tempo(swapped, np.ones(len(swapped))).bpm == pytest.approx(167.0, rel=0.01)
+
+
 def test_a_steady_click_track_off_the_frame_grid_reads_within_005_bpm(analyzer, media):
     signal, _ = click_track(138.88, seconds=30.0)
     doc = analyzer.analyze(write_wav(media / "click-138.88.wav", signal))

@@ -51,14 +51,35 @@ class Tempo:
 
 def estimate_tempo(beat_times: np.ndarray, beat_confidence: np.ndarray) -> Tempo:
     """The song's BPM is the tempo most of its beats are played at (the median of the fitted curve over the
-    beats); confidence is the share of beats near it weighted by beat confidence."""
+    beats, see song_bpm); confidence is the share of beats near it weighted by beat confidence."""
     if len(beat_times) < 3:
         return Tempo.unknown()
     curve = local_tempo(beat_times)
-    bpm = float(np.median(curve))
+    bpm = song_bpm(curve, np.diff(beat_times, append=beat_times[-1]))
     steady = np.abs(curve / bpm - 1.0) <= STEADY_TOLERANCE
     confidence = float(steady.mean() * np.mean(beat_confidence)) if len(beat_confidence) else 0.0
     return Tempo(bpm=bpm, confidence=confidence, curve_times=beat_times.copy(), curve_bpm=curve)
+
+
+def song_bpm(curve: np.ndarray, seconds: np.ndarray) -> float:
+    """The median of the curve, each beat's tempo read in the octave nearest that median first.
+
+    A ritardando that slows a phrase towards half tempo takes the beat under the slowest tempo the
+    tracker allows, so the tracker follows the eighths there and may keep them into the next steady
+    stretch, or come back to the quarters: its curve then holds the same tempo at two levels (a song
+    at 84 BPM read 167 for a third of its beats and 84 for the rest), and their plain median is a
+    tempo the song never plays (104). Read in one octave they agree; which octave is the level the
+    curve holds for more of the song's seconds (each beat lasting `seconds`), as the steady stretches
+    at the slower level last twice as long per beat. Where no beat is read in another octave (any
+    song tracked at one level, a step or a ramp within a tritone) this is the plain median.
+    """
+    plain = float(np.median(curve))
+    octaves = np.round(np.log2(plain / curve))
+    if not octaves.any():
+        return plain
+    folded = float(np.median(curve * 2.0 ** octaves))
+    held = [float(seconds[np.abs(curve / (folded * 2.0 ** k) - 1.0) <= STEADY_TOLERANCE].sum()) for k in (0, -1, 1)]
+    return folded * 2.0 ** (0, -1, 1)[int(np.argmax(held))]
 
 
 def local_tempo(beat_times: np.ndarray) -> np.ndarray:
