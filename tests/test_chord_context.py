@@ -82,3 +82,10 @@ def test_an_added_tone_outside_the_key_is_a_melody_note(tmp_path):
     in_c = _names(chroma, "D:min", [KeySegment(0.0, BEATS * BEAT_S, "C major", 0.9)])
     assert any(label.split(":")[1].split("/")[0] in ("dim", "hdim7") for label in alone)
     assert in_c == ["D:min"]
+
+
+def test_a_sixth_sung_over_a_root_position_triad_keeps_the_root(tmp_path):
+    """E minor in two octaves (E G B over a bass E) with a flute's C on every other beat: the C outweighs the
+    chord's fifth on those beats, the mean of the bar reads like C/E, but a melody note is no chord tone."""
+    sung = _render(tmp_path, (64, 67, 71, 76, 79, 83), 40, [72, None] * 4, velocity=60)
+    assert all(label.startswith("E:min") for label in _names(sung, "E:min"))
