@@ -82,3 +82,26 @@ def test_an_added_tone_outside_the_key_is_a_melody_note(tmp_path):
     in_c = _names(chroma, "D:min", [KeySegment(0.0, BEATS * BEAT_S, "C major", 0.9)])
     assert any(label.split(":")[1].split("/")[0] in ("dim", "hdim7") for label in alone)
     assert in_c == ["D:min"]
+
+
+def test_a_sixth_sung_over_a_root_position_triad_keeps_the_root(tmp_path):
+    """E minor in two octaves (E G B over a bass E) with a flute's C on every other beat: the C outweighs the
+    chord's fifth on those beats, the mean of the bar reads like C/E, but a melody note is no chord tone."""
+    sung = _render(tmp_path, (64, 67, 71, 76, 79, 83), 40, [72, None] * 4, velocity=60)
+    assert all(label.startswith("E:min") for label in _names(sung, "E:min"))
+
+
+def test_a_fourth_that_outweighs_both_thirds_names_a_suspension_over_a_seventh():
+    """C F G Bb (C7sus4) as the upper register's chroma, its third only the faint trace the bass's 5th harmonic
+    leaves: the fourth outweighs it SUSPENSION_DOMINANCE times over, so the rarer-chord price is waived and the
+    chord is a suspension, not the C7 its flat seventh alone would make it. (Rendered, this voicing reads C:7:
+    the bass's harmonic lands on the third at full strength, see tests/test_chord_qualities.py.)"""
+    treble = np.full((40, 12), 0.05)
+    treble[:, [0, 4, 5, 7, 10]] = [1.0, 0.04, 0.2, 0.6, 0.15]
+    bass = np.zeros((40, 12))
+    bass[:, 0] = 1.0
+    segment = ChordSegment(0.0, BEATS * BEAT_S, "C:maj", 0.9)
+    grid = np.arange(0.0, BEATS * BEAT_S + BEAT_S / 2, BEAT_S)
+    assert [s.label for s in name_chords([segment], grid, bass, treble, 10)] == ["C:sus4"]
+    treble[:, 4] = 0.2 * 0.5  # a real third at half the fourth: no suspension, the seventh decides
+    assert [s.label for s in name_chords([segment], grid, bass, treble, 10)] == ["C:7"]
