@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import mido
 import numpy as np
 import soundfile as sf
 
@@ -149,3 +150,15 @@ def drum_loop(bpm: float, *, kicks: tuple[float, ...], snares: tuple[float, ...]
     signal += 0.05 * np.sin(2 * np.pi * 55.0 * t)
     beats = lead_in + np.arange(bars * 4) * beat
     return (0.6 * signal / np.abs(signal).max()).astype(np.float32), beats
+
+
+def save_midi(path: Path, track: mido.MidiTrack, events: list[tuple[int, int, mido.Message]], ticks: int) -> None:
+    """(tick, order, message) events, sorted (note-offs before note-ons at one tick by `order`), appended to
+    `track` in delta time and saved as a one-track file."""
+    now = 0
+    for tick, _order, message in sorted(events, key=lambda e: (e[0], e[1])):
+        track.append(message.copy(time=tick - now))
+        now = tick
+    midi = mido.MidiFile(ticks_per_beat=ticks)
+    midi.tracks.append(track)
+    midi.save(path)

@@ -18,6 +18,7 @@ from beatwatch.analysis.harmony.chroma import ChromaProcessor
 from beatwatch.analysis.harmony.key import KeySegment
 from beatwatch.analysis.harmony.qualities import name_chords
 from bench.songs import synthesize
+from tests.helpers import save_midi
 
 BEAT_S = 0.5  # 120 BPM
 BEATS = 8
@@ -41,13 +42,7 @@ def _render(tmp_path, chord: tuple[int, ...], bass: int, melody: list[int | None
     track.append(mido.MetaMessage("set_tempo", tempo=500_000))
     for channel, program in ((PIANO, 0), (BASS, 33), (MELODY, 73)):
         track.append(mido.Message("program_change", channel=channel, program=program))
-    now = 0
-    for tick, _order, message in sorted(events, key=lambda e: (e[0], e[1])):
-        track.append(message.copy(time=tick - now))
-        now = tick
-    midi = mido.MidiFile(ticks_per_beat=ticks)
-    midi.tracks.append(track)
-    midi.save(tmp_path / "context.mid")
+    save_midi(tmp_path / "context.mid", track, events, ticks)
     synthesize(tmp_path / "context.mid", tmp_path / "context.wav")
     chunks = stream(probe(tmp_path / "context.wav"), chunk_s=3600.0, margin_s=0.0)
     chroma = ChromaProcessor(SAMPLE_RATE, 10)(np.concatenate([c.mono[c.core_start:c.core_end] for c in chunks]))

@@ -21,6 +21,7 @@ from beatwatch.analysis.harmony.spelling import SHARP_ROOTS
 from beatwatch.analysis.harmony.tuning import deviation_histogram, spectral_peaks, tuning_cents
 from beatwatch.analysis.harmony.vocabulary import BASS_DEGREES, QUALITIES, harte, simple
 from bench.songs import synthesize
+from tests.helpers import save_midi
 
 CHORD_S = 2.0
 BEAT_S = 0.5
@@ -58,13 +59,7 @@ def _midi(path, cases, cents: float) -> None:
         for channel, pitch in notes:
             events += [(start, 1, mido.Message("note_on", channel=channel, note=pitch, velocity=90)),
                        (end, 0, mido.Message("note_off", channel=channel, note=pitch, velocity=0))]
-    now = 0
-    for tick, _order, message in sorted(events, key=lambda e: (e[0], e[1])):
-        track.append(message.copy(time=tick - now))
-        now = tick
-    midi = mido.MidiFile(ticks_per_beat=ticks)
-    midi.tracks.append(track)
-    midi.save(path)
+    save_midi(path, track, events, ticks)
 
 
 def _named(tmp_path, cents: float) -> list[list[ChordSegment]]:
