@@ -21,7 +21,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, text
 
 from .clock import now_in
-from .transactions import write_transaction
+from .transactions import lock_content, write_transaction
 
 _HOLDER = text("""
 SELECT id FROM jobs WHERE state = 'running' AND content_hash = :content_hash AND id <> :id
@@ -39,9 +39,7 @@ def take_content(engine: Engine, job_id: int, owner: str, content_hash: str, *, 
     None also when the job's lease was lost: the work may go on, and its result is refused when it is stored.
     """
     with write_transaction(engine) as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:content_hash, 0))"),
-                         {"content_hash": content_hash})
+        lock_content(conn, content_hash)
         now = now_in(conn, now)
         holder = conn.scalar(_HOLDER, {"content_hash": content_hash, "id": job_id, "now": now})
         if holder is not None:

@@ -24,7 +24,7 @@ from beatwatch.analysis.document import SCHEMA, printable
 from .names import name_key
 from .models import (AnalysisRow, BarRow, Base, BeatRow, ChordRow, ContentAliasRow, FilePathRow, FileRow,
                      KeySegmentRow, SectionRow, TagRow)
-from .transactions import write_transaction
+from .transactions import lock_content, write_transaction
 
 SUMMARY_COLUMNS = (
     "bpm", "bpm_confidence", "meter", "key", "key_confidence", "key_camelot", "key_open", "tuning_cents",
@@ -86,11 +86,9 @@ def save_timeline_in(conn: Connection, doc: dict[str, Any], *, sidecar_path: str
     if doc.get("schema") != SCHEMA:
         raise ValueError(f"cannot store a sidecar of schema {doc.get('schema')!r}; expected {SCHEMA!r}")
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    if conn.dialect.name == "postgresql":
-        # Hosts saving the same content at once take turns, as SQLite's one writer makes them: the second then
-        # finds the first's rows instead of colliding with them on the unique content hash.
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:content_hash, 0))"),
-                     {"content_hash": doc["file"]["content_hash"]})
+    # Hosts saving the same content at once take turns: the second then finds the first's rows instead of
+    # colliding with them on the unique content hash.
+    lock_content(conn, doc["file"]["content_hash"])
     name = path if path is not None else doc["file"]["path"]
     file_id = _upsert_file(conn, doc["file"], printable(name), mtime, now)
     _record_path(conn, file_id, name, now)

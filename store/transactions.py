@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 _BEGIN_MODE = "beatwatch_sqlite_begin"
 
@@ -33,3 +33,11 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         conn.execution_options(**{_BEGIN_MODE: "IMMEDIATE"})
         with conn.begin():
             yield conn
+
+
+def lock_content(conn: Connection, content_hash: str) -> None:
+    """On PostgreSQL, hold one content's lock until this transaction ends, so hosts saving or starting the same
+    content take turns as SQLite's one writer makes them; every such path must take this same lock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:content_hash, 0))"),
+                     {"content_hash": content_hash})
