@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 from madmom.ml.crf import ConditionalRandomField
 from madmom.models import CHORDS_CFCRF
-from scipy.special import logsumexp
 
 from beatwatch.analysis.audio.decode import SAMPLE_RATE
 from beatwatch.analysis.audio.spectrum import log_filtered_spectrogram, log_filterbank, retuned
@@ -81,21 +80,28 @@ class ChordRecognizer:
 
 
 def crf_posteriors(crf: ConditionalRandomField, observations: np.ndarray) -> np.ndarray:
-    """Forward-backward marginals of madmom's linear-chain CRF (same potentials as its Viterbi)."""
+    """Forward-backward marginals of madmom's linear-chain CRF (same potentials as its Viterbi).
+
+    Run in the linear domain with each step normalised (the scaled recursion of an HMM): the CRF's
+    transition scores lie within a few units, so exp(A) neither overflows nor underflows, and one small
+    matrix-vector product per frame replaces a log-sum-exp over the 25x25 table; a logsumexp per frame was
+    most of the chord stage."""
     unary = crf.c + observations @ crf.W
-    n, k = unary.shape
-    alpha = np.empty((n, k))
-    prev = crf.pi
+    n = len(unary)
+    emission = np.exp(np.asarray(unary - unary.max(axis=1, keepdims=True), dtype=np.float64))
+    transition = np.exp(np.asarray(crf.A, dtype=np.float64))
+    alpha = np.empty_like(emission)
+    prev = np.exp(crf.pi - crf.pi.max())
     for i in range(n):
-        alpha[i] = logsumexp(prev[:, None] + crf.A, axis=0) + unary[i]
-        prev = alpha[i]
-    beta = np.empty((n, k))
-    beta[-1] = crf.tau
+        step = (prev @ transition) * emission[i]
+        prev = alpha[i] = step / step.sum()
+    beta = np.empty_like(emission)
+    beta[-1] = np.exp(crf.tau - crf.tau.max())
     for i in range(n - 2, -1, -1):
-        beta[i] = logsumexp(crf.A + (unary[i + 1] + beta[i + 1])[None, :], axis=1)
-    log_post = alpha + beta
-    log_post -= logsumexp(log_post, axis=1, keepdims=True)
-    return np.exp(log_post)
+        step = transition @ (emission[i + 1] * beta[i + 1])
+        beta[i] = step / step.sum()
+    posterior = alpha * beta
+    return posterior / posterior.sum(axis=1, keepdims=True)
 
 
 def chord_segments(frames: ChordFrames) -> list[ChordSegment]:
