@@ -94,23 +94,22 @@ class LoudnessMeter:
     def __init__(self, sample_rate: int, channels: int) -> None:
         self.sample_rate = sample_rate
         self._sos = k_weighting(sample_rate)
-        self._state = np.zeros((self._sos.shape[0], 2, channels))
+        self._state = np.zeros((self._sos.shape[0], channels, 2))
         self._hop = int(round(MOMENTARY_HOP_S * sample_rate))
-        self._carry = np.zeros((0, channels))
+        self._carry = np.zeros(0)
         self._blocks: list[np.ndarray] = []
 
     def add(self, samples: np.ndarray) -> None:
         """samples: np.ndarray [shape=(n, channels)], the next piece of the file."""
-        # Filtered in slices so a long chunk never needs several float64 copies of itself at once.
+        # Filtered in slices so a long chunk never needs several float64 copies of itself at once; each slice
+        # channel-major, so that the filter runs along contiguous memory.
         for start in range(0, len(samples), FILTER_SLICE):
-            piece = samples[start:start + FILTER_SLICE].astype(np.float64)
-            weighted, self._state = sosfilt(self._sos, piece, axis=0, zi=self._state)
-            squares = np.concatenate([self._carry, np.square(weighted)])
-            blocks = len(squares) // self._hop
-            channels = squares.shape[1]
-            self._blocks.append(squares[: blocks * self._hop].reshape(blocks, self._hop, channels)
-                                .mean(axis=1).sum(axis=1))
-            self._carry = squares[blocks * self._hop:]
+            piece = np.ascontiguousarray(samples[start:start + FILTER_SLICE].T, dtype=np.float64)
+            weighted, self._state = sosfilt(self._sos, piece, axis=-1, zi=self._state)
+            power = np.concatenate([self._carry, np.einsum("cn,cn->n", weighted, weighted)])
+            blocks = len(power) // self._hop
+            self._blocks.append(power[: blocks * self._hop].reshape(blocks, self._hop).sum(axis=1) / self._hop)
+            self._carry = power[blocks * self._hop:]
 
     def result(self) -> Loudness:
         block_power = np.concatenate(self._blocks) if self._blocks else np.zeros(0)
@@ -151,7 +150,8 @@ def energy_curve(mono: np.ndarray, sample_rate: int, hop_s: float = ENERGY_HOP_S
     blocks = -(-len(mono) // hop)
     padded = np.zeros(blocks * hop, dtype=np.float32)
     padded[: len(mono)] = mono
-    rms = np.sqrt(np.mean(padded.reshape(blocks, hop).astype(np.float64) ** 2, axis=1))
+    framed = padded.reshape(blocks, hop)
+    rms = np.sqrt(np.einsum("bn,bn->b", framed, framed, dtype=np.float64) / hop)
     db = 20 * np.log10(np.maximum(rms * np.sqrt(2), 1e-10))
     return np.clip(1.0 - db / ENERGY_FLOOR_DB, 0.0, 1.0)
 
