@@ -10,8 +10,9 @@ providers of the resolved device.
 Each method takes a list of inputs and returns a list of outputs, so a
 caller holding requests from several files (the daemon's inference process)
 can hand them over in one call. The downbeat ensemble runs them as one true
-batch (`blstm_graph`); the chord and key CNNs and the tag graphs take one
-input at a time, so their lists are run in turn.
+batch (`blstm_graph`); the key CNN runs a song's equal windows as batches
+(`conv_graph`); the chord CNN and the tag graphs take one input at a time,
+so their lists are run in turn.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime
 from madmom.features.chords import _cnncfp_avg, _cnncfp_pad, _cnncfp_superframes
 from madmom.ml.nn.activations import softmax
 from madmom.models import CHORDS_CNN_FEAT, DOWNBEATS_BLSTM, KEY_CNN
 
 from .blstm_graph import INPUT, LENGTHS, OUTPUT, ensemble_graph
+from .conv_graph import INPUT as CNN_INPUT, nchw_graph
 from .device import Device, resolve_device
 from .tags import Tagger
 
@@ -34,6 +37,9 @@ onnxruntime.set_default_logger_severity(3)
 
 # Methods whose inputs run as one batch: the only ones worth waiting for more requests to join.
 BATCHED = frozenset({"downbeats"})
+# Key windows per CNN call: a song's windows in a few calls, with the first layer's activations of a batch
+# (24 channels over 50 x 105 per 10 s window) near 50 MB however long the file.
+KEY_BATCH = 100
 
 
 def session(model: str | bytes, device: Device, threads: int | None) -> onnxruntime.InferenceSession:
@@ -47,14 +53,13 @@ def session(model: str | bytes, device: Device, threads: int | None) -> onnxrunt
 
 
 class _Feedforward:
-    """A madmom CNN file: one (frames, bins) input, no state."""
+    """A madmom CNN file as the batched NCHW graph of `conv_graph`: (batch, frames, bins) in, no state."""
 
     def __init__(self, path: str, device: Device, threads: int | None) -> None:
-        self._session = session(path, device, threads)
-        self._input = self._session.get_inputs()[0].name
+        self._session = session(nchw_graph(onnx.load(path)), device, threads)
 
-    def __call__(self, data: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: np.asarray(data, dtype=np.float32)})[0]
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {CNN_INPUT: np.asarray(batch, dtype=np.float32)})[0]
 
 
 class Networks:
@@ -90,13 +95,24 @@ class Networks:
 
     def chord_features(self, spectrograms: list[np.ndarray]) -> list[np.ndarray]:
         """Each chord spectrogram -> madmom's (frames, 128) chord features on the same clock."""
-        return [np.asarray(_cnncfp_avg(_cnncfp_superframes(self._chords(_cnncfp_pad(spec)))), dtype=np.float32)
-                for spec in spectrograms]
+        return [np.asarray(_cnncfp_avg(_cnncfp_superframes(self._chords(_cnncfp_pad(spec)[None])[0])),
+                           dtype=np.float32) for spec in spectrograms]
 
     def key(self, spectrograms: list[np.ndarray]) -> list[np.ndarray]:
-        """Each key spectrogram slice -> its softmax over madmom's 24 KEY_LABELS."""
-        return [softmax(np.mean([np.asarray(cnn(spec)).reshape(1, -1) for cnn in self._key], axis=0))[0]
-                for spec in spectrograms]
+        """Each key spectrogram slice -> its softmax over madmom's 24 KEY_LABELS. Slices of one length (a
+        song's overlapping windows) run KEY_BATCH at a time."""
+        out: list[np.ndarray] = [np.empty(0)] * len(spectrograms)
+        by_length: dict[int, list[int]] = {}
+        for index, spec in enumerate(spectrograms):
+            by_length.setdefault(len(spec), []).append(index)
+        for indices in by_length.values():
+            for lo in range(0, len(indices), KEY_BATCH):
+                group = indices[lo:lo + KEY_BATCH]
+                batch = np.stack([spectrograms[i] for i in group])
+                scores = softmax(np.mean([cnn(batch) for cnn in self._key], axis=0))
+                for i, row in zip(group, scores):
+                    out[i] = row
+        return out
 
     def tags(self, audio: list[np.ndarray]) -> list[list[dict]]:
         """Each 16 kHz mono signal -> every class of every tag model with its average score."""
