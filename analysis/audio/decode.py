@@ -405,8 +405,8 @@ def decode(info: AudioInfo) -> Audio:
     return Audio(info=info, samples=samples)
 
 
-def resample(mono: np.ndarray, sample_rate: int, target_rate: int) -> np.ndarray:
-    """A mono signal at another rate (the tag models' 16 kHz), float32."""
+def resample(mono: np.ndarray, sample_rate: float, target_rate: float) -> np.ndarray:
+    """A mono signal at another rate (the tag models' 16 kHz, the chroma's 5512.5 Hz), float32."""
     if sample_rate == target_rate:
         return np.ascontiguousarray(mono, dtype=np.float32)
     import soxr

@@ -23,8 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.signal
-
+from beatwatch.analysis.audio.decode import resample
 from beatwatch.analysis.audio.spectrum import magnitude_spectrogram
 
 DECIMATE = 8
@@ -65,7 +64,7 @@ class ChromaProcessor:
     def __call__(self, mono: np.ndarray, tuning_cents: float = 0.0) -> Chroma:
         """tuning_cents: the recording's tuning from A=440 (`tuning.tuning_cents`)."""
         bass, treble = self._bank(tuning_cents)
-        low = scipy.signal.resample_poly(mono, 1, DECIMATE).astype(np.float32)
+        low = resample(mono, self.sample_rate, self._rate)
         frames = -(-len(mono) * self.fps // self.sample_rate)  # the chord CNN's frame count for this signal
         return Chroma(bass=self._register(low, BASS_FRAME, bass, frames),
                       treble=self._register(low, TREBLE_FRAME, treble, frames))
