@@ -32,9 +32,7 @@ HEARTBEAT_S = 1.0
 def main(conn: Connection, settings: WorkerSettings) -> None:
     """Entry point of the spawned process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which drains.
-    # The pool already has a worker per CPU: one thread per worker for TensorFlow (tags) too.
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    one_thread_per_worker()
     if settings.nice:
         os.nice(settings.nice)
     from beatwatch.analysis.pipeline import Analyzer
@@ -69,6 +67,16 @@ def main(conn: Connection, settings: WorkerSettings) -> None:
             stop_beat.set()
             beat.join()
         send(Result(task.job_id, task.token, outcome))
+
+
+def one_thread_per_worker() -> None:
+    """The pool is the parallelism (a worker per CPU at most): one thread per worker for TensorFlow (tags) and
+    for numpy's BLAS (the spectrograms' filterbank products), which would otherwise start a thread per CPU in
+    every worker: two workers on two CPUs spent twice as long in features that way. Must run before numpy
+    loads, which importing this module does not do."""
+    for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                     "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
 
 
 def _networks(settings: WorkerSettings):

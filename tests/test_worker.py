@@ -4,6 +4,9 @@ protocol's messages survive the pickling that spawn's pipes apply."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import pickle
 
 import pytest
@@ -67,3 +70,18 @@ def test_every_message_survives_pickling_and_is_frozen(message):
     assert pickle.loads(pickle.dumps(message)) == message
     with pytest.raises(AttributeError):
         message.__setattr__("job_id" if hasattr(message, "job_id") else next(iter(vars(message))), None)
+
+
+def test_a_worker_runs_numpy_on_one_thread():
+    """Two workers on two CPUs each starting a BLAS thread per CPU ran the spectrograms at half speed."""
+    script = ("import sys\n"
+              "from beatwatch.daemon import worker\n"
+              "assert 'numpy' not in sys.modules, 'numpy loaded before the worker could set its threads'\n"
+              "worker.one_thread_per_worker()\n"
+              "import numpy, scipy.signal\n"
+              "from threadpoolctl import threadpool_info\n"
+              "print(sorted({pool['num_threads'] for pool in threadpool_info()}))\n")
+    env = {key: value for key, value in os.environ.items() if not key.endswith("_NUM_THREADS")}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[1]"
