@@ -1,13 +1,15 @@
 """`python -m bench.hard`: rendered material for the ways real recordings defeat beat and bar tracking.
 
 The main suite (bench/songs.py) is steady grid music on which every tracker does well. Real
-recordings failed in five ways it does not reproduce (issue 13), each rendered here as its own kind:
+recordings failed in six ways it does not reproduce (issue 13), each rendered here as its own kind:
 
 - ballad: slow acoustic guitar songs without drums, eighth- or sixteenth-note picking (double tempo bait);
 - rubato: solo piano with expressive timing, phrases that push and hold back (tempo octave and phase);
 - offbeat: chords on the "and" of every beat over a sparse bass (the off-beat phase);
 - waltz: classical 3/4 textures, oom-pah-pah and arpeggiated (3/4 heard as 4/4);
-- irregular: 4/4 songs with a 2-beat and a 6-beat bar (bars after an irregular bar must recover).
+- irregular: 4/4 songs with a 2-beat and a 6-beat bar (bars after an irregular bar must recover);
+- fermata: picked guitar or piano whose every fourth bar ends on a chord held for seconds while a few notes
+  roll out of time, where a listener taps nothing (and a tracker must not fill the hold with beats).
 
 Notes are placed in seconds from the beat times the truth is made of, written to MIDI on a 1 ms
 grid and rendered by FluidSynth like the main suite. Every file is analysed by one `beatwatch
@@ -89,7 +91,11 @@ SPECS: tuple[HardSpec, ...] = (
     HardSpec("waltz", 176.0, 3, 9, 0, 28, 14),
     HardSpec("irregular", 104.0, 4, 4, 0, 16, 15),
     HardSpec("irregular", 124.0, 4, 11, 25, 18, 16),
+    HardSpec("fermata", 76.0, 4, 2, 24, 12, 19),
+    HardSpec("fermata", 88.0, 3, 9, 0, 16, 20),
 )
+# The fermata kind holds its chord this long (seconds), and its rolled notes come this far apart.
+HOLD_S, ROLL_S = (4.5, 6.0), (1.1, 1.5)
 
 
 @dataclass
@@ -129,6 +135,11 @@ def beat_grid(spec: HardSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.
         phase = (np.arange(len(positions)) % phrase) / phrase
         bend = 1 - 0.06 * np.sin(2 * np.pi * phase + rng.uniform(0, 0.5)) + 0.12 * np.clip(phase - 0.8, 0, None) / 0.2
         period = period * bend * rng.normal(1.0, 0.02, len(positions))
+    if spec.kind == "fermata":
+        bar = np.cumsum(positions == 1) - 1
+        last_of_phrase = (bar % 4 == 3) & (np.append(positions[1:], 1) == 1)
+        last_of_phrase[-1] = False
+        period[last_of_phrase] = rng.uniform(*HOLD_S, int(last_of_phrase.sum()))
     times = LEAD_IN_S + np.concatenate([[0.0], np.cumsum(period[:-1])])
     return times, positions
 
@@ -147,7 +158,7 @@ def compose(spec: HardSpec) -> tuple[list[Note], dict[int, int], np.ndarray, np.
     bar_starts = np.flatnonzero(positions == 1)
     progression = PROGRESSIONS[spec.seed % len(PROGRESSIONS)]
     notes: list[Note] = []
-    solo = spec.kind in ("ballad", "rubato")
+    solo = spec.kind in ("ballad", "rubato", "fermata")
     programs = {0: spec.program, 1: spec.program if solo else 32, 2: spec.program if spec.kind == "rubato" else 73}
     for bar, first in enumerate(bar_starts):
         last = bar_starts[bar + 1] if bar + 1 < len(bar_starts) else len(times)
@@ -156,7 +167,7 @@ def compose(spec: HardSpec) -> tuple[list[Note], dict[int, int], np.ndarray, np.
         for beat in range(first, last):
             t, length, pos = times[beat], ends[beat] - times[beat], positions[beat]
             notes += _beat_notes(spec, chord, bass, t, length, pos, rng)
-        if spec.kind in ("rubato", "ballad", "waltz"):
+        if spec.kind in ("rubato", "ballad", "waltz", "fermata"):
             top = chord[2] + 12
             notes.append(Note(times[first], ends[last - 1] - times[first], top + int(rng.choice((0, 2, 5))), 70, 2))
     if spec.kind == "irregular":
@@ -172,7 +183,14 @@ def _beat_notes(spec: HardSpec, chord: list[int], bass: int, t: float, length: f
                 rng: np.random.Generator) -> list[Note]:
     """One beat of accompaniment in the kind's texture."""
     accent = 12 if pos == 1 else 0
-    if spec.kind == "ballad":
+    if spec.kind == "fermata" and length > 2 * 60.0 / spec.bpm:  # the held chord, and notes rolled over it
+        out = [Note(t, length, p + 12, 70, 0) for p in chord] + [Note(t, length, bass, 80, 1)]
+        at = t + rng.uniform(*ROLL_S)
+        while at < t + length - 0.8:
+            out.append(Note(at, 1.0, chord[int(rng.integers(3))] + 24, 56, 0))
+            at += rng.uniform(*ROLL_S)
+        return out
+    if spec.kind in ("ballad", "fermata"):
         steps = 4 if spec.fast_picking else 2
         pattern = [chord[0] + 12, chord[1] + 12, chord[2], chord[1] + 12]
         out = [Note(t + i * length / steps, length * 1.5, pattern[(pos * steps + i) % 4], 58 + (8 if i == 0 else 0))
