@@ -9,7 +9,9 @@ recordings failed in six ways it does not reproduce (issue 13), each rendered he
 - waltz: classical 3/4 textures, oom-pah-pah and arpeggiated (3/4 heard as 4/4);
 - irregular: 4/4 songs with a 2-beat and a 6-beat bar (bars after an irregular bar must recover);
 - fermata: picked guitar or piano whose every fourth bar ends on a chord held for seconds while a few notes
-  roll out of time, where a listener taps nothing (and a tracker must not fill the hold with beats).
+  roll out of time, where a listener taps nothing (and a tracker must not fill the hold with beats);
+- backbeat: eight bars of a band whose kit accents the wrong beats (snare on 1 and 3, kick on 2 and 4) under a
+  chord a bar: a short excerpt where the network's bar and the harmony's disagree.
 
 Notes are placed in seconds from the beat times the truth is made of, written to MIDI on a 1 ms
 grid and rendered by FluidSynth like the main suite. Every file is analysed by one `beatwatch
@@ -93,6 +95,8 @@ SPECS: tuple[HardSpec, ...] = (
     HardSpec("irregular", 124.0, 4, 11, 25, 18, 16),
     HardSpec("fermata", 76.0, 4, 2, 24, 12, 19),
     HardSpec("fermata", 88.0, 3, 9, 0, 16, 20),
+    HardSpec("backbeat", 100.0, 4, 4, 4, 8, 21),
+    HardSpec("backbeat", 116.0, 4, 9, 4, 8, 22),
 )
 # The fermata kind holds its chord this long (seconds), and its rolled notes come this far apart.
 HOLD_S, ROLL_S = (4.5, 6.0), (1.1, 1.5)
@@ -170,6 +174,11 @@ def compose(spec: HardSpec) -> tuple[list[Note], dict[int, int], np.ndarray, np.
         if spec.kind in ("rubato", "ballad", "waltz", "fermata"):
             top = chord[2] + 12
             notes.append(Note(times[first], ends[last - 1] - times[first], top + int(rng.choice((0, 2, 5))), 70, 2))
+    if spec.kind == "backbeat":
+        for beat, (t, pos) in enumerate(zip(times, positions)):
+            notes.append(Note(t, 0.2, 38 if pos in (1, 3) else 36, 110 if pos == 3 else 70 if pos == 1 else 100, 9))
+            notes.append(Note(t, 0.05, 42, 60, 9))
+            notes.append(Note(t + (ends[beat] - t) / 2, 0.05, 42, 45, 9))
     if spec.kind == "irregular":
         for beat, (t, pos) in enumerate(zip(times, positions)):
             notes.append(Note(t, 0.1, 36 if pos in (1,) or (pos == 3 and spec.meter == 4) else 38,
@@ -202,6 +211,11 @@ def _beat_notes(spec: HardSpec, chord: list[int], bass: int, t: float, length: f
         out = [Note(t, length * 0.95, bass if pos == 1 else bass + 7, 64 + accent, 1)]
         out += [Note(t + length / 2, length * 0.5, p + 12, 52, 0) for p in chord[1:]]
         out.append(Note(t, length * 0.9, chord[int(rng.integers(3))] + 24, 72 + accent // 2, 2))
+        return out
+    if spec.kind == "backbeat":  # the chord held through the bar, the bass on 1 and 3
+        out = [Note(t, 4 * length * 0.95, p, 70, 0) for p in chord] if pos == 1 else []
+        if pos in (1, 3):
+            out.append(Note(t, 2 * length * 0.9, bass + (7 if pos == 3 else 0), 80, 1))
         return out
     if spec.kind == "offbeat":
         out = [Note(t + length / 2, length * 0.35, p + 12, 84, 0) for p in chord]

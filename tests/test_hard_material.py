@@ -73,6 +73,14 @@ def test_piano_stabs_on_every_and_over_a_bass_on_one_and_three_are_the_off_beats
     assert scores["tempo_acc1"] == 1.0
 
 
+def test_a_short_excerpt_whose_kit_accents_the_wrong_beats_takes_its_bars_from_the_chords(analyzer, render):
+    """Eight bars, snare on 1 and 3 and kick on 2 and 4: the network puts the bar line a beat late; the chord
+    changing on each bar line (seven changes) puts it back (with eight changes required it stayed late)."""
+    scores = _scores(analyzer, *render(hard.HardSpec("backbeat", 100.0, 4, 4, 4, 8, 21)))
+    assert scores["downbeat_f"] >= 0.9
+    assert scores["beat_f"] >= 0.95
+
+
 def _ritardando_grid(spec: hard.HardSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Every four-bar phrase slows over its last two bars to about half tempo, under the tracker's range."""
     positions = np.concatenate([np.arange(1, n + 1) for n in hard.bar_lengths(spec)])
