@@ -7,8 +7,8 @@ an Add; a zero Pad before a Conv is a node of its own. onnxruntime cannot
 fuse across those islands, so every layer reorders its data twice. Here the
 same weights become one NCHW chain: padding moves into the Conv, batch
 normalisation is folded into its weights and bias, and the input takes a
-batch axis, so the key network's windows of one song run as one call. The
-graph computes what the original does (a test holds them equal).
+batch axis, so the key network's windows of one song run a few to a call.
+The graph computes what the original does (a test holds them equal).
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def nchw_graph(model: onnx.ModelProto) -> bytes:
     graph = helper.make_graph(
         nodes, "madmom_cnn_nchw",
         [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", "frames", None])],
-        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", None])], initializers)
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch"] + [None] * (1 if pooled else 3))],
+        initializers)
     built = helper.make_model(graph, opset_imports=list(model.opset_import))
     built.ir_version = model.ir_version
     onnx.checker.check_model(built)
@@ -94,10 +95,11 @@ def _conv_pads(node, weights: dict) -> list[int]:
     """A zero Pad of frames and bands (never channels) as the next Conv's [top, left, bottom, right]."""
     widths = weights[node.input[1]].tolist()
     value = weights[node.input[2]] if len(node.input) > 2 and node.input[2] else 0.0
+    mode = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "mode"), b"constant")
     half = len(widths) // 2
     begin, end = widths[:half], widths[half:]
-    if float(value) != 0.0 or any(begin[2:]) or any(end[2:]):
-        raise ValueError(f"pad {widths} with {value} is not a zero pad of frames and bands")
+    if mode != b"constant" or float(value) != 0.0 or any(begin[2:]) or any(end[2:]):
+        raise ValueError(f"{mode.decode()} pad {widths} with {value} is not a zero pad of frames and bands")
     return [begin[0], begin[1], end[0], end[1]]
 
 
