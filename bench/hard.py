@@ -1,7 +1,7 @@
 """`python -m bench.hard`: rendered material for the ways real recordings defeat beat and bar tracking.
 
 The main suite (bench/songs.py) is steady grid music on which every tracker does well. Real
-recordings failed in six ways it does not reproduce (issue 13), each rendered here as its own kind:
+recordings failed in seven ways it does not reproduce (issue 13), each rendered here as its own kind:
 
 - ballad: slow acoustic guitar songs without drums, eighth- or sixteenth-note picking (double tempo bait);
 - rubato: solo piano with expressive timing, phrases that push and hold back (tempo octave and phase);
@@ -174,18 +174,20 @@ def compose(spec: HardSpec) -> tuple[list[Note], dict[int, int], np.ndarray, np.
         if spec.kind in ("rubato", "ballad", "waltz", "fermata"):
             top = chord[2] + 12
             notes.append(Note(times[first], ends[last - 1] - times[first], top + int(rng.choice((0, 2, 5))), 70, 2))
-    if spec.kind == "backbeat":
+    if spec.kind in ("irregular", "backbeat"):
         for beat, (t, pos) in enumerate(zip(times, positions)):
-            notes.append(Note(t, 0.2, 38 if pos in (1, 3) else 36, 110 if pos == 3 else 70 if pos == 1 else 100, 9))
-            notes.append(Note(t, 0.05, 42, 60, 9))
-            notes.append(Note(t + (ends[beat] - t) / 2, 0.05, 42, 45, 9))
-    if spec.kind == "irregular":
-        for beat, (t, pos) in enumerate(zip(times, positions)):
-            notes.append(Note(t, 0.1, 36 if pos in (1,) or (pos == 3 and spec.meter == 4) else 38,
-                              105 if pos == 1 else 85, 9))
+            notes.append(_drum_hit(spec, t, pos))
             notes.append(Note(t, 0.05, 42, 60, 9))
             notes.append(Note(t + (ends[beat] - t) / 2, 0.05, 42, 45, 9))
     return notes, programs, times, positions
+
+
+def _drum_hit(spec: HardSpec, t: float, pos: int) -> Note:
+    """The kick or snare of one beat: irregular's kit hits beats 1 and 3 alike (kick), backbeat's has the
+    snare on 1 and 3 and the kick on 2 and 4."""
+    if spec.kind == "backbeat":
+        return Note(t, 0.2, 38 if pos in (1, 3) else 36, 110 if pos == 3 else 70 if pos == 1 else 100, 9)
+    return Note(t, 0.1, 36 if pos in (1,) or (pos == 3 and spec.meter == 4) else 38, 105 if pos == 1 else 85, 9)
 
 
 def _beat_notes(spec: HardSpec, chord: list[int], bass: int, t: float, length: float, pos: int,
