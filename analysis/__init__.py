@@ -8,4 +8,4 @@ so processes that never run a network (the CLI's status, the supervisor,
 the watcher) do not pay for them.
 """
 
-ANALYZER_VERSION = "0.4.8"
+ANALYZER_VERSION = "0.4.9"

@@ -36,6 +36,7 @@ from beatwatch.analysis.rhythm.danceability import danceability
 from .errors import InputError
 from beatwatch.analysis.audio.features import RHYTHM_FPS, RhythmFeatureProcessor
 from beatwatch.analysis.rhythm.harmonic_rhythm import regroup
+from beatwatch.analysis.rhythm.holds import without_holds
 from beatwatch.analysis.rhythm.offbeat_phase import onto_the_bass
 from beatwatch.analysis.harmony.key import KEY_FPS, KeyRecognizer
 from beatwatch.analysis.harmony.tuning import (BINS as TUNING_BINS, deviation_histogram, notes_between, pitch_classes,
@@ -62,7 +63,8 @@ MARGIN_S = 10.0
 ANALYSES = {
     "beats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps; "
              "every other beat where harmony and downbeat accent mark bars twice the tracked length, two where "
-             "the network fires on the quarters of the tracked beats and not their middle",
+             "the network fires on the quarters of the tracked beats and not their middle; none counted over a held "
+             "chord (silent beats, notes heard between them)",
     "downbeats": "madmom DOWNBEATS_BLSTM + DBN bar tracker (3/4, 4/4) at 50 fps, peaks refined at 100 fps; "
                  "bars regrouped by harmonic rhythm where the network hears no accent, and re-phased by chord "
                  "changes after an irregular bar",
@@ -241,7 +243,8 @@ class Analyzer:
             # which level is the beat: tempo and everything built on the beats come after it.
             tracked = onto_the_bass(self._tracker(activations), np.concatenate(frames.register), activations,
                                     results.duration)
-            beats = results.beats = regroup(tracked, chord_segments(chord_frames), activations, self._min_bpm)
+            regrouped = regroup(tracked, chord_segments(chord_frames), activations, self._min_bpm)
+            beats = results.beats = without_holds(regrouped, activations)
             onsets = detect_onsets(np.concatenate(frames.flux), RHYTHM_FPS)
             results.transients = match_beats(beats.times, onsets)
             results.tempo = estimate_tempo(beats.times, beats.confidence)

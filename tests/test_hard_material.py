@@ -116,3 +116,22 @@ def test_beats_with_a_hi_hat_between_them_stay_where_they_are():
     assert not bass_between_beats(register, beats / fps, fps)
     sound(beats + period // 2, 0.1, np.log2(100.0))
     assert not bass_between_beats(register, beats / fps, fps)
+
+
+@pytest.mark.parametrize("spec", [hard.HardSpec("fermata", 76.0, 4, 2, 24, 9, 19),
+                                  hard.HardSpec("fermata", 88.0, 3, 9, 0, 9, 20)], ids=lambda s: s.name)
+def test_no_beats_are_counted_over_a_held_chord(analyzer, render, spec):
+    """The fourth bar ends on a chord held for seconds while notes roll out of time: the tracker keeps counting
+    over it, and those beats, on silence or on the rolled notes, are dropped."""
+    path, truth = render(spec)
+    doc = analyzer.analyze(path)
+    times = np.array([b["time"] for b in truth["beats"]])
+    held = np.flatnonzero(np.diff(times) > 3.0)
+    assert len(held) == 2
+    beats = np.array([b["time"] for b in doc["timeline"]["beats"]])
+    for i in held:
+        assert not ((beats > times[i] + 0.2) & (beats < times[i + 1] - 0.2)).any()
+    scores = hard.score(truth, doc["timeline"]["beats"], doc["summary"]["bpm"], doc["summary"]["meter"])
+    assert scores["beat_f"] >= 0.95
+    assert scores["downbeat_f"] >= 0.9
+    assert scores["tempo_acc1"] == 1.0
