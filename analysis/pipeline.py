@@ -157,7 +157,7 @@ class Analyzer:
 
         with stage("decode", 0.0):
             info = probe(path, fd=fd)
-            if max_duration_s is not None and info.duration > max_duration_s:
+            if max_duration_s is not None and info.declared_s > max_duration_s:
                 raise InputError(f"{info.path}: {info.duration:.0f} s is longer than "
                                  f"jobs.max_duration_s = {max_duration_s:g}")
             digest = digest or content_hash(path if fd is None else fd)

@@ -1,7 +1,7 @@
 """`python -m bench.hard`: rendered material for the ways real recordings defeat beat and bar tracking.
 
 The main suite (bench/songs.py) is steady grid music on which every tracker does well. Real
-recordings failed in seven ways it does not reproduce (issue 13), each rendered here as its own kind:
+recordings failed in eight ways it does not reproduce (issue 13), each rendered here as its own kind:
 
 - ballad: slow acoustic guitar songs without drums, eighth- or sixteenth-note picking (double tempo bait);
 - rubato: solo piano with expressive timing, phrases that push and hold back (tempo octave and phase);
@@ -11,7 +11,10 @@ recordings failed in seven ways it does not reproduce (issue 13), each rendered 
 - fermata: picked guitar or piano whose every fourth bar ends on a chord held for seconds while a few notes
   roll out of time, where a listener taps nothing (and a tracker must not fill the hold with beats);
 - backbeat: eight bars of a band whose kit accents the wrong beats (snare on 1 and 3, kick on 2 and 4) under a
-  chord a bar: a short excerpt where the network's bar and the harmony's disagree.
+  chord a bar: a short excerpt where the network's bar and the harmony's disagree;
+- codec: a band stored as a raw AAC stream or a VBR MP3 without a Xing/LAME header, which state neither their
+  length (ffprobe guesses one from the first frames' bitrate, far off after a quiet start) nor their encoder's
+  delay (every beat 23-25 ms late unless the decoder drops it).
 
 Notes are placed in seconds from the beat times the truth is made of, written to MIDI on a 1 ms
 grid and rendered by FluidSynth like the main suite. Every file is analysed by one `beatwatch
@@ -68,6 +71,7 @@ class HardSpec:
     bars: int
     seed: int
     fast_picking: bool = False
+    codec: str = "flac"
 
     @property
     def name(self) -> str:
@@ -97,7 +101,11 @@ SPECS: tuple[HardSpec, ...] = (
     HardSpec("fermata", 88.0, 3, 9, 0, 16, 20),
     HardSpec("backbeat", 100.0, 4, 4, 4, 8, 21),
     HardSpec("backbeat", 116.0, 4, 9, 4, 8, 22),
+    HardSpec("codec", 108.0, 4, 5, 0, 12, 23, codec="aac"),
+    HardSpec("codec", 132.0, 4, 10, 4, 14, 24, codec="mp3"),
 )
+# The codec kind's streams, written without a header (every other song is flac, as the main suite writes it).
+HEADERLESS = {"aac": ("-c:a", "aac", "-b:a", "128k"), "mp3": ("-c:a", "libmp3lame", "-q:a", "2", "-write_xing", "0")}
 # The fermata kind holds its chord this long (seconds), and its rolled notes come this far apart.
 HOLD_S, ROLL_S = (4.5, 6.0), (1.1, 1.5)
 
@@ -118,7 +126,7 @@ def _source_digest() -> str:
 
 def audio_path(spec: HardSpec) -> Path:
     digest = hashlib.sha256(json.dumps({"src": _source_digest(), **asdict(spec)}, sort_keys=True).encode())
-    return SONGS_DIR / f"{spec.name}-{digest.hexdigest()[:10]}.flac"
+    return SONGS_DIR / f"{spec.name}-{digest.hexdigest()[:10]}.{spec.codec}"
 
 
 def bar_lengths(spec: HardSpec) -> list[int]:
@@ -270,11 +278,12 @@ def render(spec: HardSpec) -> Path:
         write_midi(notes, programs, work / "song.mid")
         synthesize(work / "song.mid", work / "raw.wav")
         _finish(work / "raw.wav", work / "song.wav", int(round(duration * SAMPLE_RATE)))
-        encode(work / "song.wav", work / "song.flac")
+        encoded = work / f"song.{spec.codec}"
+        encode(work / "song.wav", encoded, HEADERLESS.get(spec.codec))
         truth = {"name": spec.name, "bpm": float(np.median(60.0 / np.diff(times))), "meter": spec.meter,
                  "beats": [{"time": round(float(t), 6), "position": int(p)} for t, p in zip(times, positions)]}
         truth_path.write_text(json.dumps(truth))
-        os.replace(work / "song.flac", out)
+        os.replace(encoded, out)
     return out
 
 

@@ -135,14 +135,16 @@ def synthesize(midi: Path, wav: Path) -> None:
           "-O", "float", "-T", "wav", "-F", str(wav), str(SOUNDFONT), str(midi)], f"fluidsynth on {midi.name}")
 
 
-def encode(wav: Path, out: Path) -> None:
-    """Encode a WAV file into the format named by `out`'s extension (wav, flac, mp3, ogg, m4a)."""
+def encode(wav: Path, out: Path, args: Sequence[str] | None = None) -> None:
+    """Encode a WAV file into the format named by `out`'s extension (wav, flac, mp3, ogg, m4a), with that format's
+    usual encoder options or `args`."""
     fmt = out.suffix.lstrip(".")
-    if fmt not in ENCODER_ARGS:
+    if args is None and fmt not in ENCODER_ARGS:
         raise ValueError(f"{out}: unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if out.resolve() == wav.resolve():
         return
-    _run([_tool("ffmpeg"), "-v", "error", "-nostdin", "-y", "-i", str(wav), *ENCODER_ARGS[fmt], str(out)],
+    options = ENCODER_ARGS[fmt] if args is None else args
+    _run([_tool("ffmpeg"), "-v", "error", "-nostdin", "-y", "-i", str(wav), *options, str(out)],
          f"ffmpeg encoding {out.name}")
 
 

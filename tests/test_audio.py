@@ -6,8 +6,10 @@ import subprocess
 
 import numpy as np
 import pytest
+from scipy.signal import correlate
 
-from beatwatch.analysis.audio.decode import SAMPLE_RATE, content_hash, decode, probe
+from beatwatch.analysis.audio.decode import (MIN_DECODED_SHARE, SAMPLE_RATE, TRUNCATION_SLACK_S, content_hash, decode,
+                                             probe)
 from beatwatch.analysis.errors import InputError
 from tests.helpers import click_track, encode, lying_wav, write_wav
 
@@ -117,3 +119,40 @@ def test_every_container_that_declares_a_length_fails_when_cut_to_a_third(source
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
     with pytest.raises(InputError, match="truncated"):
         decode(probe(cut))
+
+
+@pytest.mark.parametrize("name,args", [
+    ("adts.aac", ("-c:a", "aac", "-b:a", "128k")),
+    ("cbr-no-header.mp3", ("-b:a", "192k", "-write_xing", "0")),
+    ("vbr-no-header.mp3", ("-q:a", "2", "-write_xing", "0")),
+])
+def test_streams_without_a_header_decode_whole_and_on_time(source, media, name, args):
+    """A raw AAC stream and an MP3 without a Xing/LAME header state neither their length (ffprobe guesses one
+    from the bitrate) nor their encoder's delay: the file is decoded whole, not refused as truncated against
+    the guess, and its clicks land where the WAV's do, not 23-25 ms late."""
+    path = encode(source, media / name, *args)
+    info = probe(path)
+    assert info.duration_guessed and info.priming > 0
+    audio = decode(info)
+    assert abs(audio.duration - 6.0) < 0.05
+    reference = decode(probe(source)).mono
+    n = min(len(reference), len(audio.mono))
+    correlation = correlate(audio.mono[:n], reference[:n], mode="full", method="fft")
+    reach = SAMPLE_RATE // 20
+    lag = int(np.argmax(correlation[n - 1 - reach:n + reach])) - reach
+    assert abs(lag) <= SAMPLE_RATE // 1000, f"{1000 * lag / SAMPLE_RATE:.1f} ms off"
+
+
+def test_a_vbr_mp3_without_a_header_that_opens_in_silence_is_not_called_truncated(media):
+    """ffprobe sizes it by its first, silent frames' low bitrate: 1 s of silence and 6 s of noise "declare"
+    about 12 s, against which the 7 s decoded would be refused as truncated."""
+    noise = np.random.default_rng(7).uniform(-0.3, 0.3, 6 * SAMPLE_RATE).astype(np.float32)
+    quiet_start = write_wav(media / "quiet-start.wav", np.concatenate([np.zeros(SAMPLE_RATE, np.float32), noise]))
+    info = probe(encode(quiet_start, media / "quiet-start.mp3", "-q:a", "2", "-write_xing", "0"))
+    assert MIN_DECODED_SHARE * info.duration - TRUNCATION_SLACK_S > 7.0
+    assert abs(decode(info).duration - 7.0) < 0.05
+
+
+def test_a_stream_with_a_gapless_header_keeps_ffmpegs_own_trim(source, media):
+    info = probe(encode(source, media / "gapless.mp3", "-b:a", "192k"))
+    assert not info.duration_guessed and info.priming == 0
