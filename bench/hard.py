@@ -1,7 +1,7 @@
 """`python -m bench.hard`: rendered material for the ways real recordings defeat beat and bar tracking.
 
 The main suite (bench/songs.py) is steady grid music on which every tracker does well. Real
-recordings failed in eight ways it does not reproduce (issue 13), each rendered here as its own kind:
+recordings failed in nine ways it does not reproduce (issue 13), each rendered here as its own kind:
 
 - ballad: slow acoustic guitar songs without drums, eighth- or sixteenth-note picking (double tempo bait);
 - rubato: solo piano with expressive timing, phrases that push and hold back (tempo octave and phase);
@@ -12,6 +12,8 @@ recordings failed in eight ways it does not reproduce (issue 13), each rendered 
   roll out of time, where a listener taps nothing (and a tracker must not fill the hold with beats);
 - backbeat: eight bars of a band whose kit accents the wrong beats (snare on 1 and 3, kick on 2 and 4) under a
   chord a bar: a short excerpt where the network's bar and the harmony's disagree;
+- pickup: a band whose song opens with two beats of its last chord and the kit (a pickup) before bar 1,
+  the kit hitting beats 1 and 3 alike, so the first chord heard is not on a downbeat;
 - codec: a band stored as a raw AAC stream or a VBR MP3 without a Xing/LAME header, which state neither their
   length (ffprobe guesses one from the first frames' bitrate, far off after a quiet start) nor their encoder's
   delay (every beat 23-25 ms late unless the decoder drops it).
@@ -101,11 +103,15 @@ SPECS: tuple[HardSpec, ...] = (
     HardSpec("fermata", 88.0, 3, 9, 0, 16, 20),
     HardSpec("backbeat", 100.0, 4, 4, 4, 8, 21),
     HardSpec("backbeat", 116.0, 4, 9, 4, 8, 22),
+    HardSpec("pickup", 96.0, 4, 7, 0, 12, 25),
+    HardSpec("pickup", 118.0, 4, 2, 4, 14, 26),
     HardSpec("codec", 108.0, 4, 5, 0, 12, 23, codec="aac"),
     HardSpec("codec", 132.0, 4, 10, 4, 14, 24, codec="mp3"),
 )
 # The codec kind's streams, written without a header (every other song is flac, as the main suite writes it).
 HEADERLESS = {"aac": ("-c:a", "aac", "-b:a", "128k"), "mp3": ("-c:a", "libmp3lame", "-q:a", "2", "-write_xing", "0")}
+# The pickup kind's song opens with this many beats before its first bar.
+PICKUP_BEATS = 2
 # The fermata kind holds its chord this long (seconds), and its rolled notes come this far apart.
 HOLD_S, ROLL_S = (4.5, 6.0), (1.1, 1.5)
 
@@ -140,7 +146,8 @@ def bar_lengths(spec: HardSpec) -> list[int]:
 
 def beat_grid(spec: HardSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Beat times and positions in the bar; rubato bends each phrase: pushed in the middle, held back at its end."""
-    positions = np.concatenate([np.arange(1, n + 1) for n in bar_lengths(spec)])
+    pickup = np.arange(spec.meter - PICKUP_BEATS + 1, spec.meter + 1) if spec.kind == "pickup" else []
+    positions = np.concatenate([pickup, *(np.arange(1, n + 1) for n in bar_lengths(spec))]).astype(int)
     period = np.full(len(positions), 60.0 / spec.bpm)
     if spec.kind == "rubato":
         phrase = 4 * spec.meter
@@ -172,7 +179,9 @@ def compose(spec: HardSpec) -> tuple[list[Note], dict[int, int], np.ndarray, np.
     notes: list[Note] = []
     solo = spec.kind in ("ballad", "rubato", "fermata")
     programs = {0: spec.program, 1: spec.program if solo else 32, 2: spec.program if spec.kind == "rubato" else 73}
-    for bar, first in enumerate(bar_starts):
+    # Bar 0 is a pickup where the song opens before its first downbeat: the progression's last chord leads in.
+    starts = np.concatenate([[0], bar_starts]) if bar_starts[0] > 0 else bar_starts
+    for bar, first in enumerate(starts, start=-1 if bar_starts[0] > 0 else 0):
         last = bar_starts[bar + 1] if bar + 1 < len(bar_starts) else len(times)
         chord = _triad(progression[bar % 4], spec.tonic)
         bass = chord[0] - 12
@@ -182,7 +191,7 @@ def compose(spec: HardSpec) -> tuple[list[Note], dict[int, int], np.ndarray, np.
         if spec.kind in ("rubato", "ballad", "waltz", "fermata"):
             top = chord[2] + 12
             notes.append(Note(times[first], ends[last - 1] - times[first], top + int(rng.choice((0, 2, 5))), 70, 2))
-    if spec.kind in ("irregular", "backbeat"):
+    if spec.kind in ("irregular", "backbeat", "pickup"):
         for beat, (t, pos) in enumerate(zip(times, positions)):
             notes.append(_drum_hit(spec, t, pos))
             notes.append(Note(t, 0.05, 42, 60, 9))
@@ -191,7 +200,7 @@ def compose(spec: HardSpec) -> tuple[list[Note], dict[int, int], np.ndarray, np.
 
 
 def _drum_hit(spec: HardSpec, t: float, pos: int) -> Note:
-    """The kick or snare of one beat: irregular's kit hits beats 1 and 3 alike (kick), backbeat's has the
+    """The kick or snare of one beat: irregular's and pickup's kit hits beats 1 and 3 alike (kick), backbeat's has the
     snare on 1 and 3 and the kick on 2 and 4."""
     if spec.kind == "backbeat":
         return Note(t, 0.2, 38 if pos in (1, 3) else 36, 110 if pos == 3 else 70 if pos == 1 else 100, 9)

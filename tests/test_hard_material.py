@@ -135,3 +135,14 @@ def test_no_beats_are_counted_over_a_held_chord(analyzer, render, spec):
     assert scores["beat_f"] >= 0.95
     assert scores["downbeat_f"] >= 0.9
     assert scores["tempo_acc1"] == 1.0
+
+
+def test_a_pickup_before_the_first_bar_is_numbered_as_the_end_of_a_bar(analyzer, render):
+    """Two beats of the last chord and the kit lead into bar 1: they are beats 3 and 4 of bar 0, and the bars
+    count from the first downbeat."""
+    path, truth = render(hard.HardSpec("pickup", 96.0, 4, 7, 0, 8, 25))
+    doc = analyzer.analyze(path)
+    first = [(b["bar"], b["position"]) for b in doc["timeline"]["beats"][:3]]
+    assert first == [(0, 3), (0, 4), (1, 1)]
+    scores = hard.score(truth, doc["timeline"]["beats"], doc["summary"]["bpm"], doc["summary"]["meter"])
+    assert scores["downbeat_f"] >= 0.95

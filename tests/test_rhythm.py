@@ -197,6 +197,17 @@ def test_a_two_beat_bar_moves_the_bar_line_for_the_bars_after_it():
     assert bar_positions(downbeat, 4).tolist() == truth.tolist()
 
 
+def test_pickup_beats_keep_their_place_before_the_first_bar_line():
+    """A song opening on beat 3: the two beats before bar 1 are 3 and 4, whatever bar length is decoded."""
+    from beatwatch.analysis.rhythm.bar_phase import bar_positions
+
+    truth = np.concatenate([[3, 4]] + [np.arange(1, 5)] * 6)
+    downbeat = np.where(truth == 1, 0.6, 0.2)
+    assert bar_positions(downbeat, 4, start=2).tolist() == truth.tolist()
+    waltz = np.concatenate([[3]] + [np.arange(1, 4)] * 6)
+    assert bar_positions(np.where(waltz == 1, 0.6, 0.2), 3, start=5).tolist() == waltz.tolist()
+
+
 @pytest.mark.parametrize("every_bar,accented,expected", [(False, True, 4), (True, True, None), (False, False, None)])
 def test_bars_twice_the_tracked_length_need_the_harmony_and_the_accent(every_bar, accented, expected):
     """Chords changing on one tracked bar line in two, heard harder there: the real bar starts on it. Chords

@@ -35,13 +35,13 @@ def bar_positions(downbeat: np.ndarray, meter: int, start: int = 0, jump: float 
     """1-based positions in the bar for beats with downbeat probabilities `downbeat`; `start` is the
     tracker's position (0-based) of the first beat, kept unless the evidence says otherwise; `jump`: the
     probability of a bar line moving at any one beat."""
-    n = len(downbeat)
+    n, start = len(downbeat), start % meter
     states = np.arange(meter)
     step = np.full((meter, meter), np.log(jump / max(meter - 1, 1)))
     step[states, (states + 1) % meter] = np.log(1 - jump)
     observe = np.where(states[None, :] == 0, np.log(downbeat)[:, None], np.log(1 - downbeat)[:, None])
     score = np.full(meter, np.log(jump / max(meter - 1, 1)))
-    score[start % meter] = 0.0
+    score[start] = 0.0
     score = score + observe[0]
     back = np.zeros((n, meter), dtype=np.int64)
     for i in range(1, n):
@@ -52,14 +52,14 @@ def bar_positions(downbeat: np.ndarray, meter: int, start: int = 0, jump: float 
     path[-1] = int(np.argmax(score))
     for i in range(n - 1, 0, -1):
         path[i - 1] = back[i, path[i]]
-    return count_from_downbeats(path == 0, start)
+    return count_from_downbeats(path == 0, int(path[0]))
 
 
 def count_from_downbeats(downbeats: np.ndarray, start: int) -> np.ndarray:
     """Positions counted from the last downbeat (an irregular bar shows its real length); before the first
-    downbeat, the tracker's count carries on."""
+    downbeat (a pickup), the count starts at `start`, the first beat's 0-based position."""
     positions = np.empty(len(downbeats), dtype=np.int64)
-    count = start
+    count = start - 1
     for i, is_down in enumerate(downbeats):
         count = 0 if is_down else count + 1
         positions[i] = count + 1

@@ -17,7 +17,9 @@ is checked twice:
    beat 3 (i-iv-V-i changes chord on beat 3 every bar, on beat 1 every other).
 2. Half a bar. When the network hears beat 1 and beat 3 of a 4/4 bar about
    alike, the bar starts where the harmony enters: the first chord of the
-   music falls on a downbeat.
+   music falls on a downbeat. Not where the chords change at most once a bar:
+   their changes are the bar lines (rule 3), and a song that opens with a
+   pickup (two beats of the last chord before bar 1) enters on beat 3.
 3. Irregular bars. A 2- or 6-beat bar in 4/4 moves the bar line by half a
    bar, which a kit hitting beats 1 and 3 alike barely tells the network: it
    carries the old phase on for bars. Where the harmony changes at most once
@@ -136,8 +138,7 @@ def _rephase(beats: Beats, chords: Sequence, activations: Activations, meter: in
     """Rule 3: bar positions decoded from the network's downbeat evidence and the chord changes together, where
     the harmony changes at most once a bar; else `beats` unchanged."""
     strength = change_strength(beats.times, chords)
-    changes = np.flatnonzero(strength > 0.5)
-    if len(changes) < MIN_CHANGES or np.mean(np.diff(changes) < meter) > FAST_HARMONY:
+    if not _changes_mark_bars(strength, meter):
         return beats
     down = downbeat_probability(activations.values, beats.times, activations.fps)
     on = CHANGE_ON_DOWNBEAT * strength + (1 - CHANGE_ON_DOWNBEAT) * (1 - strength)
@@ -146,6 +147,13 @@ def _rephase(beats: Beats, chords: Sequence, activations: Activations, meter: in
     positions = bar_positions(np.clip(fused, EVIDENCE_FLOOR, 1 - EVIDENCE_FLOOR), meter,
                               start=int(beats.positions[0]) - 1, jump=HARMONIC_JUMP)
     return replace(beats, positions=positions.astype(beats.positions.dtype))
+
+
+def _changes_mark_bars(strength: np.ndarray, meter: int) -> bool:
+    """Whether the chords change often enough to say where bars are, and at most once a bar (so each change is a
+    bar line)."""
+    changes = np.flatnonzero(strength > 0.5)
+    return len(changes) >= MIN_CHANGES and float(np.mean(np.diff(changes) < meter)) <= FAST_HARMONY
 
 
 def _accent(beats: Beats, activations: Activations) -> np.ndarray:
@@ -194,8 +202,9 @@ def _bar_length(beats: Beats, chords: Sequence, accent: np.ndarray, meter0: int,
 
 
 def _half_bar(beats: Beats, chords: Sequence, accent: np.ndarray, meter0: int, phase0: int) -> int:
-    """Rule 2: the 4/4 phase, moved by half a bar when beats 1 and 3 sound alike and the harmony enters on 3."""
-    if meter0 != 4:
+    """Rule 2: the 4/4 phase, moved by half a bar when beats 1 and 3 sound alike and the harmony enters on 3,
+    unless the chord changes mark the bar lines themselves (rule 3 then places them: a pickup enters on 3)."""
+    if meter0 != 4 or _changes_mark_bars(change_strength(beats.times, chords), meter0):
         return phase0
     index = np.arange(len(beats.times))
     other = (phase0 + 2) % 4
