@@ -103,7 +103,7 @@ SPECS: tuple[HardSpec, ...] = (
     HardSpec("fermata", 88.0, 3, 9, 0, 16, 20),
     HardSpec("backbeat", 100.0, 4, 4, 4, 8, 21),
     HardSpec("backbeat", 116.0, 4, 9, 4, 8, 22),
-    HardSpec("pickup", 96.0, 4, 7, 0, 12, 25),
+    HardSpec("pickup", 96.0, 4, 7, 0, 8, 25),
     HardSpec("pickup", 118.0, 4, 2, 4, 14, 26),
     HardSpec("codec", 108.0, 4, 5, 0, 12, 23, codec="aac"),
     HardSpec("codec", 132.0, 4, 10, 4, 14, 24, codec="mp3"),
