@@ -16,12 +16,12 @@ half of the tracked beats (and two) are silent, and in which a clear onset
 falls off those beats and not half way between two of them (the "and" of a
 pulse, where chords stabbing off the beat sound). Its beats are dropped,
 the sounding ones with the silent: they are the tracker keeping count over
-the hold, and the notes it caught on them are the ones rolled over it. The bars after a
-hold are counted afresh from the network's downbeats, starting on one: the
-tracker's count ran on through the hold.
-Quiet intros and everything before the first passage are left alone (there
-is no pulse to have stopped yet), and so is the first interval after a
-passage, where its last notes still ring. On the rendered suites no stretch
+the hold, and the notes it caught on them are the ones rolled over it. The
+bars after a hold are counted afresh from the network's downbeats, starting
+on one: the tracker's count ran on through the hold. Quiet intros and
+everything before the first passage are left alone (there is no pulse to
+have stopped yet), and so is the first interval after a passage, where its
+last notes still ring. On the rendered suites no stretch
 of a song with a steady pulse qualifies (their quiet stretches hear
 nothing off the beats: at most 0.10 of activation, a hold's notes 0.19-0.48).
 """
