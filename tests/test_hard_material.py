@@ -20,9 +20,12 @@ def render(tmp_path, monkeypatch):
     return _render
 
 
-def _scores(analyzer, path, truth) -> dict:
-    doc = analyzer.analyze(path)
+def _score(truth: dict, doc: dict) -> dict:
     return hard.score(truth, doc["timeline"]["beats"], doc["summary"]["bpm"], doc["summary"]["meter"])
+
+
+def _scores(analyzer, path, truth) -> dict:
+    return _score(truth, analyzer.analyze(path))
 
 
 @pytest.mark.parametrize("spec", [hard.HardSpec("ballad", 62.0, 4, 0, 24, 6, 1),
@@ -131,7 +134,7 @@ def test_no_beats_are_counted_over_a_held_chord(analyzer, render, spec):
     beats = np.array([b["time"] for b in doc["timeline"]["beats"]])
     for i in held:
         assert not ((beats > times[i] + 0.2) & (beats < times[i + 1] - 0.2)).any()
-    scores = hard.score(truth, doc["timeline"]["beats"], doc["summary"]["bpm"], doc["summary"]["meter"])
+    scores = _score(truth, doc)
     assert scores["beat_f"] >= 0.95
     assert scores["downbeat_f"] >= 0.9
     assert scores["tempo_acc1"] == 1.0
@@ -144,5 +147,5 @@ def test_a_pickup_before_the_first_bar_is_numbered_as_the_end_of_a_bar(analyzer,
     doc = analyzer.analyze(path)
     first = [(b["bar"], b["position"]) for b in doc["timeline"]["beats"][:3]]
     assert first == [(0, 3), (0, 4), (1, 1)]
-    scores = hard.score(truth, doc["timeline"]["beats"], doc["summary"]["bpm"], doc["summary"]["meter"])
+    scores = _score(truth, doc)
     assert scores["downbeat_f"] >= 0.95
